@@ -1,0 +1,85 @@
+// Image classification datasets, decoded once into a compact uint8 (N, H, W, C) tensor.
+#ifndef NANONAS_COMMON_DATA_DATASET_H_
+#define NANONAS_COMMON_DATA_DATASET_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/arch/architecture.h"
+
+namespace nanonas {
+
+// A labelled image set. images holds N*H*W*C bytes, NHWC, RGB order for 3 channels.
+struct Dataset {
+  InputShape shape;                  // H, W, C of every image
+  std::vector<uint8_t> images;       // (N, H, W, C)
+  std::vector<int32_t> labels;       // (N), 0 .. classes-1
+  std::vector<std::string> class_names;  // sorted; label i is class_names[i]
+
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+  int num_classes() const { return static_cast<int>(class_names.size()); }
+  int64_t image_bytes() const {
+    return static_cast<int64_t>(shape.height) * shape.width * shape.channels;
+  }
+  const uint8_t* image(int64_t i) const { return images.data() + i * image_bytes(); }
+};
+
+// A train/validation split of one dataset by index (no copies).
+struct Split {
+  std::vector<int64_t> train;
+  std::vector<int64_t> validation;
+};
+
+enum class ColorMode { kRgb, kGrayscale };
+
+struct FolderOptions {
+  InputShape size;               // resize target; channels 3 = RGB, 1 = grayscale
+  int64_t max_image_pixels = 64LL * 1024 * 1024;  // larger images are rejected (decompression bombs)
+  int64_t max_images = 2'000'000;
+};
+
+// Loads root/<class>/*.{jpg,jpeg,png,bmp} (case-insensitive extensions), classes sorted by name
+// like Keras' image_dataset_from_directory. Images are decoded with OpenCV, converted to RGB (or
+// grayscale when size.channels == 1; colour files in a grayscale set are converted, grayscale
+// files in an RGB set are replicated to 3 channels) and resized bilinearly to size.
+// Errors (INVALID_ARGUMENT / NOT_FOUND) name the file or folder: missing root, no class folders,
+// fewer than 2 classes, an empty class folder, an unreadable or corrupt image, a huge image.
+absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOptions& options);
+
+// Loads Fashion-MNIST / MNIST IDX files (optionally .gz): images (N, 28, 28, 1) with labels.
+// class_names are "0".."9" unless names are given.
+absl::StatusOr<Dataset> LoadIdx(const std::string& images_path, const std::string& labels_path,
+                                const std::vector<std::string>& class_names = {});
+
+// Fashion-MNIST from the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist):
+// train = true for the 60,000 training images, false for the 10,000 test images. Class names are
+// Fashion-MNIST's ("T-shirt/top", "Trouser", ...).
+absl::StatusOr<Dataset> LoadFashionMnist(bool train,
+                                         const std::string& dir = "/usr/share/datasets/fashion-mnist");
+
+// Resizes (bilinear) and converts every image to `size` (a new dataset).
+absl::StatusOr<Dataset> ResizeDataset(const Dataset& in, const InputShape& size);
+
+// Deterministic stratification-free split like Keras: indices shuffled with `seed`, the last
+// `validation_fraction` of them (rounded down, at least 1 if fraction > 0) are validation.
+// INVALID_ARGUMENT if the fraction is outside [0, 1) or either side would be empty.
+absl::StatusOr<Split> SplitTrainValidation(const Dataset& data, double validation_fraction,
+                                           uint64_t seed);
+
+// Content hash (hex SHA-256-like 64 chars) of shape, labels, class names and pixels: names a
+// dataset at a given input size. Identical content gives the identical hash.
+std::string ContentHash(const Dataset& data);
+
+// Compact binary serialisation (header + class names + labels + pixels) for shipping a decoded
+// dataset to workers and caching it on disk. Deserialize validates everything it reads.
+std::string SerializeDataset(const Dataset& data);
+absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes);
+
+// A subset (copy) of the given indices, e.g. the first N of Fashion-MNIST for a quick demo.
+Dataset Subset(const Dataset& data, const std::vector<int64_t>& indices);
+
+}  // namespace nanonas
+
+#endif  // NANONAS_COMMON_DATA_DATASET_H_

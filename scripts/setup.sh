@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs every build and runtime dependency of nanonas from Debian bookworm packages.
+# Idempotent and non-interactive: packages already present are left alone, so a second run
+# costs one dpkg query. Run as root (or with sudo available).
+#
+#   scripts/setup.sh            build + runtime + test dependencies
+#   scripts/setup.sh --bench    also the benchmark peer (python3-torch) and the Fashion-MNIST data
+set -euo pipefail
+
+want_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) want_bench=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown flag '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+pkgs=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # gRPC / protobuf / abseil
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
+  # numerics and images (Debian's dnnl CMake config asks for the OpenCL headers)
+  libdnnl-dev ocl-icd-opencl-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  # metrics, state, model files
+  prometheus-cpp-dev libsqlite3-dev sqlite3 libflatbuffers-dev flatbuffers-compiler
+  zlib1g-dev nlohmann-json3-dev
+  # tests: GoogleTest, promtool, the Python example client, Fashion-MNIST for the local demo
+  libgtest-dev libgmock-dev prometheus python3 python3-grpcio python3-protobuf
+  dataset-fashion-mnist
+)
+if [ "$want_bench" = 1 ]; then
+  pkgs+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+echo "setup.sh: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
