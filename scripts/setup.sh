@@ -25,7 +25,7 @@ pkgs=(
   libdnnl-dev ocl-icd-opencl-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   # metrics, state, model files
   prometheus-cpp-dev libsqlite3-dev sqlite3 libflatbuffers-dev flatbuffers-compiler
-  zlib1g-dev nlohmann-json3-dev
+  zlib1g-dev nlohmann-json3-dev libarchive-dev
   # tests: GoogleTest, promtool, the Python example client, Fashion-MNIST for the local demo
   libgtest-dev libgmock-dev prometheus python3 python3-grpcio python3-protobuf
   dataset-fashion-mnist
