@@ -3,33 +3,45 @@
 # Idempotent and non-interactive: packages already present are left alone, so a second run
 # costs one dpkg query. Run as root (or with sudo available).
 #
-#   scripts/setup.sh            build + runtime + test dependencies
-#   scripts/setup.sh --bench    also the benchmark peer (python3-torch) and the Fashion-MNIST data
+#   scripts/setup.sh                  build + test dependencies (the default profile, "all")
+#   scripts/setup.sh --profile build  only what compiling the binaries needs (image builder)
+#   scripts/setup.sh --bench          also the benchmark peer (python3-torch)
 set -euo pipefail
 
+profile=all
 want_bench=0
-for arg in "$@"; do
-  case "$arg" in
-    --bench) want_bench=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown flag '$arg' (try --help)" >&2; exit 2 ;;
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bench) want_bench=1; shift ;;
+    --profile) profile=${2:-}; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown flag '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 
-pkgs=(
+# What building the binaries needs (also the builder stage of deploy/Dockerfile).
+build_pkgs=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
   # gRPC / protobuf / abseil
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   # numerics and images (Debian's dnnl CMake config asks for the OpenCL headers)
   libdnnl-dev ocl-icd-opencl-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  # metrics, state, model files
+  # metrics, state, model files, archives
   prometheus-cpp-dev libsqlite3-dev sqlite3 libflatbuffers-dev flatbuffers-compiler
   zlib1g-dev nlohmann-json3-dev libarchive-dev
-  # tests: GoogleTest, promtool, the Python example client, Fashion-MNIST for the local demo
+)
+# What the tests and the local demo need on top.
+test_pkgs=(
+  # GoogleTest, promtool, the Python example client, Fashion-MNIST for the local demo
   libgtest-dev libgmock-dev prometheus python3 python3-grpcio python3-protobuf
   dataset-fashion-mnist
 )
+case "$profile" in
+  build) pkgs=("${build_pkgs[@]}") ;;
+  all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "setup.sh: unknown profile '$profile' (build or all)" >&2; exit 2 ;;
+esac
 if [ "$want_bench" = 1 ]; then
   pkgs+=(python3-torch python3-numpy)
 fi
