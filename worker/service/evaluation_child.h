@@ -1,0 +1,30 @@
+// The evaluation child process: `nanonas-worker --evaluate-child --dataset-file PATH
+// --memory-limit BYTES` reads one EvaluateRequest frame from stdin, trains the candidate on the
+// dataset file (a SerializeDataset blob, resized to the request's input when needed), and writes
+// progress and epoch events and finally one result to stdout (see child_protocol.h). A candidate
+// whose estimated training memory exceeds the limit ends HOST_INFEASIBLE before any training.
+#ifndef NANONAS_WORKER_SERVICE_EVALUATION_CHILD_H_
+#define NANONAS_WORKER_SERVICE_EVALUATION_CHILD_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/data/dataset.h"
+#include "nanonas/v1/nanonas.pb.h"
+
+namespace nanonas {
+
+// Runs one evaluation in this process. Events other than the result go to `emit`. Never throws;
+// every error ends as a FAILED (or HOST_INFEASIBLE) result with the reason.
+nanonas::v1::EvaluateResult EvaluateCandidate(
+    const nanonas::v1::EvaluateRequest& request, const Dataset& dataset, int64_t memory_limit,
+    const std::function<void(const nanonas::v1::EvaluateEvent&)>& emit);
+
+// main() of the child: argv after the --evaluate-child flag. Returns the exit code (0 when a
+// result was written, 2 on bad arguments, 3 when the pipe broke).
+int EvaluationChildMain(int argc, char** argv);
+
+}  // namespace nanonas
+
+#endif  // NANONAS_WORKER_SERVICE_EVALUATION_CHILD_H_

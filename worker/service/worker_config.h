@@ -1,0 +1,45 @@
+// Command-line configuration of nanonas-worker, and the host facts its defaults come from.
+#ifndef NANONAS_WORKER_SERVICE_WORKER_CONFIG_H_
+#define NANONAS_WORKER_SERVICE_WORKER_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace nanonas {
+
+struct WorkerConfig {
+  std::string coordinator;          // HOST:PORT, required
+  std::string metrics_listen;       // HOST:PORT, required
+  std::string listen = "0.0.0.0:0";
+  std::string advertise;            // HOST:PORT; default: see AdvertiseHost
+  int64_t memory_budget_bytes = 0;  // default: DefaultMemoryBudget()
+  int slots = 0;                    // default: cores
+  std::string cache_dir;            // default: $TMPDIR/nanonas-worker-cache-<uid>
+  int64_t cache_bytes = 4LL << 30;
+  bool help = false;
+};
+
+// Parses argv (after the program name). INVALID_ARGUMENT naming the flag and what is expected.
+absl::StatusOr<WorkerConfig> ParseWorkerFlags(const std::vector<std::string>& args);
+std::string WorkerUsage();
+
+// The memory limit of this process's cgroup (v2 memory.max, else v1 memory.limit_in_bytes) when
+// set, else physical RAM. `cgroup_root` is for tests.
+int64_t DefaultMemoryBudget(const std::string& cgroup_root = "/sys/fs/cgroup");
+
+// Usable cores (sched affinity).
+int AvailableCores();
+
+// The local IP address of the socket this host would use to reach `host_port` (UDP connect, no
+// packet sent): what the coordinator can dial back. UNAVAILABLE when it does not resolve.
+absl::StatusOr<std::string> LocalAddressToward(const std::string& host_port);
+
+// Splits "host:port" / "[v6]:port". INVALID_ARGUMENT otherwise.
+absl::Status SplitHostPort(const std::string& host_port, std::string* host, int* port);
+
+}  // namespace nanonas
+
+#endif  // NANONAS_WORKER_SERVICE_WORKER_CONFIG_H_

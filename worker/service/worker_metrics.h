@@ -1,0 +1,55 @@
+// Prometheus metrics of one worker process. Registers its families once on the given registry and
+// keeps handles to the children. Thread-safe (prometheus-cpp metrics are).
+//
+//   nanonas_worker_evaluations_total{outcome}            evaluations by final state
+//   nanonas_worker_slots / nanonas_worker_busy_slots     evaluation slots, in use
+//   nanonas_worker_evaluation_duration_seconds           histogram, every finished evaluation
+//   nanonas_worker_training_images_per_second            histogram, completed evaluations
+//   nanonas_worker_evaluation_peak_memory_bytes          histogram, OS-measured peak RSS
+//   nanonas_worker_dataset_cache_bytes                   bytes in the dataset cache
+//   nanonas_worker_dataset_fetches_total{result}         cache hit / miss / error
+//   nanonas_worker_memory_budget_bytes                   the worker's memory budget
+#ifndef NANONAS_WORKER_SERVICE_WORKER_METRICS_H_
+#define NANONAS_WORKER_SERVICE_WORKER_METRICS_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace nanonas {
+
+class WorkerMetrics {
+ public:
+  explicit WorkerMetrics(prometheus::Registry& registry);
+
+  // outcome: "done", "host_infeasible", "failed", "cancelled", "rejected".
+  void RecordEvaluation(const std::string& outcome, double seconds, double images_per_second,
+                        int64_t peak_memory_bytes);
+  void SetSlots(int slots);
+  void SetBusySlots(int busy);
+  void SetMemoryBudget(int64_t bytes);
+  void SetDatasetCacheBytes(int64_t bytes);
+  // result: "hit", "miss", "error".
+  void RecordDatasetFetch(const std::string& result);
+
+ private:
+  prometheus::Family<prometheus::Counter>& evaluations_;
+  std::map<std::string, prometheus::Counter*> evaluations_by_outcome_;
+  prometheus::Gauge& slots_;
+  prometheus::Gauge& busy_slots_;
+  prometheus::Gauge& memory_budget_;
+  prometheus::Histogram& duration_;
+  prometheus::Histogram& images_per_second_;
+  prometheus::Histogram& peak_memory_;
+  prometheus::Gauge& cache_bytes_;
+  std::map<std::string, prometheus::Counter*> fetches_;
+};
+
+}  // namespace nanonas
+
+#endif  // NANONAS_WORKER_SERVICE_WORKER_METRICS_H_
