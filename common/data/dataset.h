@@ -46,6 +46,14 @@ struct FolderOptions {
 // files in an RGB set are replicated to 3 channels) and resized bilinearly to size.
 // Errors (INVALID_ARGUMENT / NOT_FOUND) name the file or folder: missing root, no class folders,
 // fewer than 2 classes, an empty class folder, an unreadable or corrupt image, a huge image.
+// Details: files are ordered by name within a class; hidden files and folders (".name"), files
+// of other types, files directly in root and sub-folders of a class folder are ignored (not
+// recursed). The format is recognised from the file's signature, not its extension. Colour to
+// grayscale uses 0.299 R + 0.587 G + 0.114 B (as PIL's convert("L")); alpha is dropped, 16-bit
+// images are scaled to 8 bits and EXIF orientation is ignored (as Keras/PIL). Huge images are
+// rejected from the header's width x height before any decoding (max_image_pixels); a JPEG
+// without its end-of-image marker is rejected as truncated (libjpeg would pad it with grey).
+// Decoding holds one image at a time besides the output tensor.
 absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOptions& options);
 
 // Loads Fashion-MNIST / MNIST IDX files (optionally .gz): images (N, 28, 28, 1) with labels.
@@ -65,19 +73,26 @@ absl::StatusOr<Dataset> ResizeDataset(const Dataset& in, const InputShape& size)
 // Deterministic stratification-free split like Keras: indices shuffled with `seed`, the last
 // `validation_fraction` of them (rounded down, at least 1 if fraction > 0) are validation.
 // INVALID_ARGUMENT if the fraction is outside [0, 1) or either side would be empty.
+// Fraction 0 is allowed and gives an empty validation side (train on everything). The shuffle is
+// Fisher-Yates over std::mt19937_64(seed), identical on every platform.
 absl::StatusOr<Split> SplitTrainValidation(const Dataset& data, double validation_fraction,
                                            uint64_t seed);
 
 // Content hash (hex SHA-256-like 64 chars) of shape, labels, class names and pixels: names a
-// dataset at a given input size. Identical content gives the identical hash.
+// dataset at a given input size. Identical content gives the identical hash. It is exactly the
+// SHA-256 of SerializeDataset(data) without its 4-byte CRC trailer, so a receiver can check a blob.
 std::string ContentHash(const Dataset& data);
 
 // Compact binary serialisation (header + class names + labels + pixels) for shipping a decoded
 // dataset to workers and caching it on disk. Deserialize validates everything it reads.
+// Layout (dataset.cc has it in full): "NNDS", version, H, W, C, N, class names, labels, pixels,
+// then a CRC-32 of all that. Any truncation, extra byte or corruption gives INVALID_ARGUMENT.
+// REQUIRES for SerializeDataset: images.size() == size() * image_bytes().
 std::string SerializeDataset(const Dataset& data);
 absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes);
 
 // A subset (copy) of the given indices, e.g. the first N of Fashion-MNIST for a quick demo.
+// Indices outside [0, size()) are skipped (and logged as an error).
 Dataset Subset(const Dataset& data, const std::vector<int64_t>& indices);
 
 }  // namespace nanonas

@@ -1,0 +1,266 @@
+// Split, content hash, serialisation and subsets of a decoded dataset.
+//
+// Serialised form (all integers little-endian):
+//   body    = "NNDS" | u32 version (1) | u32 height | u32 width | u32 channels | u64 N
+//             | u32 classes | classes x (u32 length | name bytes) | N x i32 label | N*H*W*C pixels
+//   blob    = body | u32 CRC-32 (zlib) of body
+//   ContentHash = hex SHA-256 of body
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/log.h"
+#include "common/data/dataset.h"
+
+namespace nanonas {
+namespace {
+
+constexpr char kMagic[4] = {'N', 'N', 'D', 'S'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kMaxSide = 1 << 16;
+constexpr uint32_t kMaxClasses = 1 << 20;
+constexpr uint32_t kMaxNameBytes = 4096;
+
+// Writes the body to a sink: Sink(const void* data, size_t n).
+template <typename Sink>
+void WriteBody(const Dataset& d, Sink&& sink) {
+  auto u32 = [&](uint32_t v) {
+    uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+    sink(b, 4);
+  };
+  auto u64 = [&](uint64_t v) {
+    u32(static_cast<uint32_t>(v));
+    u32(static_cast<uint32_t>(v >> 32));
+  };
+  sink(kMagic, 4);
+  u32(kVersion);
+  u32(static_cast<uint32_t>(d.shape.height));
+  u32(static_cast<uint32_t>(d.shape.width));
+  u32(static_cast<uint32_t>(d.shape.channels));
+  u64(static_cast<uint64_t>(d.size()));
+  u32(static_cast<uint32_t>(d.class_names.size()));
+  for (const std::string& name : d.class_names) {
+    u32(static_cast<uint32_t>(name.size()));
+    sink(name.data(), name.size());
+  }
+  // Labels in chunks so that the sink sees few, large writes.
+  uint8_t buf[4096];
+  size_t fill = 0;
+  for (int32_t label : d.labels) {
+    const auto v = static_cast<uint32_t>(label);
+    buf[fill++] = uint8_t(v);
+    buf[fill++] = uint8_t(v >> 8);
+    buf[fill++] = uint8_t(v >> 16);
+    buf[fill++] = uint8_t(v >> 24);
+    if (fill == sizeof(buf)) {
+      sink(buf, fill);
+      fill = 0;
+    }
+  }
+  if (fill > 0) sink(buf, fill);
+  sink(d.images.data(), d.images.size());
+}
+
+class Reader {
+ public:
+  Reader(const std::string& bytes, size_t end) : p_(bytes.data()), end_(bytes.data() + end) {}
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  bool Bytes(void* out, size_t n) {
+    if (remaining() < n) return false;
+    std::memcpy(out, p_, n);
+    p_ += n;
+    return true;
+  }
+  bool U32(uint32_t* v) {
+    uint8_t b[4];
+    if (!Bytes(b, 4)) return false;
+    *v = uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    uint32_t lo, hi;
+    if (!U32(&lo) || !U32(&hi)) return false;
+    *v = uint64_t{lo} | (uint64_t{hi} << 32);
+    return true;
+  }
+  const char* position() const { return p_; }
+  void Skip(size_t n) { p_ += n; }
+
+ private:
+  const char* p_;
+  const char* end_;
+};
+
+absl::Status Corrupt(const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat("serialised dataset is invalid: ", why));
+}
+
+uint32_t Crc32(const char* data, size_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  while (n > 0) {
+    const uInt chunk = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(data), chunk);
+    data += chunk;
+    n -= chunk;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+// Uniform integer in [0, n) from a 64-bit generator, by rejection (no modulo bias). Written out
+// because std::uniform_int_distribution differs between standard libraries.
+uint64_t Below(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  uint64_t x;
+  do {
+    x = rng();
+  } while (x >= limit);
+  return x % n;
+}
+
+}  // namespace
+
+absl::StatusOr<Split> SplitTrainValidation(const Dataset& data, double validation_fraction,
+                                           uint64_t seed) {
+  if (!(validation_fraction >= 0.0 && validation_fraction < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("validation fraction ", validation_fraction,
+                                                   " is outside [0, 1)"));
+  }
+  const int64_t n = data.size();
+  int64_t n_val = static_cast<int64_t>(std::floor(static_cast<double>(n) * validation_fraction));
+  if (validation_fraction > 0 && n_val < 1) n_val = 1;
+  if (n - n_val < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot split ", n, " images with validation fraction ", validation_fraction,
+        ": the training side would be empty"));
+  }
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
+    const auto j = static_cast<int64_t>(Below(rng, static_cast<uint64_t>(i + 1)));
+    std::swap(order[i], order[j]);
+  }
+  Split split;
+  split.train.assign(order.begin(), order.end() - n_val);
+  split.validation.assign(order.end() - n_val, order.end());
+  return split;
+}
+
+std::string ContentHash(const Dataset& data) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  WriteBody(data, [&](const void* p, size_t n) { EVP_DigestUpdate(ctx.get(), p, n); });
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * len);
+  for (unsigned i = 0; i < len; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 15]);
+  }
+  return hex;
+}
+
+std::string SerializeDataset(const Dataset& data) {
+  std::string out;
+  out.reserve(64 + data.images.size() + 4 * data.labels.size());
+  WriteBody(data, [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); });
+  const uint32_t crc = Crc32(out.data(), out.size());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(crc >> (8 * i)));
+  return out;
+}
+
+absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes) {
+  if (bytes.size() < 4 + 4 + 12 + 8 + 4 + 4) return Corrupt("too short for a header");
+  if (std::memcmp(bytes.data(), kMagic, 4) != 0) return Corrupt("bad magic (not a dataset)");
+  const size_t body = bytes.size() - 4;
+  Reader r(bytes, body);
+  r.Skip(4);
+  uint32_t version, h, w, c, classes;
+  uint64_t n;
+  if (!r.U32(&version) || !r.U32(&h) || !r.U32(&w) || !r.U32(&c) || !r.U64(&n) ||
+      !r.U32(&classes)) {
+    return Corrupt("header is cut short");
+  }
+  if (version != kVersion) return Corrupt(absl::StrCat("unsupported version ", version));
+  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide || (c != 1 && c != 3)) {
+    return Corrupt(absl::StrCat("bad image size ", h, "x", w, "x", c));
+  }
+  if (classes == 0 || classes > kMaxClasses) {
+    return Corrupt(absl::StrCat("bad class count ", classes));
+  }
+  Dataset d;
+  d.shape = {static_cast<int>(h), static_cast<int>(w), static_cast<int>(c)};
+  d.class_names.reserve(classes);
+  for (uint32_t i = 0; i < classes; ++i) {
+    uint32_t len;
+    if (!r.U32(&len)) return Corrupt("class names are cut short");
+    if (len > kMaxNameBytes || len > r.remaining()) {
+      return Corrupt(absl::StrCat("class name ", i, " has a bad length ", len));
+    }
+    d.class_names.emplace_back(r.position(), len);
+    r.Skip(len);
+  }
+  const uint64_t image_bytes = uint64_t{h} * w * c;  // <= 2^34
+  // Each image needs 4 label bytes + image_bytes pixel bytes: bound n before multiplying.
+  if (n > r.remaining() / (4 + image_bytes)) {
+    return Corrupt(absl::StrCat("declares ", n, " images but holds only ", r.remaining(),
+                                " bytes after its header"));
+  }
+  if (r.remaining() != n * (4 + image_bytes)) {
+    return Corrupt(absl::StrCat("length ", bytes.size(), " does not match its header (",
+                                n, " images of ", h, "x", w, "x", c, ")"));
+  }
+  const uint32_t stored_crc = static_cast<uint32_t>(static_cast<uint8_t>(bytes[body])) |
+                              (static_cast<uint32_t>(static_cast<uint8_t>(bytes[body + 1])) << 8) |
+                              (static_cast<uint32_t>(static_cast<uint8_t>(bytes[body + 2])) << 16) |
+                              (static_cast<uint32_t>(static_cast<uint8_t>(bytes[body + 3])) << 24);
+  if (Crc32(bytes.data(), body) != stored_crc) return Corrupt("checksum mismatch (data corrupted)");
+  d.labels.resize(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t v;
+    r.U32(&v);
+    const auto label = static_cast<int32_t>(v);
+    if (label < 0 || static_cast<uint32_t>(label) >= classes) {
+      return Corrupt(absl::StrCat("label ", label, " of image ", i, " is outside the ", classes,
+                                  " classes"));
+    }
+    d.labels[i] = label;
+  }
+  d.images.resize(n * image_bytes);
+  r.Bytes(d.images.data(), d.images.size());
+  return d;
+}
+
+Dataset Subset(const Dataset& data, const std::vector<int64_t>& indices) {
+  Dataset out;
+  out.shape = data.shape;
+  out.class_names = data.class_names;
+  const int64_t bytes = data.image_bytes();
+  out.labels.reserve(indices.size());
+  out.images.reserve(indices.size() * static_cast<size_t>(bytes));
+  int64_t skipped = 0;
+  for (int64_t i : indices) {
+    if (i < 0 || i >= data.size()) {
+      ++skipped;
+      continue;
+    }
+    out.labels.push_back(data.labels[i]);
+    out.images.insert(out.images.end(), data.image(i), data.image(i) + bytes);
+  }
+  if (skipped > 0) {
+    NANONAS_LOG(ERROR) << "Subset: skipped " << skipped << " indices outside [0, " << data.size()
+                       << ")";
+  }
+  return out;
+}
+
+}  // namespace nanonas
