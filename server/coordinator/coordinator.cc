@@ -1,0 +1,965 @@
+#include "server/coordinator/coordinator.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/base/log.h"
+#include "common/base/status_macros.h"
+#include "common/base/units.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace nanonas::coordinator {
+
+namespace v1 = nanonas::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+bool IsTerminalJob(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+bool IsFinalCandidate(v1::CandidateState s) {
+  return s == v1::CANDIDATE_STATE_DONE || s == v1::CANDIDATE_STATE_INFEASIBLE ||
+         s == v1::CANDIDATE_STATE_HOST_INFEASIBLE || s == v1::CANDIDATE_STATE_FAILED ||
+         s == v1::CANDIDATE_STATE_CANCELLED;
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+std::string NewJobId() {
+  static thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                          static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())));
+  return absl::StrFormat("job-%012x", rng() & 0xffffffffffffULL);
+}
+
+std::string FormatFigure(const std::string& resource, int64_t v) {
+  if (resource == "macc") return FormatCount(v);
+  return FormatBytes(v);
+}
+
+std::string DescribeViolations(const google::protobuf::RepeatedPtrField<v1::Violation>& vs) {
+  std::string out;
+  for (const auto& v : vs) {
+    if (!out.empty()) out += "; ";
+    absl::StrAppend(&out, v.resource(), " ", FormatFigure(v.resource(), v.value()),
+                    " exceeds the limit ", FormatFigure(v.resource(), v.limit()), " by ",
+                    FormatFigure(v.resource(), v.excess()));
+  }
+  return out;
+}
+
+v1::CandidateState StateOf(Outcome o) {
+  switch (o) {
+    case Outcome::kDone:
+      return v1::CANDIDATE_STATE_DONE;
+    case Outcome::kInfeasible:
+      return v1::CANDIDATE_STATE_INFEASIBLE;
+    case Outcome::kHostInfeasible:
+      return v1::CANDIDATE_STATE_HOST_INFEASIBLE;
+    case Outcome::kFailed:
+      return v1::CANDIDATE_STATE_FAILED;
+    case Outcome::kCancelled:
+      return v1::CANDIDATE_STATE_CANCELLED;
+  }
+  return v1::CANDIDATE_STATE_FAILED;
+}
+
+// The outcome a finished candidate reports to the search.
+EvaluationOutcome OutcomeOf(const v1::Candidate& c) {
+  switch (c.state()) {
+    case v1::CANDIDATE_STATE_DONE:
+      return EvaluationOutcome::Done(c.best_validation_accuracy());
+    case v1::CANDIDATE_STATE_HOST_INFEASIBLE:
+      return EvaluationOutcome::HostInfeasible(c.error());
+    case v1::CANDIDATE_STATE_CANCELLED:
+      return EvaluationOutcome::Cancelled(c.error());
+    default:
+      return EvaluationOutcome::Failed(c.error());
+  }
+}
+
+void ToProto(const Violation& v, v1::Violation* out) {
+  out->set_resource(v.resource);
+  out->set_value(v.value);
+  out->set_limit(v.limit);
+  out->set_excess(v.excess);
+}
+
+Violation FromProto(const v1::Violation& v) {
+  Violation out;
+  out.resource = v.resource();
+  out.value = v.value();
+  out.limit = v.limit();
+  out.excess = v.excess();
+  return out;
+}
+
+// A recorded candidate as the search's path entry (for Restore).
+PathEntry EntryOf(const v1::Candidate& c) {
+  PathEntry e;
+  e.sequence = c.sequence();
+  e.k = c.k();
+  e.c = c.c();
+  e.figures.macc = c.macc();
+  e.figures.flash_bytes = c.flash_bytes();
+  e.figures.ram_bytes = c.ram_bytes();
+  if (c.state() == v1::CANDIDATE_STATE_INFEASIBLE) {
+    e.outcome = Outcome::kInfeasible;
+  } else {
+    EvaluationOutcome o = OutcomeOf(c);
+    e.outcome = o.outcome;
+    e.accuracy = o.accuracy;
+  }
+  e.reason = c.error();
+  for (const auto& v : c.violations()) e.violations.push_back(FromProto(v));
+  return e;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::JobSpec> NormalizeSpec(const v1::JobSpec& in) {
+  v1::JobSpec spec = in;
+  if (spec.dataset_id().empty()) {
+    return absl::InvalidArgumentError(
+        "spec.dataset_id is empty: upload a dataset (UploadDataset) or register a server path "
+        "(RegisterDatasetPath) and pass its id");
+  }
+  const auto& in_shape = spec.input();
+  if (in_shape.height() <= 0 || in_shape.width() <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.input ", in_shape.height(), "x", in_shape.width(),
+        " is empty: give a positive height and width, e.g. 50x50x3"));
+  }
+  if (in_shape.height() > 4096 || in_shape.width() > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.input ", in_shape.height(), "x",
+                                                   in_shape.width(),
+                                                   " is too large (at most 4096x4096)"));
+  }
+  int channels = in_shape.channels();
+  if (channels == 0) {
+    channels = spec.color_mode() == v1::COLOR_MODE_GRAYSCALE ? 1 : 3;
+    spec.mutable_input()->set_channels(channels);
+  }
+  if (channels != 1 && channels != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.input.channels is ", channels, ": use 1 (grayscale) or 3 (RGB)"));
+  }
+  if (spec.color_mode() == v1::COLOR_MODE_UNSPECIFIED) {
+    spec.set_color_mode(channels == 1 ? v1::COLOR_MODE_GRAYSCALE : v1::COLOR_MODE_RGB);
+  } else if ((spec.color_mode() == v1::COLOR_MODE_GRAYSCALE) != (channels == 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.color_mode ", v1::ColorMode_Name(spec.color_mode()), " contradicts ", channels,
+        " input channels"));
+  }
+  if (spec.validation_split() == 0) spec.set_validation_split(0.3);
+  if (!(spec.validation_split() > 0 && spec.validation_split() < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.validation_split is ", spec.validation_split(),
+        ": give a fraction strictly between 0 and 1 (default 0.3)"));
+  }
+  const auto& lim = spec.constraints();
+  const std::pair<const char*, int64_t> limits[] = {{"ram_bytes", lim.ram_bytes()},
+                                                    {"flash_bytes", lim.flash_bytes()},
+                                                    {"macc", lim.macc()},
+                                                    {"host_memory_bytes", lim.host_memory_bytes()}};
+  for (const auto& [name, value] : limits) {
+    if (value < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.constraints.", name, " is ", value, ": limits must be positive (0 = no limit)"));
+    }
+  }
+  if (lim.ram_bytes() == 0 && lim.flash_bytes() == 0) {
+    return absl::InvalidArgumentError(
+        "spec.constraints: set ram_bytes and/or flash_bytes (the microcontroller's RAM and Flash); "
+        "without them every candidate fits and the search is meaningless");
+  }
+  std::string variant = spec.variant().empty() ? "2023" : spec.variant();
+  auto parsed = ParseVariant(variant);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.variant '", spec.variant(), "' is unknown: use \"2023\" (default) or \"2024\""));
+  }
+  spec.set_variant(VariantName(*parsed));
+  auto* ev = spec.mutable_evaluation();
+  if (ev->epochs() < 0 || ev->batch_size() < 0 || ev->learning_rate() < 0) {
+    return absl::InvalidArgumentError(
+        "spec.evaluation: epochs, batch_size and learning_rate must not be negative");
+  }
+  if (ev->epochs() == 0) ev->set_epochs(3);
+  if (ev->batch_size() == 0) ev->set_batch_size(16);
+  if (ev->learning_rate() == 0) ev->set_learning_rate(1e-3f);
+  if (ev->seed() == 0) ev->set_seed(1);
+  if (ev->epochs() > 1000) {
+    return absl::InvalidArgumentError("spec.evaluation.epochs is above 1000");
+  }
+  return spec;
+}
+
+std::vector<v1::Violation> FindViolations(const v1::Constraints& limits,
+                                          const McuFigures& figures) {
+  std::vector<v1::Violation> out;
+  auto check = [&](const char* name, int64_t value, int64_t limit) {
+    if (limit > 0 && value > limit) {
+      v1::Violation v;
+      v.set_resource(name);
+      v.set_value(value);
+      v.set_limit(limit);
+      v.set_excess(value - limit);
+      out.push_back(v);
+    }
+  };
+  check("ram_bytes", figures.ram_bytes, limits.ram_bytes());
+  check("flash_bytes", figures.flash_bytes, limits.flash_bytes());
+  check("macc", figures.macc, limits.macc());
+  return out;
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, CoordinatorDeps deps)
+    : options_(std::move(options)), deps_(std::move(deps)) {}
+
+Coordinator::~Coordinator() {
+  absl::MutexLock lock(&mu_);
+  shutting_down_ = true;
+  for (auto& [id, handle] : handles_) handle->Cancel();
+  // Connector callbacks reference this object: wait (bounded) until they have all run.
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](std::map<std::string, std::unique_ptr<RunningEvaluation>>* h) {
+                             return h->empty();
+                           },
+                           &handles_),
+                       absl::Seconds(10));
+}
+
+absl::Time Coordinator::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+
+Coordinator::JobRuntime* Coordinator::FindJob(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<Architecture> Coordinator::ArchitectureOf(const v1::Job& job, int k, int c) const {
+  CandidateSpec cs;
+  cs.k = k;
+  cs.c = c;
+  cs.input.height = job.spec().input().height();
+  cs.input.width = job.spec().input().width();
+  cs.input.channels = job.spec().input().channels();
+  cs.classes = job.num_classes();
+  NANONAS_ASSIGN_OR_RETURN(cs.variant, ParseVariant(job.spec().variant()));
+  return BuildArchitecture(cs);
+}
+
+absl::Status Coordinator::TransitionJob(JobRuntime& rt, v1::JobState to,
+                                        const std::string& error) {
+  const v1::JobState from = rt.job.state();
+  const bool legal = (from == v1::JOB_STATE_QUEUED &&
+                      (to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED ||
+                       to == v1::JOB_STATE_FAILED)) ||
+                     (from == v1::JOB_STATE_RUNNING && IsTerminalJob(to));
+  if (!legal) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", rt.job.id(), " cannot go from ",
+                                                      v1::JobState_Name(from), " to ",
+                                                      v1::JobState_Name(to)));
+  }
+  rt.job.set_state(to);
+  if (!error.empty()) rt.job.set_error(error);
+  if (to == v1::JOB_STATE_RUNNING) *rt.job.mutable_started() = ToProto(Now());
+  if (IsTerminalJob(to)) *rt.job.mutable_finished() = ToProto(Now());
+  NANONAS_LOG(INFO) << "job " << rt.job.id() << " " << v1::JobState_Name(from) << " -> "
+                    << v1::JobState_Name(to) << (error.empty() ? "" : ": ") << error;
+  v1::JobEvent ev;
+  ev.set_job_state(to);
+  Persist(rt, &ev);
+  return absl::OkStatus();
+}
+
+void Coordinator::Persist(JobRuntime& rt, v1::JobEvent* event) {
+  absl::Status st = deps_.store->PutJob(rt.job);
+  if (!st.ok()) NANONAS_LOG(ERROR) << "store: cannot save job " << rt.job.id() << ": " << st;
+  if (event != nullptr) {
+    event->set_sequence(++rt.last_sequence);
+    *event->mutable_time() = ToProto(Now());
+    if (event->has_job_state()) *event->mutable_job() = rt.job;
+    st = deps_.store->AppendEvent(rt.job.id(), *event);
+    if (!st.ok()) NANONAS_LOG(ERROR) << "store: cannot save event of " << rt.job.id() << ": " << st;
+    rt.events.push_back(*event);
+  }
+  changed_.SignalAll();
+}
+
+void Coordinator::EmitCandidate(JobRuntime& rt, int index) {
+  v1::JobEvent ev;
+  *ev.mutable_candidate() = rt.job.candidates(index);
+  Persist(rt, &ev);
+}
+
+NanoNasSearch::Options Coordinator::SearchOptions(const v1::Job& job) const {
+  NanoNasSearch::Options o;
+  o.input.height = job.spec().input().height();
+  o.input.width = job.spec().input().width();
+  o.input.channels = job.spec().input().channels();
+  o.classes = job.num_classes();
+  auto variant = ParseVariant(job.spec().variant());
+  o.variant = variant.ok() ? *variant : Variant::k2023;
+  return o;
+}
+
+FeasibilityFunction Coordinator::MakeFeasibility(const v1::Job& job) const {
+  const v1::Constraints limits = job.spec().constraints();
+  const v1::EvaluationSettings settings = job.spec().evaluation();
+  const auto& in = job.spec().input();
+  const int64_t pixel_bytes = job.num_images() * int64_t{in.height()} * in.width() * in.channels();
+  ResourceModel resources = deps_.resource_model;
+  HostMemoryModel host = deps_.host_memory_model;
+  return [=](const CandidateSpec& spec) -> absl::StatusOr<FeasibilityVerdict> {
+    NANONAS_ASSIGN_OR_RETURN(Architecture arch, BuildArchitecture(spec));
+    NANONAS_ASSIGN_OR_RETURN(McuFigures f, resources(arch));
+    CandidateFigures figures;
+    figures.macc = f.macc;
+    figures.flash_bytes = f.flash_bytes;
+    figures.ram_bytes = f.ram_bytes;
+    std::vector<Violation> violations;
+    for (const auto& v : FindViolations(limits, f)) violations.push_back(FromProto(v));
+    if (!violations.empty()) return FeasibilityVerdict::Infeasible(violations, figures);
+    if (limits.host_memory_bytes() > 0 && host) {
+      const int64_t need = host(arch, pixel_bytes, settings);
+      if (need > limits.host_memory_bytes()) {
+        Violation v;
+        v.resource = "host_memory_bytes";
+        v.value = need;
+        v.limit = limits.host_memory_bytes();
+        v.excess = need - v.limit;
+        return FeasibilityVerdict::HostInfeasible({v}, figures);
+      }
+    }
+    return FeasibilityVerdict::Fits(figures);
+  };
+}
+
+absl::StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& raw) {
+  NANONAS_ASSIGN_OR_RETURN(v1::JobSpec spec, NormalizeSpec(raw));
+  InputShape input;
+  input.height = spec.input().height();
+  input.width = spec.input().width();
+  input.channels = spec.input().channels();
+  // Decoding may take a while: outside the lock.
+  NANONAS_ASSIGN_OR_RETURN(DecodedDataset decoded, deps_.decode(spec.dataset_id(), input));
+  if (decoded.class_names.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset ", spec.dataset_id(), " has ", decoded.class_names.size(),
+        " class; a classifier needs at least 2 class folders"));
+  }
+  v1::Job job;
+  job.set_id(NewJobId());
+  *job.mutable_spec() = spec;
+  job.set_state(v1::JOB_STATE_QUEUED);
+  *job.mutable_created() = ToProto(Now());
+  job.set_num_classes(static_cast<int>(decoded.class_names.size()));
+  for (const auto& c : decoded.class_names) job.add_class_names(c);
+  job.set_evaluation_dataset_id(decoded.id);
+  job.set_num_images(decoded.num_images);
+  // The whole space must hold at least one candidate for this input.
+  NANONAS_RETURN_IF_ERROR(ArchitectureOf(job, 1, 0).status());
+  NANONAS_ASSIGN_OR_RETURN(NanoNasSearch search,
+                           NanoNasSearch::Create(SearchOptions(job), MakeFeasibility(job)));
+
+  absl::MutexLock lock(&mu_);
+  // The QUEUED record must be durable before the job is acknowledged.
+  NANONAS_RETURN_IF_ERROR(deps_.store->PutJob(job));
+  JobRuntime& rt = jobs_[job.id()];
+  rt.job = job;
+  rt.search = std::make_unique<NanoNasSearch>(std::move(search));
+  job_order_.push_back(job.id());
+  v1::JobEvent ev;
+  ev.set_job_state(v1::JOB_STATE_QUEUED);
+  Persist(rt, &ev);
+  NANONAS_LOG(INFO) << "job " << job.id() << " submitted: dataset " << spec.dataset_id() << " ("
+                    << decoded.num_images << " images, " << job.num_classes() << " classes) at "
+                    << input.height << "x" << input.width << "x" << input.channels;
+  (void)TransitionJob(rt, v1::JOB_STATE_RUNNING, "");
+  StepJob(rt);
+  Dispatch();
+  UpdateMetrics();
+  return rt.job;
+}
+
+void Coordinator::StepJob(JobRuntime& rt) {
+  if (rt.job.state() != v1::JOB_STATE_RUNNING) return;
+  // Candidates the search recorded by itself (infeasible, host-infeasible, failed checks).
+  const auto& path = rt.search->Path();
+  for (size_t i = rt.job.candidates_size(); i < path.size(); ++i) {
+    const PathEntry& e = path[i];
+    v1::Candidate* cand = rt.job.add_candidates();
+    cand->set_k(e.k);
+    cand->set_c(e.c);
+    cand->set_sequence(static_cast<int>(i));
+    cand->set_state(StateOf(e.outcome));
+    cand->set_macc(e.figures.macc);
+    cand->set_flash_bytes(e.figures.flash_bytes);
+    cand->set_ram_bytes(e.figures.ram_bytes);
+    for (const auto& v : e.violations) ToProto(v, cand->add_violations());
+    if (e.outcome == Outcome::kInfeasible && !e.violations.empty()) {
+      cand->set_error(DescribeViolations(cand->violations()));
+    } else {
+      cand->set_error(e.reason);
+    }
+    if (deps_.metrics) deps_.metrics->CountCandidate(cand->state());
+    NANONAS_LOG(INFO) << "job " << rt.job.id() << " candidate (" << e.k << "," << e.c << ") "
+                      << v1::CandidateState_Name(cand->state()) << " without training: "
+                      << cand->error();
+    EmitCandidate(rt, static_cast<int>(i));
+  }
+  if (rt.search->Done()) {
+    FinishSearch(rt);
+    return;
+  }
+  auto next = rt.search->Next();
+  if (!next.has_value()) {
+    FinishSearch(rt);
+    return;
+  }
+  if (rt.job.candidates_size() > static_cast<int>(path.size())) {
+    // The candidate on the way is already on the job's path (queued or running).
+    const v1::Candidate& last = rt.job.candidates(rt.job.candidates_size() - 1);
+    if (last.k() != next->spec.k || last.c() != next->spec.c) {
+      (void)TransitionJob(rt, v1::JOB_STATE_FAILED,
+                          absl::StrCat("internal: queued candidate (", last.k(), ",", last.c(),
+                                       ") is not the search's (", next->spec.k, ",",
+                                       next->spec.c, ")"));
+    }
+    return;
+  }
+  v1::Candidate* cand = rt.job.add_candidates();
+  cand->set_k(next->spec.k);
+  cand->set_c(next->spec.c);
+  cand->set_sequence(next->sequence);
+  cand->set_state(v1::CANDIDATE_STATE_PENDING);
+  cand->set_macc(next->figures.macc);
+  cand->set_flash_bytes(next->figures.flash_bytes);
+  cand->set_ram_bytes(next->figures.ram_bytes);
+  EmitCandidate(rt, rt.job.candidates_size() - 1);
+}
+
+void Coordinator::FinishCandidate(JobRuntime& rt, int index) {
+  const v1::Candidate& cand = rt.job.candidates(index);
+  if (deps_.metrics) deps_.metrics->CountCandidate(cand.state());
+  EmitCandidate(rt, index);
+  NANONAS_LOG(INFO) << "job " << rt.job.id() << " candidate (" << cand.k() << "," << cand.c()
+                    << ") " << v1::CandidateState_Name(cand.state())
+                    << (cand.state() == v1::CANDIDATE_STATE_DONE
+                            ? absl::StrFormat(" accuracy %.4f", cand.best_validation_accuracy())
+                            : std::string(" ") + cand.error());
+  if (cand.state() == v1::CANDIDATE_STATE_CANCELLED) return;
+  absl::Status st = rt.search->Report(cand.k(), cand.c(), OutcomeOf(cand));
+  if (!st.ok()) {
+    (void)TransitionJob(rt, v1::JOB_STATE_FAILED, absl::StrCat("search: ", st.message()));
+  }
+}
+
+void Coordinator::FinishSearch(JobRuntime& rt) {
+  const SearchOutcome outcome = rt.search->Result();
+  v1::SearchResult result;
+  result.set_found(outcome.found);
+  result.set_k(outcome.k);
+  result.set_c(outcome.c);
+  result.set_validation_accuracy(outcome.accuracy);
+  result.set_stop_reason(outcome.stop_reason);
+  result.set_macc(outcome.figures.macc);
+  result.set_flash_bytes(outcome.figures.flash_bytes);
+  result.set_ram_bytes(outcome.figures.ram_bytes);
+  for (const auto& cand : rt.job.candidates()) {
+    if (outcome.found && cand.sequence() == outcome.sequence) {
+      result.set_validation_accuracy(cand.best_validation_accuracy());
+    }
+  }
+  *rt.job.mutable_result() = result;
+  if (result.found()) {
+    (void)TransitionJob(rt, v1::JOB_STATE_SUCCEEDED, "");
+  } else {
+    (void)TransitionJob(
+        rt, v1::JOB_STATE_FAILED,
+        absl::StrCat("no candidate fits the limits (", result.stop_reason(),
+                     "); relax the limits (RAM, Flash, MACC, host memory) or use a smaller input"));
+  }
+}
+
+void Coordinator::Dispatch() {
+  if (shutting_down_) return;
+  for (const std::string& job_id : job_order_) {
+    JobRuntime& rt = jobs_[job_id];
+    if (rt.job.state() != v1::JOB_STATE_RUNNING || rt.job.candidates_size() == 0) continue;
+    const int index = rt.job.candidates_size() - 1;
+    v1::Candidate* cand = rt.job.mutable_candidates(index);
+    if (cand->state() != v1::CANDIDATE_STATE_PENDING) continue;
+    // The worker with the most free slots.
+    WorkerEntry* best = nullptr;
+    int best_free = 0;
+    for (auto& [id, w] : workers_) {
+      const int free = std::max(1, w.desc.slots()) - w.running;
+      if (free > best_free) {
+        best = &w;
+        best_free = free;
+      }
+    }
+    if (best == nullptr) return;  // no free slot anywhere
+    const std::string eval_id = absl::StrCat(job_id, "-", index, "-", ++eval_counter_);
+    v1::EvaluateRequest req;
+    req.set_job_id(job_id);
+    req.set_evaluation_id(eval_id);
+    req.set_dataset_id(rt.job.evaluation_dataset_id());
+    *req.mutable_input() = rt.job.spec().input();
+    req.set_k(cand->k());
+    req.set_c(cand->c());
+    req.set_variant(rt.job.spec().variant());
+    req.set_validation_split(rt.job.spec().validation_split());
+    *req.mutable_settings() = rt.job.spec().evaluation();
+    req.set_host_memory_bytes(rt.job.spec().constraints().host_memory_bytes());
+    req.set_test_dataset_id(rt.job.spec().test_dataset_id());
+
+    EvaluationCallbacks cb;
+    cb.on_event = [this, eval_id](const v1::EvaluateEvent& e) { OnEvaluationEvent(eval_id, e); };
+    cb.on_done = [this, eval_id](absl::StatusOr<v1::EvaluateResult> r) {
+      OnEvaluationDone(eval_id, std::move(r));
+    };
+    auto handle = deps_.connector->Start(best->desc, req, std::move(cb));
+    handles_[eval_id] = std::move(handle);
+    evals_[eval_id] = EvalEntry{job_id, index, best->desc.id(), Now()};
+    best->running++;
+    cand->set_state(v1::CANDIDATE_STATE_RUNNING);
+    cand->set_worker(best->desc.id());
+    cand->set_attempts(cand->attempts() + 1);
+    cand->clear_epochs();
+    if (deps_.metrics) deps_.metrics->CountDispatch();
+    NANONAS_LOG(INFO) << "job " << job_id << " candidate (" << cand->k() << "," << cand->c()
+                      << ") -> worker " << best->desc.id() << " (attempt " << cand->attempts()
+                      << ")";
+    EmitCandidate(rt, index);
+  }
+}
+
+void Coordinator::OnEvaluationEvent(const std::string& eval_id, const v1::EvaluateEvent& event) {
+  absl::MutexLock lock(&mu_);
+  auto it = evals_.find(eval_id);
+  if (it == evals_.end()) return;
+  JobRuntime* rt = FindJob(it->second.job_id);
+  if (rt == nullptr) return;
+  if (event.has_progress()) {
+    v1::JobEvent ev;
+    ev.set_sequence(rt->last_sequence);
+    *ev.mutable_time() = ToProto(Now());
+    *ev.mutable_progress() = event.progress();
+    rt->progress.emplace_back(++progress_counter_, std::move(ev));
+    while (rt->progress.size() > options_.progress_buffer) rt->progress.pop_front();
+    changed_.SignalAll();
+  } else if (event.has_epoch()) {
+    *rt->job.mutable_candidates(it->second.index)->add_epochs() = event.epoch();
+    // Also a live event so watchers see epoch ends promptly.
+    const v1::Candidate& c = rt->job.candidates(it->second.index);
+    v1::JobEvent ev;
+    ev.set_sequence(rt->last_sequence);
+    *ev.mutable_time() = ToProto(Now());
+    auto* p = ev.mutable_progress();
+    p->set_k(c.k());
+    p->set_c(c.c());
+    p->set_epoch(event.epoch().epoch());
+    p->set_epochs(rt->job.spec().evaluation().epochs());
+    p->set_running_loss(event.epoch().train_loss());
+    p->set_running_accuracy(event.epoch().train_accuracy());
+    rt->progress.emplace_back(++progress_counter_, std::move(ev));
+    while (rt->progress.size() > options_.progress_buffer) rt->progress.pop_front();
+    changed_.SignalAll();
+  }
+}
+
+void Coordinator::OnEvaluationDone(const std::string& eval_id,
+                                   absl::StatusOr<v1::EvaluateResult> result) {
+  absl::MutexLock lock(&mu_);
+  handles_.erase(eval_id);
+  auto it = evals_.find(eval_id);
+  if (it == evals_.end() || shutting_down_) return;  // cancelled or already re-dispatched
+  const EvalEntry entry = it->second;
+  JobRuntime* rt = FindJob(entry.job_id);
+  if (rt == nullptr || rt->job.state() != v1::JOB_STATE_RUNNING) {
+    evals_.erase(it);
+    return;
+  }
+  if (!result.ok()) {
+    // Transport failure: the worker is unreachable or the stream broke.
+    const std::string reason = absl::StrCat("worker ", entry.worker_id, ": ",
+                                            absl::StatusCodeToString(result.status().code()), ": ",
+                                            result.status().message());
+    if (result.status().code() == absl::StatusCode::kUnavailable) {
+      DropWorker(entry.worker_id, reason);  // also re-queues this evaluation
+    } else {
+      RetryOrFail(eval_id, reason);
+    }
+    Dispatch();
+    UpdateMetrics();
+    return;
+  }
+  const v1::EvaluateResult& r = *result;
+  if (r.state() == v1::CANDIDATE_STATE_CANCELLED) {
+    RetryOrFail(eval_id, absl::StrCat("worker ", entry.worker_id, " cancelled the evaluation",
+                                      r.error().empty() ? "" : ": ", r.error()));
+    Dispatch();
+    UpdateMetrics();
+    return;
+  }
+  evals_.erase(it);
+  auto w = workers_.find(entry.worker_id);
+  if (w != workers_.end()) w->second.running = std::max(0, w->second.running - 1);
+  v1::Candidate* cand = rt->job.mutable_candidates(entry.index);
+  switch (r.state()) {
+    case v1::CANDIDATE_STATE_DONE:
+    case v1::CANDIDATE_STATE_HOST_INFEASIBLE:
+    case v1::CANDIDATE_STATE_FAILED:
+      cand->set_state(r.state());
+      break;
+    default:
+      cand->set_state(v1::CANDIDATE_STATE_FAILED);
+      cand->set_error(absl::StrCat("worker returned state ", v1::CandidateState_Name(r.state())));
+  }
+  cand->mutable_epochs()->CopyFrom(r.epochs());
+  cand->set_best_validation_accuracy(r.best_validation_accuracy());
+  cand->set_peak_memory_bytes(r.peak_memory_bytes());
+  cand->set_duration_seconds(r.duration_seconds() > 0
+                                 ? r.duration_seconds()
+                                 : absl::ToDoubleSeconds(Now() - entry.started));
+  cand->set_train_images_per_second(r.train_images_per_second());
+  if (!r.error().empty()) cand->set_error(r.error());
+  if (cand->state() == v1::CANDIDATE_STATE_HOST_INFEASIBLE && cand->violations_size() == 0 &&
+      r.peak_memory_bytes() > 0) {
+    v1::Violation* v = cand->add_violations();
+    v->set_resource("host_memory_bytes");
+    v->set_value(r.peak_memory_bytes());
+    const int64_t limit = rt->job.spec().constraints().host_memory_bytes();
+    v->set_limit(limit);
+    v->set_excess(limit > 0 ? r.peak_memory_bytes() - limit : 0);
+  }
+  if (deps_.metrics) deps_.metrics->ObserveEvaluationSeconds(cand->duration_seconds());
+  FinishCandidate(*rt, entry.index);
+  StepJob(*rt);
+  Dispatch();
+  UpdateMetrics();
+}
+
+void Coordinator::RetryOrFail(const std::string& eval_id, const std::string& reason) {
+  auto it = evals_.find(eval_id);
+  if (it == evals_.end()) return;
+  const EvalEntry entry = it->second;
+  evals_.erase(it);
+  auto w = workers_.find(entry.worker_id);
+  if (w != workers_.end()) w->second.running = std::max(0, w->second.running - 1);
+  JobRuntime* rt = FindJob(entry.job_id);
+  if (rt == nullptr || rt->job.state() != v1::JOB_STATE_RUNNING) return;
+  v1::Candidate* cand = rt->job.mutable_candidates(entry.index);
+  if (cand->state() != v1::CANDIDATE_STATE_RUNNING) return;
+  NANONAS_LOG(WARNING) << "job " << entry.job_id << " candidate (" << cand->k() << ","
+                       << cand->c() << ") attempt " << cand->attempts() << " lost: " << reason;
+  if (cand->attempts() >= options_.max_attempts) {
+    cand->set_state(v1::CANDIDATE_STATE_FAILED);
+    cand->set_error(absl::StrCat("evaluation lost ", cand->attempts(), " times (limit ",
+                                 options_.max_attempts, "); last: ", reason));
+    cand->set_duration_seconds(absl::ToDoubleSeconds(Now() - entry.started));
+    FinishCandidate(*rt, entry.index);
+    StepJob(*rt);
+  } else {
+    cand->set_state(v1::CANDIDATE_STATE_PENDING);
+    cand->set_error(absl::StrCat("retrying: ", reason));
+    cand->clear_worker();
+    EmitCandidate(*rt, entry.index);
+  }
+}
+
+void Coordinator::DropWorker(const std::string& worker_id, const std::string& reason) {
+  auto w = workers_.find(worker_id);
+  if (w != workers_.end()) {
+    NANONAS_LOG(WARNING) << "worker " << worker_id << " lost: " << reason;
+    workers_.erase(w);
+    if (deps_.metrics) deps_.metrics->CountWorkerLoss();
+  }
+  std::vector<std::string> lost;
+  for (const auto& [id, e] : evals_) {
+    if (e.worker_id == worker_id) lost.push_back(id);
+  }
+  for (const auto& id : lost) {
+    auto h = handles_.find(id);
+    if (h != handles_.end()) h->second->Cancel();
+    RetryOrFail(id, reason);
+  }
+}
+
+void Coordinator::CancelEvaluation(const std::string& eval_id) {
+  auto h = handles_.find(eval_id);
+  if (h != handles_.end()) h->second->Cancel();
+  auto it = evals_.find(eval_id);
+  if (it == evals_.end()) return;
+  auto w = workers_.find(it->second.worker_id);
+  if (w != workers_.end()) w->second.running = std::max(0, w->second.running - 1);
+  evals_.erase(it);
+}
+
+absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  JobRuntime* rt = FindJob(job_id);
+  if (rt == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  return rt->job;
+}
+
+absl::StatusOr<std::vector<v1::Job>> Coordinator::ListJobs(const std::vector<v1::JobState>& states,
+                                                           int limit) {
+  if (limit < 0) return absl::InvalidArgumentError("limit must not be negative");
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::Job> out;
+  for (auto it = job_order_.rbegin(); it != job_order_.rend(); ++it) {
+    const v1::Job& job = jobs_[*it].job;
+    if (!states.empty() && std::find(states.begin(), states.end(), job.state()) == states.end()) {
+      continue;
+    }
+    out.push_back(job);
+    if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  JobRuntime* rt = FindJob(job_id);
+  if (rt == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  if (IsTerminalJob(rt->job.state())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " has already ended (", v1::JobState_Name(rt->job.state()), ")"));
+  }
+  std::vector<std::string> mine;
+  for (const auto& [id, e] : evals_) {
+    if (e.job_id == job_id) mine.push_back(id);
+  }
+  for (const auto& id : mine) CancelEvaluation(id);
+  for (int i = 0; i < rt->job.candidates_size(); ++i) {
+    v1::Candidate* c = rt->job.mutable_candidates(i);
+    if (!IsFinalCandidate(c->state())) {
+      c->set_state(v1::CANDIDATE_STATE_CANCELLED);
+      c->set_error("the job was cancelled");
+      FinishCandidate(*rt, i);
+    }
+  }
+  if (rt->search) rt->search->Cancel("the job was cancelled");
+  NANONAS_RETURN_IF_ERROR(TransitionJob(*rt, v1::JOB_STATE_CANCELLED, ""));
+  Dispatch();
+  UpdateMetrics();
+  return rt->job;
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::NextEvents(const std::string& job_id,
+                                                                  WatchCursor* cursor,
+                                                                  absl::Duration wait,
+                                                                  bool* ended) {
+  absl::MutexLock lock(&mu_);
+  *ended = false;
+  JobRuntime* rt = FindJob(job_id);
+  if (rt == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  std::vector<v1::JobEvent> out;
+  if (!cursor->started) {
+    if (cursor->sequence < 0 || cursor->sequence > rt->last_sequence) {
+      return absl::OutOfRangeError(absl::StrCat("after_sequence ", cursor->sequence,
+                                                " is beyond the job's last event ",
+                                                rt->last_sequence));
+    }
+    cursor->started = true;
+    if (cursor->sequence == 0) cursor->sequence = rt->last_sequence;
+    v1::JobEvent snap;
+    snap.set_sequence(cursor->sequence);
+    *snap.mutable_time() = ToProto(Now());
+    *snap.mutable_job() = rt->job;
+    out.push_back(std::move(snap));
+    cursor->progress = progress_counter_;
+  } else {
+    auto has_news = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      JobRuntime* r = FindJob(job_id);
+      return shutting_down_ || r->last_sequence > cursor->sequence ||
+             (!r->progress.empty() && r->progress.back().first > cursor->progress) ||
+             IsTerminalJob(r->job.state());
+    };
+    const absl::Time deadline = absl::Now() + wait;
+    while (!has_news()) {
+      if (changed_.WaitWithDeadline(&mu_, deadline)) break;
+    }
+    rt = FindJob(job_id);
+  }
+  for (const auto& ev : rt->events) {
+    if (ev.sequence() > cursor->sequence) out.push_back(ev);
+  }
+  if (!rt->events.empty()) cursor->sequence = std::max(cursor->sequence, rt->last_sequence);
+  for (const auto& [n, ev] : rt->progress) {
+    if (n > cursor->progress) out.push_back(ev);
+  }
+  cursor->progress = progress_counter_;
+  *ended = (IsTerminalJob(rt->job.state()) && cursor->sequence >= rt->last_sequence) ||
+           shutting_down_;
+  return out;
+}
+
+absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
+    const v1::WorkerDescription& worker) {
+  if (worker.id().empty()) return absl::InvalidArgumentError("worker.id is empty");
+  if (worker.address().empty()) {
+    return absl::InvalidArgumentError("worker.address is empty: give the host:port to dial");
+  }
+  if (worker.slots() < 0) return absl::InvalidArgumentError("worker.slots is negative");
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = workers_.try_emplace(worker.id());
+  it->second.desc = worker;
+  it->second.last_seen = Now();
+  NANONAS_LOG(INFO) << "worker " << worker.id() << (inserted ? " joined" : " registered again")
+                    << " at " << worker.address() << " (" << std::max(1, worker.slots())
+                    << " slots, " << FormatBytes(worker.memory_budget_bytes()) << ", "
+                    << worker.version() << ")";
+  Dispatch();
+  UpdateMetrics();
+  v1::RegisterWorkerResponse resp;
+  resp.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
+  return resp;
+}
+
+v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  absl::MutexLock lock(&mu_);
+  v1::HeartbeatResponse resp;
+  auto it = workers_.find(request.worker_id());
+  resp.set_known(it != workers_.end());
+  if (it != workers_.end()) it->second.last_seen = Now();
+  return resp;
+}
+
+absl::Status Coordinator::LeaveWorker(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  if (workers_.find(worker_id) == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker '", worker_id, "' is not registered"));
+  }
+  DropWorker(worker_id, "the worker left");
+  Dispatch();
+  UpdateMetrics();
+  return absl::OkStatus();
+}
+
+void Coordinator::Tick() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = Now();
+  std::vector<std::string> silent;
+  for (const auto& [id, w] : workers_) {
+    if (now - w.last_seen > options_.worker_timeout) silent.push_back(id);
+  }
+  for (const auto& id : silent) {
+    DropWorker(id, absl::StrCat("no heartbeat for ",
+                                absl::FormatDuration(now - workers_[id].last_seen)));
+  }
+  Dispatch();
+  UpdateMetrics();
+}
+
+void Coordinator::UpdateMetrics() {
+  if (deps_.metrics == nullptr) return;
+  std::map<int, int> by_state;
+  int queued = 0;
+  for (const auto& [id, rt] : jobs_) {
+    by_state[rt.job.state()]++;
+    if (rt.job.state() == v1::JOB_STATE_RUNNING && rt.job.candidates_size() > 0 &&
+        rt.job.candidates(rt.job.candidates_size() - 1).state() == v1::CANDIDATE_STATE_PENDING) {
+      ++queued;
+    }
+  }
+  for (v1::JobState s : {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_SUCCEEDED,
+                         v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
+    deps_.metrics->SetJobs(s, by_state[s]);
+  }
+  deps_.metrics->SetQueueDepth(queued);
+  int busy = 0;
+  for (const auto& [id, w] : workers_) busy += w.running > 0 ? 1 : 0;
+  deps_.metrics->SetWorkers(static_cast<double>(workers_.size()), busy);
+}
+
+int Coordinator::NumWorkers() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(workers_.size());
+}
+
+int Coordinator::QueueDepth() const {
+  absl::MutexLock lock(&mu_);
+  int queued = 0;
+  for (const auto& [id, rt] : jobs_) {
+    if (rt.job.state() == v1::JOB_STATE_RUNNING && rt.job.candidates_size() > 0 &&
+        rt.job.candidates(rt.job.candidates_size() - 1).state() == v1::CANDIDATE_STATE_PENDING) {
+      ++queued;
+    }
+  }
+  return queued;
+}
+
+int Coordinator::RunningEvaluations() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(evals_.size());
+}
+
+absl::Status Coordinator::Recover() {
+  NANONAS_ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, deps_.store->LoadJobs());
+  absl::MutexLock lock(&mu_);
+  int resumed = 0;
+  for (v1::Job& job : jobs) {
+    if (jobs_.count(job.id())) continue;
+    JobRuntime& rt = jobs_[job.id()];
+    job_order_.push_back(job.id());
+    auto events = deps_.store->LoadEvents(job.id(), 0);
+    if (!events.ok()) return events.status();
+    rt.events = std::move(events).value();
+    rt.last_sequence = rt.events.empty() ? 0 : rt.events.back().sequence();
+    rt.job = std::move(job);
+    if (IsTerminalJob(rt.job.state())) continue;
+    // Replay the recorded path: finished candidates restore the search; the one that was on the
+    // way goes back to the queue with its attempt count.
+    std::vector<PathEntry> path;
+    std::string problem;
+    for (int i = 0; i < rt.job.candidates_size(); ++i) {
+      v1::Candidate* c = rt.job.mutable_candidates(i);
+      if (IsFinalCandidate(c->state())) {
+        path.push_back(EntryOf(*c));
+      } else if (i != rt.job.candidates_size() - 1) {
+        problem = absl::StrCat("candidate ", i, " is unfinished but not the last");
+      } else {
+        c->set_state(v1::CANDIDATE_STATE_PENDING);
+        c->clear_worker();
+      }
+    }
+    if (problem.empty()) {
+      auto search = NanoNasSearch::Restore(SearchOptions(rt.job), MakeFeasibility(rt.job), path);
+      if (search.ok()) {
+        rt.search = std::make_unique<NanoNasSearch>(std::move(search).value());
+      } else {
+        problem = std::string(search.status().message());
+      }
+    }
+    if (rt.job.state() == v1::JOB_STATE_QUEUED) (void)TransitionJob(rt, v1::JOB_STATE_RUNNING, "");
+    if (!problem.empty()) {
+      (void)TransitionJob(rt, v1::JOB_STATE_FAILED, absl::StrCat("cannot resume: ", problem));
+      continue;
+    }
+    if (rt.job.candidates_size() > static_cast<int>(path.size())) {
+      EmitCandidate(rt, rt.job.candidates_size() - 1);  // back to PENDING
+    }
+    ++resumed;
+    NANONAS_LOG(INFO) << "job " << rt.job.id() << " resumed after " << path.size()
+                      << " finished candidates";
+    StepJob(rt);
+  }
+  NANONAS_LOG(INFO) << "recovered " << jobs_.size() << " jobs from the store (" << resumed
+                    << " resumed)";
+  Dispatch();
+  UpdateMetrics();
+  return absl::OkStatus();
+}
+
+}  // namespace nanonas::coordinator

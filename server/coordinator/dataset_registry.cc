@@ -1,0 +1,529 @@
+#include "server/coordinator/dataset_registry.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/base/log.h"
+#include "common/base/status_macros.h"
+#include "common/data/dataset.h"
+
+namespace nanonas::coordinator {
+
+namespace fs = std::filesystem;
+namespace v1 = nanonas::v1;
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  void Update(absl::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+  std::string HexDigest() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    static const char* kHex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out.push_back(kHex[md[i] >> 4]);
+      out.push_back(kHex[md[i] & 15]);
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+namespace {
+
+bool IsHex64(absl::string_view s) {
+  if (s.size() != 64) return false;
+  for (char ch : s) {
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
+  }
+  return true;
+}
+
+absl::Status WriteProto(const google::protobuf::Message& msg, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out || !msg.SerializeToOstream(&out)) {
+      return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string RandomSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  std::random_device rd;
+  return absl::StrCat(rd(), "-", counter.fetch_add(1));
+}
+
+bool IsImageName(const std::string& name) {
+  std::string lower = absl::AsciiStrToLower(name);
+  return absl::EndsWith(lower, ".jpg") || absl::EndsWith(lower, ".jpeg") ||
+         absl::EndsWith(lower, ".png") || absl::EndsWith(lower, ".bmp");
+}
+
+// Fills class_names / num_images from root/<class>/<images>.
+void DescribeFolder(const fs::path& root, v1::DatasetInfo* info) {
+  std::vector<std::string> classes;
+  int64_t images = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (!entry.is_directory()) continue;
+    classes.push_back(entry.path().filename().string());
+    for (const auto& file : fs::directory_iterator(entry.path(), ec)) {
+      if (file.is_regular_file() && IsImageName(file.path().filename().string())) ++images;
+    }
+  }
+  std::sort(classes.begin(), classes.end());
+  info->clear_class_names();
+  for (const auto& c : classes) info->add_class_names(c);
+  info->set_num_images(images);
+}
+
+// A tar may hold root/<class>/... or <class>/... directly: descend through a lone folder.
+fs::path DatasetRoot(const fs::path& tree) {
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(tree, ec)) entries.push_back(e.path());
+  if (entries.size() == 1 && fs::is_directory(entries[0])) {
+    bool has_subdir = false;
+    for (const auto& e : fs::directory_iterator(entries[0], ec)) {
+      if (e.is_directory()) has_subdir = true;
+    }
+    if (has_subdir) return entries[0];
+  }
+  return tree;
+}
+
+// Rejects absolute names and any ".." component; returns the normalised relative path.
+absl::StatusOr<fs::path> SafeRelative(const std::string& name, const char* what) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": empty path"));
+  if (name[0] == '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " '", name, "' is absolute; give a path inside the root"));
+  }
+  fs::path out;
+  for (absl::string_view part : absl::StrSplit(name, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " '", name, "' escapes the root (contains '..')"));
+    }
+    out /= std::string(part);
+  }
+  return out;
+}
+
+// Extracts a tar (optionally compressed) into `dest` with file and total size checks.
+absl::Status ExtractArchive(const std::string& archive_path, const fs::path& dest,
+                            int64_t max_bytes) {
+  struct archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_tar(a);
+  archive_read_support_format_gnutar(a);
+  auto closer = [](struct archive* p) { archive_read_free(p); };
+  std::unique_ptr<struct archive, decltype(closer)> guard(a, closer);
+  if (archive_read_open_filename(a, archive_path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the upload is not a readable tar archive: ", archive_error_string(a)));
+  }
+  int64_t total = 0;
+  int files = 0;
+  struct archive_entry* entry;
+  while (true) {
+    int r = archive_read_next_header(a, &entry);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the upload is not a valid tar archive: ", archive_error_string(a)));
+    }
+    const char* name = archive_entry_pathname(entry);
+    NANONAS_ASSIGN_OR_RETURN(fs::path rel, SafeRelative(name ? name : "", "archive entry"));
+    if (rel.empty()) continue;
+    const auto type = archive_entry_filetype(entry);
+    const fs::path target = dest / rel;
+    std::error_code ec;
+    if (type == AE_IFDIR) {
+      fs::create_directories(target, ec);
+      continue;
+    }
+    if (type != AE_IFREG) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "archive entry '", name, "' is not a regular file or folder (links are not allowed)"));
+    }
+    fs::create_directories(target.parent_path(), ec);
+    std::ofstream out(target, std::ios::binary | std::ios::trunc);
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", target.string()));
+    char buf[1 << 16];
+    while (true) {
+      la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
+      if (n < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("archive entry '", name, "' is corrupt: ", archive_error_string(a)));
+      }
+      if (n == 0) break;
+      total += n;
+      if (total > max_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the archive extracts to more than ", max_bytes, " bytes; upload a smaller dataset"));
+      }
+      out.write(buf, n);
+    }
+    ++files;
+  }
+  if (files == 0) return absl::InvalidArgumentError("the archive holds no files");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DatasetHex(absl::string_view id) {
+  absl::string_view hex = id;
+  if (absl::StartsWith(hex, "sha256:")) hex.remove_prefix(7);
+  if (!IsHex64(hex)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset id '", id, "' is malformed: expected 'sha256:' and 64 lowercase hex digits"));
+  }
+  return std::string(hex);
+}
+
+DatasetRegistry::DatasetRegistry(DatasetRegistryOptions options) : options_(std::move(options)) {}
+DatasetRegistry::~DatasetRegistry() = default;
+
+absl::Status DatasetRegistry::Init() {
+  if (options_.state_dir.empty()) return absl::InvalidArgumentError("state dir is empty");
+  std::error_code ec;
+  fs::create_directories(fs::path(options_.state_dir) / "datasets" / "decoded", ec);
+  fs::create_directories(fs::path(options_.state_dir) / "datasets" / "tmp", ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", options_.state_dir, "/datasets: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::string DatasetRegistry::InfoPath(const std::string& hex) const {
+  return (fs::path(options_.state_dir) / "datasets" / (hex + ".info")).string();
+}
+std::string DatasetRegistry::ContentDir(const std::string& hex) const {
+  return (fs::path(options_.state_dir) / "datasets" / hex).string();
+}
+
+absl::StatusOr<std::unique_ptr<DatasetRegistry::Upload>> DatasetRegistry::BeginUpload(
+    const v1::UploadHeader& header) {
+  v1::UploadHeader h = header;
+  if (h.format().empty()) h.set_format("tar");
+  if (h.format() != "tar" && h.format() != "tar.gz" && h.format() != "nnds") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upload format '", h.format(), "' is unknown: use \"tar\", \"tar.gz\" or \"nnds\""));
+  }
+  if (h.size_bytes() < 0) {
+    return absl::InvalidArgumentError("upload size_bytes is negative");
+  }
+  if (h.size_bytes() > options_.max_upload_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("upload of ", h.size_bytes(), " bytes exceeds the server's limit of ",
+                     options_.max_upload_bytes, " bytes (--max-upload-bytes)"));
+  }
+  if (!h.sha256().empty() && !IsHex64(absl::AsciiStrToLower(h.sha256()))) {
+    return absl::InvalidArgumentError("upload sha256 must be 64 hex digits");
+  }
+  std::string temp =
+      (fs::path(options_.state_dir) / "datasets" / "tmp" / ("upload-" + RandomSuffix())).string();
+  return std::unique_ptr<Upload>(new Upload(this, std::move(h), std::move(temp)));
+}
+
+DatasetRegistry::Upload::Upload(DatasetRegistry* registry, v1::UploadHeader header,
+                                std::string temp_path)
+    : registry_(registry),
+      header_(std::move(header)),
+      temp_path_(std::move(temp_path)),
+      out_(temp_path_, std::ios::binary | std::ios::trunc),
+      hash_(std::make_unique<Sha256>()) {}
+
+DatasetRegistry::Upload::~Upload() {
+  out_.close();
+  std::error_code ec;
+  fs::remove(temp_path_, ec);
+}
+
+absl::Status DatasetRegistry::Upload::Append(absl::string_view chunk) {
+  if (finished_) return absl::FailedPreconditionError("upload already finished");
+  if (!out_) return absl::InternalError("cannot write the upload's temporary file");
+  received_ += static_cast<int64_t>(chunk.size());
+  if (received_ > registry_->options_.max_upload_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("upload exceeds the server's limit of ", registry_->options_.max_upload_bytes,
+                     " bytes (--max-upload-bytes)"));
+  }
+  if (header_.size_bytes() > 0 && received_ > header_.size_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upload is longer than the announced size_bytes ", header_.size_bytes()));
+  }
+  out_.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+  hash_->Update(chunk);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Upload::Finish() {
+  if (finished_) return absl::FailedPreconditionError("upload already finished");
+  finished_ = true;
+  out_.close();
+  if (received_ == 0) return absl::InvalidArgumentError("the upload is empty: send the archive");
+  if (header_.size_bytes() > 0 && received_ != header_.size_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat("upload ended after ", received_,
+                                                   " bytes; the header announced ",
+                                                   header_.size_bytes()));
+  }
+  const std::string hex = hash_->HexDigest();
+  if (!header_.sha256().empty() && absl::AsciiStrToLower(header_.sha256()) != hex) {
+    return absl::InvalidArgumentError(absl::StrCat("upload digest mismatch: received sha256 ",
+                                                   hex, ", header says ", header_.sha256()));
+  }
+  // Deduplicate identical uploads.
+  auto existing = registry_->Get("sha256:" + hex);
+  if (existing.ok()) return existing;
+
+  const fs::path staging =
+      fs::path(registry_->options_.state_dir) / "datasets" / "tmp" / ("tree-" + RandomSuffix());
+  std::error_code ec;
+  fs::create_directories(staging, ec);
+  auto cleanup = [&] { fs::remove_all(staging, ec); };
+  v1::DatasetInfo info;
+  info.set_id("sha256:" + hex);
+  info.set_size_bytes(received_);
+  info.set_source("upload");
+  if (header_.format() == "nnds") {
+    auto bytes = ReadFile(temp_path_);
+    if (!bytes.ok()) return bytes.status();
+    auto data = DeserializeDataset(*bytes);
+    if (!data.ok()) {
+      cleanup();
+      return absl::InvalidArgumentError(
+          absl::StrCat("the upload is not a valid nanonas dataset: ", data.status().message()));
+    }
+    if (data->num_classes() < 2) {
+      cleanup();
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the dataset has ", data->num_classes(), " class; a classifier needs at least 2"));
+    }
+    info.set_num_images(data->size());
+    for (const auto& c : data->class_names) info.add_class_names(c);
+    fs::rename(temp_path_, staging / "data.nnds", ec);
+  } else {
+    absl::Status st = ExtractArchive(temp_path_, staging / "tree",
+                                     registry_->options_.max_extracted_bytes);
+    if (!st.ok()) {
+      cleanup();
+      return st;
+    }
+    DescribeFolder(DatasetRoot(staging / "tree"), &info);
+  }
+  if (ec) {
+    cleanup();
+    return absl::InternalError(absl::StrCat("cannot store the upload: ", ec.message()));
+  }
+  const fs::path final_dir = registry_->ContentDir(hex);
+  fs::remove_all(final_dir, ec);
+  fs::rename(staging, final_dir, ec);
+  if (ec) {
+    cleanup();
+    return absl::InternalError(absl::StrCat("cannot store the upload: ", ec.message()));
+  }
+  return registry_->Register(hex, info);
+}
+
+absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Register(const std::string& hex,
+                                                          const v1::DatasetInfo& info) {
+  NANONAS_RETURN_IF_ERROR(WriteProto(info, InfoPath(hex)));
+  NANONAS_LOG(INFO) << "dataset " << info.id() << " registered (" << info.source() << ", "
+                    << info.num_images() << " images, " << info.class_names_size() << " classes)";
+  return info;
+}
+
+absl::StatusOr<v1::DatasetInfo> DatasetRegistry::RegisterPath(const std::string& relative_path) {
+  if (options_.data_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "this coordinator has no --data-dir; upload the dataset instead (UploadDataset)");
+  }
+  NANONAS_ASSIGN_OR_RETURN(fs::path rel, SafeRelative(relative_path, "dataset path"));
+  std::error_code ec;
+  const fs::path base = fs::canonical(options_.data_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("--data-dir ", options_.data_dir, " is missing"));
+  fs::path root = fs::weakly_canonical(base / rel, ec);
+  if (!fs::exists(root) || !fs::is_directory(root)) {
+    return absl::NotFoundError(absl::StrCat("dataset path '", relative_path,
+                                            "' is not a folder under the data dir"));
+  }
+  root = fs::canonical(root, ec);
+  // Symlinks may still lead outside: compare canonical paths component-wise.
+  auto b = base.begin();
+  auto r = root.begin();
+  for (; b != base.end(); ++b, ++r) {
+    if (r == root.end() || *b != *r) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dataset path '", relative_path, "' escapes the data dir"));
+    }
+  }
+  // Content hash over sorted names and bytes.
+  std::vector<fs::path> files;
+  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (ec) break;
+    if (it->is_regular_file()) files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  Sha256 hash;
+  int64_t total = 0;
+  for (const auto& f : files) {
+    const std::string name = fs::relative(f, root).string();
+    hash.Update(name);
+    hash.Update(absl::string_view("\0", 1));
+    auto bytes = ReadFile(f.string());
+    if (!bytes.ok()) return bytes.status();
+    hash.Update(*bytes);
+    total += static_cast<int64_t>(bytes->size());
+  }
+  const std::string hex = hash.HexDigest();
+  v1::DatasetInfo info;
+  info.set_id("sha256:" + hex);
+  info.set_size_bytes(total);
+  info.set_source(fs::relative(root, base).string());
+  DescribeFolder(root, &info);
+  return Register(hex, info);
+}
+
+absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Get(const std::string& id) {
+  if (id.empty()) {
+    return absl::InvalidArgumentError(
+        "dataset id is empty: upload a dataset (UploadDataset) or register a server path "
+        "(RegisterDatasetPath) first");
+  }
+  NANONAS_ASSIGN_OR_RETURN(std::string hex, DatasetHex(id));
+  auto bytes = ReadFile(InfoPath(hex));
+  if (!bytes.ok()) {
+    return absl::NotFoundError(absl::StrCat(
+        "dataset '", id, "' is unknown to this coordinator: upload it or register its path first"));
+  }
+  v1::DatasetInfo info;
+  if (!info.ParseFromString(*bytes)) {
+    return absl::DataLossError(absl::StrCat("dataset record of ", id, " is corrupt"));
+  }
+  return info;
+}
+
+absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
+                                                       const InputShape& input) {
+  const std::string key = absl::StrCat(id, "@", FormatInputShape(input));
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = decoded_.find(key);
+    if (it != decoded_.end()) return it->second;
+  }
+  NANONAS_ASSIGN_OR_RETURN(v1::DatasetInfo info, Get(id));
+  NANONAS_ASSIGN_OR_RETURN(std::string hex, DatasetHex(id));
+  Dataset data;
+  const fs::path content(ContentDir(hex));
+  std::error_code ec;
+  if (info.source() == "upload" && fs::exists(content / "data.nnds", ec)) {
+    NANONAS_ASSIGN_OR_RETURN(std::string bytes, ReadFile((content / "data.nnds").string()));
+    NANONAS_ASSIGN_OR_RETURN(Dataset raw, DeserializeDataset(bytes));
+    if (raw.shape == input) {
+      data = std::move(raw);
+    } else {
+      NANONAS_ASSIGN_OR_RETURN(data, ResizeDataset(raw, input));
+    }
+  } else {
+    fs::path root;
+    if (info.source() == "upload") {
+      root = DatasetRoot(content / "tree");
+    } else {
+      if (options_.data_dir.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "dataset ", id, " is a server path but the coordinator runs without --data-dir"));
+      }
+      root = fs::path(options_.data_dir) / info.source();
+    }
+    FolderOptions folder;
+    folder.size = input;
+    auto loaded = LoadImageFolder(root.string(), folder);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("dataset ", id, ": ", loaded.status().message()));
+    }
+    data = std::move(loaded).value();
+  }
+  if (data.num_classes() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset ", id, " has ", data.num_classes(),
+                                                   " class; a classifier needs at least 2"));
+  }
+  DecodedDataset out;
+  out.id = ContentHash(data);
+  out.pixel_bytes = static_cast<int64_t>(data.images.size());
+  out.num_images = data.size();
+  out.class_names = data.class_names;
+  const fs::path file =
+      fs::path(options_.state_dir) / "datasets" / "decoded" / (out.id + ".nnds");
+  if (!fs::exists(file, ec)) {
+    const std::string bytes = SerializeDataset(data);
+    const std::string tmp = file.string() + ".tmp-" + RandomSuffix();
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      if (!f) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    }
+    fs::rename(tmp, file, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot store ", file.string()));
+  }
+  out.file_bytes = static_cast<int64_t>(fs::file_size(file, ec));
+  absl::MutexLock lock(&mu_);
+  decoded_[key] = out;
+  return out;
+}
+
+absl::StatusOr<std::string> DatasetRegistry::DecodedPath(const std::string& decoded_id) {
+  absl::string_view hex = decoded_id;
+  if (absl::StartsWith(hex, "sha256:")) hex.remove_prefix(7);
+  if (!IsHex64(hex)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset id '", decoded_id, "' is malformed: expected 64 hex digits"));
+  }
+  const fs::path file =
+      fs::path(options_.state_dir) / "datasets" / "decoded" / (std::string(hex) + ".nnds");
+  std::error_code ec;
+  if (!fs::exists(file, ec)) {
+    return absl::NotFoundError(absl::StrCat("decoded dataset '", decoded_id, "' is unknown"));
+  }
+  return file.string();
+}
+
+}  // namespace nanonas::coordinator
