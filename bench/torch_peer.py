@@ -193,7 +193,7 @@ def load_idx(images_path, labels_path):
     magic, n, h, w = np.frombuffer(raw[:16], dtype=">i4")
     if magic != 2051:
         raise ValueError(f"{images_path}: not an IDX image file (magic {magic})")
-    images = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, h, w, 1)
+    images = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, h, w, 1).copy()  # writable
     with gzip.open(labels_path, "rb") as f:
         raw = f.read()
     magic, m = np.frombuffer(raw[:8], dtype=">i4")
