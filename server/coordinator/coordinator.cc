@@ -280,14 +280,18 @@ absl::Status Coordinator::TransitionJob(JobRuntime& rt, v1::JobState to,
 }
 
 void Coordinator::Persist(JobRuntime& rt, v1::JobEvent* event) {
-  absl::Status st = deps_.store->PutJob(rt.job);
-  if (!st.ok()) NANONAS_LOG(ERROR) << "store: cannot save job " << rt.job.id() << ": " << st;
   if (event != nullptr) {
-    event->set_sequence(++rt.last_sequence);
+    event->set_sequence(rt.last_sequence + 1);
     *event->mutable_time() = ToProto(Now());
     if (event->has_job_state()) *event->mutable_job() = rt.job;
-    st = deps_.store->AppendEvent(rt.job.id(), *event);
-    if (!st.ok()) NANONAS_LOG(ERROR) << "store: cannot save event of " << rt.job.id() << ": " << st;
+  }
+  absl::Status st = deps_.store->Commit(rt.job, event);
+  if (!st.ok()) {
+    // Keep serving from memory; the record on disk lags until the next successful commit.
+    NANONAS_LOG(ERROR) << "store: cannot save job " << rt.job.id() << ": " << st;
+  }
+  if (event != nullptr) {
+    rt.last_sequence = event->sequence();
     rt.events.push_back(*event);
   }
   changed_.SignalAll();
@@ -371,14 +375,21 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& raw) {
 
   absl::MutexLock lock(&mu_);
   // The QUEUED record must be durable before the job is acknowledged.
-  NANONAS_RETURN_IF_ERROR(deps_.store->PutJob(job));
+  {
+    v1::JobEvent ev;
+    ev.set_sequence(1);
+    *ev.mutable_time() = ToProto(Now());
+    ev.set_job_state(v1::JOB_STATE_QUEUED);
+    *ev.mutable_job() = job;
+    NANONAS_RETURN_IF_ERROR(deps_.store->Commit(job, &ev));
+    JobRuntime& rt = jobs_[job.id()];
+    rt.events.push_back(ev);
+    rt.last_sequence = 1;
+  }
   JobRuntime& rt = jobs_[job.id()];
   rt.job = job;
   rt.search = std::make_unique<NanoNasSearch>(std::move(search));
   job_order_.push_back(job.id());
-  v1::JobEvent ev;
-  ev.set_job_state(v1::JOB_STATE_QUEUED);
-  Persist(rt, &ev);
   NANONAS_LOG(INFO) << "job " << job.id() << " submitted: dataset " << spec.dataset_id() << " ("
                     << decoded.num_images << " images, " << job.num_classes() << " classes) at "
                     << input.height << "x" << input.width << "x" << input.channels;

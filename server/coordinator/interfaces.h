@@ -25,13 +25,11 @@ namespace nanonas::coordinator {
 class CoordinatorStore {
  public:
   virtual ~CoordinatorStore() = default;
-  // Inserts or replaces the job (spec, state, whole candidate path, result).
-  virtual absl::Status PutJob(const nanonas::v1::Job& job) = 0;
+  // Atomically inserts or replaces the job (spec, state, whole candidate path, result) and, when
+  // `event` is not null, appends it (its sequence set by the caller: the job's next, 1, 2, ...).
+  virtual absl::Status Commit(const nanonas::v1::Job& job, const nanonas::v1::JobEvent* event) = 0;
   // Every job, in creation order.
   virtual absl::StatusOr<std::vector<nanonas::v1::Job>> LoadJobs() = 0;
-  // Appends a persisted event (its sequence set by the caller, increasing per job).
-  virtual absl::Status AppendEvent(const std::string& job_id,
-                                   const nanonas::v1::JobEvent& event) = 0;
   // Events of a job with sequence > after_sequence, in order.
   virtual absl::StatusOr<std::vector<nanonas::v1::JobEvent>> LoadEvents(
       const std::string& job_id, int64_t after_sequence) = 0;

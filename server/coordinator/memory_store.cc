@@ -6,9 +6,19 @@ namespace nanonas::coordinator {
 
 namespace v1 = nanonas::v1;
 
-absl::Status MemoryStore::PutJob(const v1::Job& job) {
+absl::Status MemoryStore::Commit(const v1::Job& job, const v1::JobEvent* event) {
   if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
   absl::MutexLock lock(&mu_);
+  auto& list = events_[job.id()];
+  if (event != nullptr) {
+    if (event->has_progress()) return absl::InvalidArgumentError("progress events are live-only");
+    const int64_t expected = static_cast<int64_t>(list.size()) + 1;
+    if (event->sequence() != expected) {
+      return absl::InvalidArgumentError(absl::StrCat("event sequence ", event->sequence(),
+                                                     " is not the job's next (", expected, ")"));
+    }
+    list.push_back(event->SerializeAsString());
+  }
   if (jobs_.find(job.id()) == jobs_.end()) order_.push_back(job.id());
   jobs_[job.id()] = job.SerializeAsString();
   return absl::OkStatus();
@@ -23,21 +33,6 @@ absl::StatusOr<std::vector<v1::Job>> MemoryStore::LoadJobs() {
     out.push_back(std::move(job));
   }
   return out;
-}
-
-absl::Status MemoryStore::AppendEvent(const std::string& job_id, const v1::JobEvent& event) {
-  absl::MutexLock lock(&mu_);
-  auto& list = events_[job_id];
-  if (!list.empty()) {
-    v1::JobEvent last;
-    last.ParseFromString(list.back());
-    if (event.sequence() <= last.sequence()) {
-      return absl::InvalidArgumentError(absl::StrCat("event sequence ", event.sequence(),
-                                                     " does not follow ", last.sequence()));
-    }
-  }
-  list.push_back(event.SerializeAsString());
-  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::JobEvent>> MemoryStore::LoadEvents(const std::string& job_id,

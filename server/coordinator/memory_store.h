@@ -14,9 +14,8 @@ namespace nanonas::coordinator {
 
 class MemoryStore : public CoordinatorStore {
  public:
-  absl::Status PutJob(const nanonas::v1::Job& job) override;
+  absl::Status Commit(const nanonas::v1::Job& job, const nanonas::v1::JobEvent* event) override;
   absl::StatusOr<std::vector<nanonas::v1::Job>> LoadJobs() override;
-  absl::Status AppendEvent(const std::string& job_id, const nanonas::v1::JobEvent& event) override;
   absl::StatusOr<std::vector<nanonas::v1::JobEvent>> LoadEvents(const std::string& job_id,
                                                                 int64_t after_sequence) override;
 

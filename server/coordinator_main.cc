@@ -1,0 +1,203 @@
+// nanonas-coordinator: the coordinator service (jobs, search, worker pool, datasets, metrics).
+//
+//   nanonas-coordinator --listen 0.0.0.0:50051 --metrics-listen 0.0.0.0:9090 --state-dir /var/lib/nanonas
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/arch/mcu_model.h"
+#include "common/base/log.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+#include "server/coordinator/coordinator.h"
+#include "server/coordinator/dataset_registry.h"
+#include "server/coordinator/job_store_adapter.h"
+#include "server/coordinator/metrics.h"
+#include "server/grpc/coordinator_service.h"
+#include "server/grpc/worker_connector.h"
+#include "server/store/sqlite_job_store.h"
+#ifdef NANONAS_HAVE_ENGINE
+#include "worker/engine/trainer.h"
+#endif
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "HOST:PORT for the gRPC API");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090", "HOST:PORT for Prometheus /metrics");
+ABSL_FLAG(std::string, state_dir, "", "folder for the job database and datasets (required)");
+ABSL_FLAG(std::string, data_dir, "",
+          "folder whose sub-folders clients may register as datasets (RegisterDatasetPath)");
+ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30, "largest dataset upload accepted, bytes");
+ABSL_FLAG(int32_t, worker_timeout_ms, 3000,
+          "a worker silent this long is lost and its evaluation dispatched elsewhere");
+ABSL_FLAG(int32_t, max_attempts, 3, "dispatches of one candidate before it is FAILED");
+
+namespace {
+
+namespace v1 = nanonas::v1;
+namespace coord = nanonas::coordinator;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "nanonas-coordinator: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "the nanonas coordinator: runs NanoNAS searches on registered workers.\n"
+      "  nanonas-coordinator --listen HOST:PORT --metrics-listen HOST:PORT --state-dir DIR "
+      "[--data-dir DIR] [--max-upload-bytes N] [--worker-timeout-ms N] [--max-attempts N]\n"
+      "Flags may be spelled with dashes or underscores (--state-dir = --state_dir).");
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "coordinator_main");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  // The interface spells flags with dashes (--state-dir); absl names them with underscores.
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a == "--") break;
+    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;
+    const size_t end = std::min(a.find('='), a.size());
+    for (size_t j = 2; j < end; ++j) {
+      if (a[j] == '-') a[j] = '_';
+    }
+  }
+  std::vector<char*> arg_ptrs;
+  for (auto& a : args) arg_ptrs.push_back(a.data());
+  absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+  if (state_dir.empty()) return Fail("--state-dir is required (where jobs and datasets live)");
+  if (absl::GetFlag(FLAGS_max_upload_bytes) <= 0) return Fail("--max-upload-bytes must be > 0");
+  if (absl::GetFlag(FLAGS_worker_timeout_ms) <= 0) return Fail("--worker-timeout-ms must be > 0");
+  if (absl::GetFlag(FLAGS_max_attempts) <= 0) return Fail("--max-attempts must be > 0");
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (!data_dir.empty() && !std::filesystem::is_directory(data_dir)) {
+    return Fail(absl::StrCat("--data-dir ", data_dir, " is not a folder"));
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) return Fail(absl::StrCat("cannot create --state-dir ", state_dir, ": ", ec.message()));
+
+  // Signals are taken by one thread with sigwait; block them before any other thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto sqlite = nanonas::OpenSqliteJobStore(
+      (std::filesystem::path(state_dir) / "nanonas.db").string());
+  if (!sqlite.ok()) return Fail(std::string(sqlite.status().message()));
+  coord::JobStoreAdapter store(std::move(sqlite).value());
+
+  coord::DatasetRegistryOptions dopts;
+  dopts.state_dir = state_dir;
+  dopts.data_dir = data_dir;
+  dopts.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  coord::DatasetRegistry datasets(dopts);
+  if (auto st = datasets.Init(); !st.ok()) return Fail(std::string(st.message()));
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  coord::CoordinatorMetrics metrics(*registry);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(absl::GetFlag(FLAGS_metrics_listen));
+  } catch (const std::exception& e) {
+    return Fail(absl::StrCat("cannot serve metrics on ", absl::GetFlag(FLAGS_metrics_listen),
+                             ": ", e.what()));
+  }
+  exposer->RegisterCollectable(registry);
+
+  nanonas::grpc_layer::GrpcWorkerConnector connector;
+  coord::CoordinatorOptions options;
+  options.worker_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_worker_timeout_ms));
+  options.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  options.heartbeat_interval_ms = std::max(100, absl::GetFlag(FLAGS_worker_timeout_ms) / 4);
+  coord::CoordinatorDeps deps;
+  deps.store = &store;
+  deps.connector = &connector;
+  deps.metrics = &metrics;
+  deps.decode = [&datasets](const std::string& id, const nanonas::InputShape& input) {
+    return datasets.Decode(id, input);
+  };
+  deps.resource_model =
+      [](const nanonas::Architecture& arch) -> absl::StatusOr<coord::McuFigures> {
+    const nanonas::McuResources r = nanonas::EstimateMcuResources(arch);
+    return coord::McuFigures{r.macc, r.flash_bytes, r.ram_bytes};
+  };
+#ifdef NANONAS_HAVE_ENGINE
+  deps.host_memory_model = [](const nanonas::Architecture& arch, int64_t dataset_bytes,
+                              const v1::EvaluationSettings& s) {
+    nanonas::TrainOptions t;
+    t.epochs = s.epochs();
+    t.batch_size = s.batch_size();
+    t.learning_rate = s.learning_rate();
+    t.seed = s.seed();
+    return nanonas::EstimateTrainingMemoryBytes(arch, dataset_bytes, t);
+  };
+#endif
+  auto core = std::make_unique<coord::Coordinator>(options, deps);
+  if (auto st = core->Recover(); !st.ok()) {
+    return Fail(absl::StrCat("cannot load the jobs in ", state_dir, ": ", st.message()));
+  }
+
+  nanonas::grpc_layer::CoordinatorService service(core.get(), &datasets);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(32 << 20);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return Fail(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen)));
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  NANONAS_LOG(INFO) << "nanonas-coordinator listening on " << absl::GetFlag(FLAGS_listen)
+                    << " (port " << port << "), metrics on "
+                    << absl::GetFlag(FLAGS_metrics_listen) << ", state in " << state_dir;
+
+  std::atomic<bool> stopping{false};
+  absl::Notification stop_ticks;
+  std::thread ticker([&] {
+    while (!stop_ticks.WaitForNotificationWithTimeout(absl::Milliseconds(200))) core->Tick();
+  });
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (stopping.exchange(true)) return;
+    NANONAS_LOG(INFO) << "signal " << sig << ": shutting down";
+    server->GetHealthCheckService()->SetServingStatus(false);
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  });
+  server->Wait();
+  stop_ticks.Notify();
+  ticker.join();
+  if (!stopping.exchange(true)) pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  signal_waiter.join();
+  core.reset();  // cancels evaluations still running on workers
+  NANONAS_LOG(INFO) << "nanonas-coordinator stopped";
+  return 0;
+}
