@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
       auto* r = event.mutable_result();
       r->set_state(nanonas::v1::CANDIDATE_STATE_DONE);
       r->set_best_validation_accuracy(0.75);
+      r->set_peak_memory_bytes(nanonas::OwnPeakRssBytes());
       r->set_error(access(dataset_file.c_str(), R_OK) == 0 ? "" : "dataset file missing");
       (void)nanonas::WriteFrame(STDOUT_FILENO, event);
       return 0;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -83,6 +84,18 @@ absl::StatusOr<bool> ReadFrame(int fd, google::protobuf::MessageLite* message) {
     return absl::DataLossError("unparsable frame on the child pipe");
   }
   return true;
+}
+
+int64_t OwnPeakRssBytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  long long kib = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return static_cast<int64_t>(kib) * 1024;
 }
 
 absl::StatusOr<bool> FrameDecoder::Next(std::string* payload) {

@@ -27,6 +27,11 @@ absl::StatusOr<bool> ReadFrame(int fd, google::protobuf::MessageLite* message);
 
 // Incremental decoder for a non-blocking reader: Append() what read() returned, then take whole
 // frames with Next(). Not thread-safe.
+// This process's own peak resident memory (VmHWM of /proc/self/status), 0 if unknown. The child
+// reports it with its result: wait4's ru_maxrss cannot be used, because a posix_spawn child
+// (vfork semantics) inherits the parent's high-water mark through exec.
+int64_t OwnPeakRssBytes();
+
 class FrameDecoder {
  public:
   void Append(const char* data, size_t size) { buffer_.append(data, size); }

@@ -156,6 +156,7 @@ int EvaluationChildMain(int argc, char** argv) {
       result = EvaluateCandidate(request, *dataset, memory_limit, emit);
     }
   }
+  result.set_peak_memory_bytes(OwnPeakRssBytes());
   EvaluateEvent last;
   *last.mutable_result() = result;
   return WriteFrame(STDOUT_FILENO, last).ok() ? 0 : 3;

@@ -222,12 +222,10 @@ EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
     }
   }
   auto exit = child->Wait();
-  int64_t peak = max_polled_rss;
-  std::string how = "ended";
-  if (exit.ok()) {
-    peak = std::max(peak, exit->peak_rss_bytes);
-    how = exit->Describe();
-  }
+  // The child's own VmHWM when it reported one; otherwise the highest RSS polled (wait4's
+  // ru_maxrss includes the worker's own memory, inherited through posix_spawn's exec).
+  int64_t peak = std::max(max_polled_rss, have_result ? result.peak_memory_bytes() : 0);
+  std::string how = exit.ok() ? exit->Describe() : "ended";
   const bool clean_exit = exit.ok() && exit->exited && exit->exit_code == 0;
   if (killed_cancel) {
     result = EvaluateResult();

@@ -1,0 +1,474 @@
+#include "client/commands.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/tar_writer.h"
+#include "client/targets.h"
+#include "common/base/units.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace nanonas {
+namespace v1 = nanonas::v1;
+
+namespace {
+
+constexpr int64_t kMaxUploadBytes = 4LL << 30;
+constexpr size_t kChunkBytes = 1 << 20;
+
+bool Terminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&out, "%02x", digest[i]);
+  return out;
+}
+
+std::string Limit(int64_t v, bool bytes) {
+  if (v <= 0) return "-";
+  return bytes ? FormatBytes(v) : FormatCount(v);
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(t.seconds()),
+                          absl::LocalTimeZone());
+}
+
+// Applies one watch event to the local copy of the job.
+void Apply(const v1::JobEvent& e, v1::Job* job, v1::CandidateProgress* progress, bool* has_progress) {
+  if (e.has_job()) *job = e.job();
+  switch (e.kind_case()) {
+    case v1::JobEvent::kJobState:
+      job->set_state(e.job_state());
+      break;
+    case v1::JobEvent::kCandidate: {
+      const v1::Candidate& c = e.candidate();
+      bool found = false;
+      for (auto& existing : *job->mutable_candidates()) {
+        if (existing.k() == c.k() && existing.c() == c.c()) {
+          existing = c;
+          found = true;
+        }
+      }
+      if (!found) *job->add_candidates() = c;
+      std::sort(job->mutable_candidates()->begin(), job->mutable_candidates()->end(),
+                [](const v1::Candidate& a, const v1::Candidate& b) { return a.sequence() < b.sequence(); });
+      if (c.state() != v1::CANDIDATE_STATE_RUNNING && *has_progress &&
+          progress->k() == c.k() && progress->c() == c.c() && !progress->final_training()) {
+        *has_progress = false;
+      }
+      break;
+    }
+    case v1::JobEvent::kProgress:
+      *progress = e.progress();
+      *has_progress = true;
+      break;
+    case v1::JobEvent::kFinalTraining:
+      *job->mutable_final_training() = e.final_training();
+      if (e.final_training().state() != v1::CANDIDATE_STATE_RUNNING) *has_progress = false;
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  o.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, o);
+  return out;
+}
+
+std::string ProgressBar(double fraction, int width) {
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  int filled = static_cast<int>(fraction * width + 0.5);
+  return absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '-'), "] ",
+                      absl::StrFormat("%3d%%", static_cast<int>(fraction * 100 + 0.5)));
+}
+
+int ReportRpcError(const grpc::Status& s, const std::string& what, const GlobalOptions& g,
+                   std::ostream& err) {
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      err << "nanonas: cannot reach the coordinator at " << g.server << " (" << s.error_message()
+          << "). Is it running? Point --server or NANONAS_SERVER at it.\n";
+      return kExitServer;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      err << "nanonas: " << what << ": no answer from " << g.server << " in time"
+          << " (raise --timeout if the server is busy)\n";
+      return kExitServer;
+    case grpc::StatusCode::NOT_FOUND:
+      err << "nanonas: " << what << ": " << s.error_message() << "\n";
+      return kExitNotFound;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::ALREADY_EXISTS:
+      err << "nanonas: " << what << " rejected by the server: " << s.error_message() << "\n";
+      return kExitUsage;
+    default:
+      err << "nanonas: " << what << " failed (" << s.error_code() << "): " << s.error_message()
+          << "\n";
+      return kExitServer;
+  }
+}
+
+std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress) {
+  std::string o;
+  const auto& spec = job.spec();
+  const auto& lim = spec.constraints();
+  absl::StrAppend(&o, "job ", job.id(), spec.name().empty() ? "" : " \"" + spec.name() + "\"",
+                  "  ", JobStateName(job.state()), "\n");
+  absl::StrAppend(&o, "  input ", spec.input().height(), "x", spec.input().width(), "x",
+                  spec.input().channels(), ", variant ",
+                  spec.variant().empty() ? "2023" : spec.variant(), ", limits: RAM ",
+                  Limit(lim.ram_bytes(), true), ", Flash ", Limit(lim.flash_bytes(), true),
+                  ", MACC ", Limit(lim.macc(), false));
+  if (lim.host_memory_bytes() > 0) absl::StrAppend(&o, ", host ", FormatBytes(lim.host_memory_bytes()));
+  if (!lim.target().empty()) absl::StrAppend(&o, " (", lim.target(), ")");
+  absl::StrAppend(&o, "\n\n");
+  absl::StrAppendFormat(&o, "%3s %3s %2s  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", "#", "k",
+                        "c", "state", "MACC", "Flash", "RAM", "best acc", "epochs", "peak mem",
+                        "time", "worker / note");
+  for (const v1::Candidate& c : job.candidates()) {
+    std::string acc = c.state() == v1::CANDIDATE_STATE_DONE
+                          ? absl::StrFormat("%.4f", c.best_validation_accuracy())
+                          : "-";
+    std::string note = c.worker();
+    if (!c.error().empty()) note = c.error();
+    for (const auto& v : c.violations()) {
+      absl::StrAppend(&note, note.empty() ? "" : "; ", v.resource(), " ", v.value(), " > ",
+                      v.limit(), " by ", v.excess());
+    }
+    absl::StrAppendFormat(
+        &o, "%3d %3d %2d  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", c.sequence(), c.k(), c.c(),
+        CandidateStateName(c.state()), c.macc() > 0 ? FormatCount(c.macc()) : "-",
+        c.flash_bytes() > 0 ? FormatBytes(c.flash_bytes()) : "-",
+        c.ram_bytes() > 0 ? FormatBytes(c.ram_bytes()) : "-", acc,
+        c.epochs_size() > 0 ? absl::StrCat(c.epochs_size()) : "-",
+        c.peak_memory_bytes() > 0 ? FormatBytes(c.peak_memory_bytes()) : "-",
+        c.duration_seconds() > 0 ? absl::StrFormat("%.1fs", c.duration_seconds()) : "-", note);
+  }
+  if (progress != nullptr && !Terminal(job.state())) {
+    const int64_t per_epoch = std::max<int64_t>(progress->batches_per_epoch(), 1);
+    const int epochs = std::max(progress->epochs(), 1);
+    double frac = (static_cast<double>(std::max(progress->epoch() - 1, 0)) * per_epoch +
+                   static_cast<double>(progress->batch())) /
+                  (static_cast<double>(epochs) * per_epoch);
+    absl::StrAppendFormat(&o, "\n  %s k=%d c=%d  epoch %d/%d  %s  loss %.4f  acc %.4f\n",
+                          progress->final_training() ? "final training" : "training",
+                          progress->k(), progress->c(), progress->epoch(), epochs,
+                          ProgressBar(frac, 30), progress->running_loss(),
+                          progress->running_accuracy());
+  }
+  if (job.state() == v1::JOB_STATE_SUCCEEDED || job.result().found() ||
+      !job.result().stop_reason().empty()) {
+    const auto& r = job.result();
+    if (r.found()) {
+      absl::StrAppendFormat(&o, "\nresult: k=%d c=%d, validation accuracy %.4f, MACC %s, Flash %s, RAM %s\n",
+                            r.k(), r.c(), r.validation_accuracy(),
+                            r.macc() > 0 ? FormatCount(r.macc()) : "-",
+                            r.flash_bytes() > 0 ? FormatBytes(r.flash_bytes()) : "-",
+                            r.ram_bytes() > 0 ? FormatBytes(r.ram_bytes()) : "-");
+    } else if (Terminal(job.state())) {
+      absl::StrAppend(&o, "\nresult: no candidate fits the limits\n");
+    }
+    if (!r.stop_reason().empty()) absl::StrAppend(&o, "stopped: ", r.stop_reason(), "\n");
+  }
+  if (job.has_final_training() && job.final_training().state() != v1::CANDIDATE_STATE_UNSPECIFIED) {
+    const auto& f = job.final_training();
+    absl::StrAppendFormat(&o, "final training: %s, best validation accuracy %.4f",
+                          CandidateStateName(f.state()), f.best_validation_accuracy());
+    if (f.has_test_accuracy()) {
+      absl::StrAppendFormat(&o, ", test accuracy float %.4f / uint8 %.4f", f.float_test_accuracy(),
+                            f.quantized_test_accuracy());
+    }
+    if (!f.error().empty()) absl::StrAppend(&o, " (", f.error(), ")");
+    absl::StrAppend(&o, "\n");
+  }
+  for (const auto& a : job.artifacts()) {
+    absl::StrAppend(&o, "artifact ", a.name(), " (", FormatBytes(a.size_bytes()), ")\n");
+  }
+  if (!job.error().empty()) absl::StrAppend(&o, "error: ", job.error(), "\n");
+  return o;
+}
+
+Cli::Cli(std::shared_ptr<v1::Coordinator::StubInterface> stub, GlobalOptions global,
+         std::ostream& out, std::ostream& err, bool interactive)
+    : stub_(std::move(stub)), global_(std::move(global)), out_(out), err_(err),
+      interactive_(interactive) {}
+
+void Cli::SetDeadline(grpc::ClientContext* ctx, double seconds) const {
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+}
+
+int Cli::Run(const Command& c) {
+  switch (c.kind) {
+    case Command::Kind::kSubmit: return Submit(c);
+    case Command::Kind::kWatch: return Watch(c.job_id);
+    case Command::Kind::kList: return List(c);
+    case Command::Kind::kGet: return Get(c.job_id);
+    case Command::Kind::kCancel: return Cancel(c.job_id);
+    case Command::Kind::kTargets: return Targets();
+    case Command::Kind::kHelp: out_ << Usage(); return kExitOk;
+  }
+  return kExitUsage;
+}
+
+int Cli::Upload(const std::string& dir, const std::string& name, v1::DatasetInfo* info) {
+  auto tar = TarDatasetFolder(dir, kMaxUploadBytes);
+  if (!tar.ok()) {
+    err_ << "nanonas: " << tar.status().message() << "\n";
+    return tar.status().code() == absl::StatusCode::kNotFound ? kExitNotFound : kExitUsage;
+  }
+  if (!global_.json) {
+    err_ << "uploading " << dir << ": " << tar->files << " files in " << tar->classes
+         << " classes (" << FormatBytes(static_cast<int64_t>(tar->bytes.size())) << ")\n";
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, std::max(global_.timeout_seconds, 600.0));
+  auto writer = stub_->UploadDataset(&ctx, info);
+  v1::UploadDatasetRequest req;
+  auto* h = req.mutable_header();
+  h->set_name(name);
+  h->set_size_bytes(static_cast<int64_t>(tar->bytes.size()));
+  h->set_sha256(Sha256Hex(tar->bytes));
+  h->set_format("tar");
+  bool ok = writer->Write(req);
+  for (size_t off = 0; ok && off < tar->bytes.size(); off += kChunkBytes) {
+    v1::UploadDatasetRequest chunk;
+    chunk.set_chunk(tar->bytes.substr(off, kChunkBytes));
+    ok = writer->Write(chunk);
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return ReportRpcError(s, "upload of " + dir, global_, err_);
+  if (!global_.json) {
+    err_ << "dataset " << info->id() << ": " << info->num_images() << " images, "
+         << info->class_names_size() << " classes\n";
+  }
+  return kExitOk;
+}
+
+int Cli::Submit(const Command& c) {
+  v1::SubmitJobRequest req;
+  *req.mutable_spec() = c.spec;
+  v1::DatasetInfo info;
+  std::string base = std::filesystem::path(c.dataset_dir).lexically_normal().filename().string();
+  int rc = Upload(c.dataset_dir, base.empty() ? "dataset" : base, &info);
+  if (rc != kExitOk) return rc;
+  req.mutable_spec()->set_dataset_id(info.id());
+  if (!c.test_dir.empty()) {
+    v1::DatasetInfo test;
+    rc = Upload(c.test_dir, base + "-test", &test);
+    if (rc != kExitOk) return rc;
+    req.mutable_spec()->set_test_dataset_id(test.id());
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, global_.timeout_seconds);
+  v1::SubmitJobResponse resp;
+  grpc::Status s = stub_->SubmitJob(&ctx, req, &resp);
+  if (!s.ok()) return ReportRpcError(s, "submit", global_, err_);
+  if (global_.json) {
+    out_ << "{\"job_id\": \"" << resp.job_id() << "\"}\n";
+  } else {
+    out_ << resp.job_id() << "\n";
+  }
+  out_.flush();
+  if (c.watch) return Watch(resp.job_id());
+  return kExitOk;
+}
+
+int Cli::Watch(const std::string& job_id) {
+  v1::Job job;
+  v1::CandidateProgress progress;
+  bool has_progress = false, have_job = false;
+  int64_t after = 0;
+  int reconnects = 0;
+  auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+  std::map<int, v1::CandidateState> printed;  // non-interactive: the last state printed per row
+  auto draw = [&](bool force) {
+    if (global_.json || !have_job) return;
+    auto now = std::chrono::steady_clock::now();
+    if (interactive_) {
+      if (!force && now - last_draw < std::chrono::milliseconds(200)) return;
+      last_draw = now;
+      out_ << "\033[H\033[2J" << RenderJob(job, has_progress ? &progress : nullptr);
+      out_.flush();
+      return;
+    }
+    // Plain output (logs, pipes): one line per candidate state change.
+    for (const v1::Candidate& c : job.candidates()) {
+      auto it = printed.find(c.sequence());
+      if (it != printed.end() && it->second == c.state()) continue;
+      printed[c.sequence()] = c.state();
+      out_ << absl::StrFormat("candidate #%d k=%d c=%d %s", c.sequence(), c.k(), c.c(),
+                              CandidateStateName(c.state()));
+      if (c.state() == v1::CANDIDATE_STATE_DONE) {
+        out_ << absl::StrFormat(" acc %.4f in %.1fs", c.best_validation_accuracy(),
+                                c.duration_seconds());
+      }
+      if (!c.error().empty()) out_ << " (" << c.error() << ")";
+      for (const auto& v : c.violations()) out_ << " (" << v.resource() << " over by " << v.excess() << ")";
+      out_ << "\n";
+    }
+    out_.flush();
+  };
+  while (true) {
+    grpc::ClientContext ctx;  // a stream: no deadline, the job may run for hours
+    v1::WatchJobRequest req;
+    req.set_job_id(job_id);
+    req.set_after_sequence(after);
+    auto reader = stub_->WatchJob(&ctx, req);
+    v1::JobEvent e;
+    while (reader->Read(&e)) {
+      reconnects = 0;
+      if (e.sequence() > 0 && e.kind_case() != v1::JobEvent::kProgress) {
+        after = std::max(after, e.sequence());
+      }
+      if (e.has_job()) have_job = true;
+      Apply(e, &job, &progress, &has_progress);
+      if (global_.json) {
+        out_ << ToJson(e) << "\n";
+        out_.flush();
+      } else {
+        draw(e.kind_case() != v1::JobEvent::kProgress);
+      }
+      if (have_job && Terminal(job.state())) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (have_job && Terminal(job.state())) break;
+    if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        s.error_code() != grpc::StatusCode::INTERNAL && s.error_code() != grpc::StatusCode::UNKNOWN) {
+      return ReportRpcError(s, "watch " + job_id, global_, err_);
+    }
+    // The stream broke (coordinator restart, network): resume after the last event seen.
+    if (++reconnects > 30) {
+      return ReportRpcError(s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended")
+                                   : s,
+                            "watch " + job_id, global_, err_);
+    }
+    if (!global_.json) err_ << "nanonas: watch stream interrupted; reconnecting...\n";
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500 * reconnects, 3000)));
+  }
+  if (!global_.json) {
+    if (interactive_) {
+      out_ << "\033[H\033[2J";
+    } else {
+      draw(true);
+      out_ << "\n";
+    }
+    out_ << RenderJob(job, nullptr);
+    out_.flush();
+  }
+  return job.state() == v1::JOB_STATE_SUCCEEDED ? kExitOk : kExitJobFailed;
+}
+
+int Cli::List(const Command& c) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, global_.timeout_seconds);
+  v1::ListJobsRequest req;
+  for (auto s : c.states) req.add_states(s);
+  req.set_limit(c.limit);
+  v1::ListJobsResponse resp;
+  grpc::Status s = stub_->ListJobs(&ctx, req, &resp);
+  if (!s.ok()) return ReportRpcError(s, "list", global_, err_);
+  if (global_.json) {
+    out_ << ToJson(resp) << "\n";
+    return kExitOk;
+  }
+  out_ << absl::StrFormat("%-36s %-10s %-20s %-19s %5s  %s\n", "JOB", "STATE", "NAME", "CREATED",
+                          "CANDS", "RESULT");
+  for (const v1::Job& j : resp.jobs()) {
+    std::string result = j.result().found()
+                             ? absl::StrFormat("k=%d c=%d acc %.4f", j.result().k(), j.result().c(),
+                                               j.result().validation_accuracy())
+                             : "-";
+    out_ << absl::StrFormat("%-36s %-10s %-20s %-19s %5d  %s\n", j.id(), JobStateName(j.state()),
+                            j.spec().name(), FormatTime(j.created()), j.candidates_size(), result);
+  }
+  return kExitOk;
+}
+
+int Cli::Get(const std::string& job_id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, global_.timeout_seconds);
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  v1::Job job;
+  grpc::Status s = stub_->GetJob(&ctx, req, &job);
+  if (!s.ok()) return ReportRpcError(s, "get " + job_id, global_, err_);
+  out_ << (global_.json ? ToJson(job) + "\n" : RenderJob(job, nullptr));
+  return kExitOk;
+}
+
+int Cli::Cancel(const std::string& job_id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, global_.timeout_seconds);
+  v1::CancelJobRequest req;
+  req.set_job_id(job_id);
+  v1::CancelJobResponse resp;
+  grpc::Status s = stub_->CancelJob(&ctx, req, &resp);
+  if (!s.ok()) return ReportRpcError(s, "cancel " + job_id, global_, err_);
+  if (global_.json) {
+    out_ << ToJson(resp) << "\n";
+  } else {
+    out_ << "job " << job_id << ": " << JobStateName(resp.job().state()) << "\n";
+  }
+  return kExitOk;
+}
+
+int Cli::Targets() {
+  if (global_.json) {
+    std::string o = "[";
+    bool first = true;
+    for (const BoardPreset& b : BoardPresets()) {
+      absl::StrAppend(&o, first ? "" : ", ",
+                      absl::StrFormat("{\"name\": \"%s\", \"mcu\": \"%s\", \"ram_bytes\": %d, "
+                                      "\"flash_bytes\": %d, \"coremark\": %d, \"macc\": %d}",
+                                      b.name, b.mcu, b.ram_bytes, b.flash_bytes, b.coremark,
+                                      b.macc()));
+      first = false;
+    }
+    out_ << o << "]\n";
+    return kExitOk;
+  }
+  out_ << absl::StrFormat("%-20s %-36s %9s %9s %8s %8s\n", "BOARD", "MCU", "RAM", "FLASH",
+                          "COREMARK", "MACC");
+  for (const BoardPreset& b : BoardPresets()) {
+    out_ << absl::StrFormat("%-20s %-36s %9s %9s %8d %8s\n", b.name, b.mcu,
+                            FormatBytes(b.ram_bytes), FormatBytes(b.flash_bytes), b.coremark,
+                            FormatCount(b.macc()));
+  }
+  out_ << "MACC = CoreMark x 10^4 (the NanoNAS authors' rule of thumb).\n";
+  return kExitOk;
+}
+
+}  // namespace nanonas

@@ -1,0 +1,306 @@
+// nanonas-worker end to end: the real binary joins a fake in-process coordinator, fetches a real
+// (tiny, generated) dataset by content hash and trains candidates in child processes.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "common/data/dataset.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nanonas/v1/nanonas.grpc.pb.h"
+#include "worker/service/dataset_cache.h"
+#include "worker/service/evaluation_child.h"
+
+extern char** environ;
+
+namespace nanonas {
+namespace {
+
+using testing::HasSubstr;
+namespace v1 = nanonas::v1;
+
+// Two classes: horizontal vs vertical stripes, 16x16x3.
+Dataset StripesDataset(int per_class) {
+  Dataset d;
+  d.shape = {16, 16, 3};
+  d.class_names = {"horizontal", "vertical"};
+  for (int cls = 0; cls < 2; ++cls) {
+    for (int n = 0; n < per_class; ++n) {
+      for (int y = 0; y < 16; ++y) {
+        for (int x = 0; x < 16; ++x) {
+          int on = ((cls == 0 ? y : x) + n) % 4 < 2;
+          for (int ch = 0; ch < 3; ++ch) d.images.push_back(on ? 220 : 30 + (n * 7 + ch) % 20);
+        }
+      }
+      d.labels.push_back(cls);
+    }
+  }
+  return d;
+}
+
+class FakeCoordinator final : public v1::Coordinator::Service {
+ public:
+  grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* req,
+                              v1::RegisterWorkerResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu);
+    worker = req->worker();
+    ++registrations;
+    resp->set_heartbeat_interval_ms(100);
+    return grpc::Status::OK;
+  }
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+                         v1::HeartbeatResponse* resp) override {
+    ++heartbeats;
+    resp->set_known(!forget.exchange(false));
+    return grpc::Status::OK;
+  }
+  grpc::Status LeaveWorker(grpc::ServerContext*, const v1::LeaveRequest* req,
+                           v1::LeaveResponse*) override {
+    std::lock_guard<std::mutex> lock(mu);
+    left = req->worker_id();
+    return grpc::Status::OK;
+  }
+  grpc::Status FetchDataset(grpc::ServerContext*, const v1::FetchDatasetRequest* req,
+                            grpc::ServerWriter<v1::DatasetChunk>* writer) override {
+    ++fetches;
+    if (req->id() != dataset_id) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such dataset");
+    for (size_t off = 0; off < dataset_bytes.size(); off += 4096) {
+      v1::DatasetChunk chunk;
+      if (off == 0) chunk.set_total_bytes(static_cast<int64_t>(dataset_bytes.size()));
+      chunk.set_data(dataset_bytes.substr(off, 4096));
+      writer->Write(chunk);
+    }
+    return grpc::Status::OK;
+  }
+
+  std::mutex mu;
+  v1::WorkerDescription worker;
+  int registrations = 0;
+  std::string left;
+  std::atomic<int> heartbeats{0}, fetches{0};
+  std::atomic<bool> forget{false};
+  std::string dataset_id, dataset_bytes;
+};
+
+template <typename F>
+bool WaitUntil(F f, int seconds) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return f();
+}
+
+class WorkerProcessTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string bytes = SerializeDataset(StripesDataset(40));
+    coordinator_.dataset_bytes = bytes;
+    coordinator_.dataset_id = "sha256:" + Sha256Hex(bytes);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&coordinator_);
+    server_ = builder.BuildAndStart();
+    ASSERT_TRUE(server_);
+    cache_dir_ = (std::filesystem::temp_directory_path() /
+                  ("nanonas-worker-test-" + std::to_string(getpid())))
+                     .string();
+    std::filesystem::remove_all(cache_dir_);
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  }
+
+  void StartWorker(const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {WORKER_BINARY, "--coordinator",
+                                     "127.0.0.1:" + std::to_string(port_), "--metrics-listen",
+                                     "127.0.0.1:0", "--listen", "127.0.0.1:0", "--cache-dir",
+                                     cache_dir_, "--slots", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ASSERT_EQ(posix_spawn(&pid_, WORKER_BINARY, nullptr, nullptr, argv.data(), environ), 0);
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          std::lock_guard<std::mutex> lock(coordinator_.mu);
+          return coordinator_.registrations > 0;
+        },
+        30));
+    std::string address;
+    {
+      std::lock_guard<std::mutex> lock(coordinator_.mu);
+      address = coordinator_.worker.address();
+    }
+    stub_ = v1::Worker::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  }
+
+  v1::EvaluateRequest Request(int k, int c, int epochs) {
+    v1::EvaluateRequest r;
+    r.set_job_id("job-1");
+    r.set_evaluation_id("e-" + std::to_string(k) + "-" + std::to_string(c));
+    r.set_dataset_id(coordinator_.dataset_id);
+    r.mutable_input()->set_height(16);
+    r.mutable_input()->set_width(16);
+    r.mutable_input()->set_channels(3);
+    r.set_k(k);
+    r.set_c(c);
+    r.set_variant("2023");
+    r.set_validation_split(0.25);
+    r.mutable_settings()->set_epochs(epochs);
+    r.mutable_settings()->set_batch_size(16);
+    return r;
+  }
+
+  // Runs an Evaluate RPC to the end; returns the final status and fills events.
+  grpc::Status Evaluate(const v1::EvaluateRequest& r, std::vector<v1::EvaluateEvent>* events) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    auto reader = stub_->Evaluate(&ctx, r);
+    v1::EvaluateEvent e;
+    while (reader->Read(&e)) events->push_back(e);
+    return reader->Finish();
+  }
+
+  FakeCoordinator coordinator_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  std::string cache_dir_;
+  std::unique_ptr<v1::Worker::Stub> stub_;
+};
+
+TEST(EvaluateCandidateTest, TrainsARealCandidateInProcess) {
+  Dataset data = StripesDataset(40);
+  v1::EvaluateRequest r;
+  r.mutable_input()->set_height(16);
+  r.mutable_input()->set_width(16);
+  r.mutable_input()->set_channels(3);
+  r.set_k(2);
+  r.set_c(1);
+  r.set_validation_split(0.25);
+  r.mutable_settings()->set_epochs(2);
+  int epochs = 0;
+  auto result = EvaluateCandidate(r, data, 0, [&](const v1::EvaluateEvent& e) {
+    if (e.has_epoch()) ++epochs;
+  });
+  EXPECT_EQ(result.state(), v1::CANDIDATE_STATE_DONE) << result.error();
+  EXPECT_EQ(result.epochs_size(), 2);
+  EXPECT_EQ(epochs, 2);
+  EXPECT_GT(result.train_images_per_second(), 0);
+  auto refused = EvaluateCandidate(r, data, 1024, [](const v1::EvaluateEvent&) {});
+  EXPECT_EQ(refused.state(), v1::CANDIDATE_STATE_HOST_INFEASIBLE);
+  EXPECT_THAT(refused.error(), HasSubstr("estimated training memory"));
+  r.set_k(0);
+  EXPECT_EQ(EvaluateCandidate(r, data, 0, [](const v1::EvaluateEvent&) {}).state(),
+            v1::CANDIDATE_STATE_FAILED);
+}
+
+TEST_F(WorkerProcessTest, JoinsEvaluatesInAChildAndLeavesOnSigterm) {
+  StartWorker({"--memory-budget", "2GiB"});
+  {
+    std::lock_guard<std::mutex> lock(coordinator_.mu);
+    EXPECT_EQ(coordinator_.worker.slots(), 1);
+    EXPECT_EQ(coordinator_.worker.memory_budget_bytes(), 2LL << 30);
+    EXPECT_THAT(coordinator_.worker.address(), HasSubstr("127.0.0.1:"));
+  }
+  grpc::ClientContext dctx;
+  dctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::WorkerDescription described;
+  ASSERT_TRUE(stub_->Describe(&dctx, v1::DescribeRequest(), &described).ok());
+  EXPECT_FALSE(described.id().empty());
+
+  std::vector<v1::EvaluateEvent> events;
+  grpc::Status s = Evaluate(Request(2, 1, 2), &events);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_FALSE(events.empty());
+  const auto& result = events.back().result();
+  EXPECT_EQ(result.state(), v1::CANDIDATE_STATE_DONE) << result.error();
+  EXPECT_EQ(result.epochs_size(), 2);
+  EXPECT_GT(result.peak_memory_bytes(), 1 << 20);
+  int epoch_events = 0;
+  for (const auto& e : events) epoch_events += e.has_epoch();
+  EXPECT_EQ(epoch_events, 2);
+
+  // The job's host memory below the estimate: refused before training.
+  events.clear();
+  auto small = Request(2, 1, 1);
+  small.set_host_memory_bytes(1 << 20);
+  ASSERT_TRUE(Evaluate(small, &events).ok());
+  EXPECT_EQ(events.back().result().state(), v1::CANDIDATE_STATE_HOST_INFEASIBLE);
+  EXPECT_EQ(coordinator_.fetches.load(), 1);  // the dataset came from the cache the second time
+
+  // The coordinator forgets the worker (restart): it registers again.
+  coordinator_.forget = true;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(coordinator_.mu);
+        return coordinator_.registrations >= 2;
+      },
+      10));
+
+  kill(pid_, SIGTERM);
+  int status = 0;
+  ASSERT_TRUE(WaitUntil([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, 15));
+  pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::lock_guard<std::mutex> lock(coordinator_.mu);
+  EXPECT_EQ(coordinator_.left, coordinator_.worker.id());
+}
+
+TEST_F(WorkerProcessTest, CancellingTheRpcKillsTheChildAndTheWorkerKeepsServing) {
+  StartWorker({});
+  grpc::ClientContext ctx;
+  auto reader = stub_->Evaluate(&ctx, Request(16, 2, 500));
+  v1::EvaluateEvent e;
+  ASSERT_TRUE(reader->Read(&e));  // training has started in the child
+  auto children = [&] {
+    std::string path = "/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children";
+    std::ifstream in(path);
+    std::string text;
+    std::getline(in, text);
+    return text;
+  };
+  ctx.TryCancel();
+  while (reader->Read(&e)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The child process is gone soon after (killed, reaped), and a new evaluation runs.
+  EXPECT_TRUE(WaitUntil([&] { return children().empty(); }, 10)) << children();
+  std::vector<v1::EvaluateEvent> events;
+  bool ok = WaitUntil(
+      [&] {
+        events.clear();
+        return Evaluate(Request(1, 0, 1), &events).ok();  // the slot may take a moment to free
+      },
+      10);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(events.back().result().state(), v1::CANDIDATE_STATE_DONE);
+}
+
+TEST_F(WorkerProcessTest, AnUnknownDatasetFailsWithTheReason) {
+  StartWorker({});
+  auto r = Request(1, 0, 1);
+  r.set_dataset_id("sha256:" + std::string(64, 'f'));
+  std::vector<v1::EvaluateEvent> events;
+  ASSERT_TRUE(Evaluate(r, &events).ok());
+  EXPECT_EQ(events.back().result().state(), v1::CANDIDATE_STATE_FAILED);
+  EXPECT_THAT(events.back().result().error(), HasSubstr("no such dataset"));
+}
+
+}  // namespace
+}  // namespace nanonas
