@@ -1,0 +1,260 @@
+#include "common/export/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/export/inference.h"
+
+namespace nanonas {
+namespace {
+
+constexpr float kSoftmaxScale = 1.0f / 256.0f;
+
+void PutInt32(int32_t v, std::vector<uint8_t>* out) {
+  for (int b = 0; b < 4; ++b) out->push_back(static_cast<uint8_t>((static_cast<uint32_t>(v) >> (8 * b)) & 0xff));
+}
+
+int8_t QuantizeValue(float v, float scale, int32_t zero_point, int32_t lo, int32_t hi) {
+  const long q = std::lround(static_cast<double>(v) / scale) + zero_point;
+  return static_cast<int8_t>(std::clamp<long>(q, lo, hi));
+}
+
+// Symmetric int8 ([-127, 127]) scale for a set of values.
+float SymmetricScale(const float* v, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(v[i]));
+  return m > 0 ? m / 127.0f : 1.0f;
+}
+
+void QuantizeBias(const GraphTensor& fb, const std::vector<float>& scales, GraphTensor* qb) {
+  qb->type = ElementType::kInt32;
+  qb->quant.scale = scales;
+  qb->quant.zero_point.assign(scales.size(), 0);
+  qb->data.clear();
+  for (size_t i = 0; i < fb.values.size(); ++i) {
+    const double s = scales.size() > 1 ? scales[i] : scales[0];
+    const double q = std::round(fb.values[i] / s);
+    PutInt32(static_cast<int32_t>(std::clamp<double>(q, std::numeric_limits<int32_t>::min(),
+                                                     std::numeric_limits<int32_t>::max())),
+             &qb->data);
+  }
+  qb->values.clear();
+}
+
+void SetPerTensor(GraphTensor* t, ElementType type, float scale, int32_t zero_point) {
+  t->type = type;
+  t->quant.scale = {scale};
+  t->quant.zero_point = {zero_point};
+  t->quant.quantized_dimension = 0;
+}
+
+}  // namespace
+
+void AsymmetricParams(float min, float max, float* scale, int32_t* zero_point) {
+  const float qmin = -128.0f, qmax = 127.0f;
+  float rmin = std::min(min, 0.0f), rmax = std::max(max, 0.0f);
+  if (!(rmax > rmin)) rmax = rmin + 1.0f;  // an all-zero tensor (a dead ReLU): any scale will do
+  *scale = (rmax - rmin) / (qmax - qmin);
+  const float zp_from_min = qmin - rmin / *scale;
+  const float zp_from_max = qmax - rmax / *scale;
+  const float err_min = std::fabs(qmin) + std::fabs(rmin / *scale);
+  const float err_max = std::fabs(qmax) + std::fabs(rmax / *scale);
+  const float zp = err_min < err_max ? zp_from_min : zp_from_max;
+  if (zp < qmin) {
+    *zero_point = -128;
+  } else if (zp > qmax) {
+    *zero_point = 127;
+  } else {
+    *zero_point = static_cast<int32_t>(std::round(zp));
+  }
+}
+
+absl::StatusOr<CalibrationRanges> Calibrate(const Graph& g, const Dataset& data,
+                                            const std::vector<int64_t>& indices) {
+  const GraphTensor& in = g.tensor(g.input);
+  if (in.shape.size() != 4 || in.shape[1] != data.shape.height || in.shape[2] != data.shape.width ||
+      in.shape[3] != data.shape.channels) {
+    return absl::InvalidArgumentError(absl::StrCat("calibration images are ", FormatInputShape(data.shape),
+                                                   " but the model's input is ",
+                                                   FormatInputShape(g.spec.input)));
+  }
+  if (indices.empty()) return absl::InvalidArgumentError("no calibration images given");
+  CalibrationRanges r;
+  r.min.assign(g.tensors.size(), std::numeric_limits<float>::infinity());
+  r.max.assign(g.tensors.size(), -std::numeric_limits<float>::infinity());
+  std::vector<std::vector<float>> values;
+  for (int64_t idx : indices) {
+    if (idx < 0 || idx >= data.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("calibration image index ", idx,
+                                                     " is outside the dataset (", data.size(), " images)"));
+    }
+    NANONAS_ASSIGN_OR_RETURN(std::vector<float> out, RunFloatGraph(g, data.image(idx), &values));
+    (void)out;
+    for (size_t t = 0; t < values.size(); ++t) {
+      for (float v : values[t]) {
+        if (!std::isfinite(v)) {
+          return absl::InvalidArgumentError(absl::StrCat("tensor '", g.tensors[t].name,
+                                                         "' is not finite on calibration image ", idx,
+                                                         ": the weights are broken"));
+        }
+        r.min[t] = std::min(r.min[t], v);
+        r.max[t] = std::max(r.max[t], v);
+      }
+    }
+    ++r.images;
+  }
+  return r;
+}
+
+absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ranges) {
+  if (fg.quantized) return absl::InvalidArgumentError("the graph is already quantized");
+  if (ranges.min.size() != fg.tensors.size() || ranges.max.size() != fg.tensors.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("calibration ranges cover ", ranges.min.size(),
+                                                   " tensors, the graph has ", fg.tensors.size()));
+  }
+  Graph q;
+  q.spec = fg.spec;
+  q.quantized = true;
+  GraphTensor input = fg.tensor(fg.input);
+  input.name = "input";
+  SetPerTensor(&input, ElementType::kUint8, 1.0f, 0);
+  q.tensors.push_back(input);
+  auto map = [](int i) { return i + 1; };
+  for (const GraphTensor& t : fg.tensors) q.tensors.push_back(t);
+  GraphTensor& input_i8 = q.tensors[map(fg.input)];
+  input_i8.name = "input_i8";
+  SetPerTensor(&input_i8, ElementType::kInt8, 1.0f, -128);
+  q.input = 0;
+  q.ops.push_back(GraphOp{OpKind::kQuantize, {0}, {map(fg.input)}, false});
+
+  std::vector<bool> done(q.tensors.size(), false);
+  done[0] = done[map(fg.input)] = true;
+  auto activation = [&](int fi) {
+    GraphTensor& t = q.tensors[map(fi)];
+    float scale;
+    int32_t zp;
+    AsymmetricParams(ranges.min[fi], ranges.max[fi], &scale, &zp);
+    SetPerTensor(&t, ElementType::kInt8, scale, zp);
+  };
+  auto constant_asymmetric = [&](int fi) {
+    GraphTensor& t = q.tensors[map(fi)];
+    const auto [mn, mx] = std::minmax_element(t.values.begin(), t.values.end());
+    float scale;
+    int32_t zp;
+    AsymmetricParams(*mn, *mx, &scale, &zp);
+    SetPerTensor(&t, ElementType::kInt8, scale, zp);
+    t.data.clear();
+    for (float v : t.values) t.data.push_back(static_cast<uint8_t>(QuantizeValue(v, scale, zp, -128, 127)));
+    t.values.clear();
+  };
+
+  for (const GraphOp& op : fg.ops) {
+    GraphOp qop = op;
+    for (int& i : qop.inputs) i = map(i);
+    for (int& i : qop.outputs) i = map(i);
+    const int fo = op.outputs[0];
+    const GraphTensor& qin = q.tensors[qop.inputs[0]];
+    if (qin.quant.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(OpKindName(op.kind), " reads '", qin.name,
+                                                     "' before it is produced"));
+    }
+    const float in_scale = qin.quant.scale[0];
+    switch (op.kind) {
+      case OpKind::kMul:
+      case OpKind::kAdd: {
+        constant_asymmetric(op.inputs[1]);
+        activation(fo);
+        if (op.kind == OpKind::kAdd) {
+          // TFLite's ADD needs output_scale > 2 * max(input scales) / 2^20; keep a margin.
+          GraphTensor& t = q.tensors[map(fo)];
+          const float need = 2.0f * std::max(in_scale, q.tensors[qop.inputs[1]].quant.scale[0]) / (1 << 19);
+          if (t.quant.scale[0] < need) t.quant.scale[0] = need;
+        }
+        break;
+      }
+      case OpKind::kConv2D: {
+        GraphTensor& w = q.tensors[map(op.inputs[1])];
+        const int cout = w.shape[0];
+        const size_t per = static_cast<size_t>(w.num_elements() / cout);
+        w.type = ElementType::kInt8;
+        w.quant.scale.resize(cout);
+        w.quant.zero_point.assign(cout, 0);
+        w.quant.quantized_dimension = 0;
+        w.data.resize(w.values.size());
+        std::vector<float> bias_scales(cout);
+        for (int o = 0; o < cout; ++o) {
+          const float s = SymmetricScale(&w.values[o * per], per);
+          w.quant.scale[o] = s;
+          bias_scales[o] = in_scale * s;
+          for (size_t j = 0; j < per; ++j) {
+            w.data[o * per + j] = static_cast<uint8_t>(QuantizeValue(w.values[o * per + j], s, 0, -127, 127));
+          }
+        }
+        w.values.clear();
+        GraphTensor& b = q.tensors[map(op.inputs[2])];
+        QuantizeBias(fg.tensor(op.inputs[2]), bias_scales, &b);
+        activation(fo);
+        break;
+      }
+      case OpKind::kMaxPool2D: {
+        GraphTensor& t = q.tensors[map(fo)];
+        t.type = ElementType::kInt8;
+        t.quant = qin.quant;
+        break;
+      }
+      case OpKind::kMean: activation(fo); break;
+      case OpKind::kFullyConnected: {
+        GraphTensor& w = q.tensors[map(op.inputs[1])];
+        const float s = SymmetricScale(w.values.data(), w.values.size());
+        SetPerTensor(&w, ElementType::kInt8, s, 0);
+        w.data.clear();
+        for (float v : w.values) w.data.push_back(static_cast<uint8_t>(QuantizeValue(v, s, 0, -127, 127)));
+        w.values.clear();
+        QuantizeBias(fg.tensor(op.inputs[2]), {in_scale * s}, &q.tensors[map(op.inputs[2])]);
+        activation(fo);
+        break;
+      }
+      case OpKind::kSoftmax:
+        SetPerTensor(&q.tensors[map(fo)], ElementType::kInt8, kSoftmaxScale, -128);
+        break;
+      case OpKind::kQuantize:
+        return absl::InvalidArgumentError("a float graph must not contain QUANTIZE");
+    }
+    q.ops.push_back(qop);
+  }
+  GraphTensor output = q.tensors[map(fg.output)];
+  output.name = "output";
+  output.constant = false;
+  SetPerTensor(&output, ElementType::kUint8, kSoftmaxScale, 0);
+  q.tensors.push_back(output);
+  q.output = static_cast<int>(q.tensors.size()) - 1;
+  q.ops.push_back(GraphOp{OpKind::kQuantize, {map(fg.output)}, {q.output}, false});
+  return q;
+}
+
+absl::StatusOr<Graph> QuantizeModel(const Architecture& arch, const ModelWeights& weights,
+                                    const Dataset& data, const std::vector<int64_t>& representative,
+                                    int min_images) {
+  if (static_cast<int>(representative.size()) < min_images) {
+    return absl::InvalidArgumentError(absl::StrCat("quantization needs at least ", min_images,
+                                                   " representative images, got ",
+                                                   representative.size()));
+  }
+  NANONAS_ASSIGN_OR_RETURN(Graph fg, BuildFloatGraph(arch, weights));
+  NANONAS_ASSIGN_OR_RETURN(CalibrationRanges ranges, Calibrate(fg, data, representative));
+  return QuantizeGraph(fg, ranges);
+}
+
+absl::StatusOr<Graph> PlaceholderQuantizedGraph(const Architecture& arch) {
+  NANONAS_ASSIGN_OR_RETURN(Graph fg, BuildFloatGraph(arch, PlaceholderWeights(arch)));
+  CalibrationRanges r;
+  r.min.assign(fg.tensors.size(), 0.0f);
+  r.max.assign(fg.tensors.size(), 1.0f);
+  return QuantizeGraph(fg, r);
+}
+
+}  // namespace nanonas
