@@ -196,7 +196,8 @@ std::string ResourcesText(const McuResources& r) {
 }
 
 // Loads the dataset at `shape` (empty shape: the source's default size).
-absl::StatusOr<Dataset> LoadData(const DataSource& src, const std::string& input_flag) {
+absl::StatusOr<Dataset> LoadData(const DataSource& src, const std::string& input_flag,
+                                 int threads) {
   if (src.fashion_mnist) {
     NANONAS_ASSIGN_OR_RETURN(Dataset all, LoadFashionMnist(/*train=*/true));
     if (src.limit > 0) {
@@ -214,6 +215,7 @@ absl::StatusOr<Dataset> LoadData(const DataSource& src, const std::string& input
     return ResizeDataset(all, shape);
   }
   FolderOptions options;
+  options.threads = threads;
   NANONAS_ASSIGN_OR_RETURN(options.size,
                            ParseInputShape(input_flag.empty() ? "50x50x3" : input_flag));
   return LoadImageFolder(src.path, options);
@@ -291,7 +293,7 @@ int Run() {
 
   // ---- Data ---------------------------------------------------------------------------------
   const auto load_start = std::chrono::steady_clock::now();
-  absl::StatusOr<Dataset> data = LoadData(*source, input_flag);
+  absl::StatusOr<Dataset> data = LoadData(*source, input_flag, options.threads);
   if (!data.ok()) {
     std::fprintf(stderr, "nanonas-eval: loading the data: %s\n",
                  std::string(data.status().message()).c_str());

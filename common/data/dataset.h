@@ -38,6 +38,12 @@ struct FolderOptions {
   InputShape size;               // resize target; channels 3 = RGB, 1 = grayscale
   int64_t max_image_pixels = 64LL * 1024 * 1024;  // larger images are rejected (decompression bombs)
   int64_t max_images = 2'000'000;
+  // Decoding threads (>= 1). The result is identical for any count; with several failing files
+  // the error names the first in load order.
+  int threads = 1;
+  // When set (e.g. a separate test folder loaded with the training set's class_names), the class
+  // folders must be exactly these names and label i is class_names[i], in this order.
+  std::vector<std::string> class_names;
 };
 
 // Loads root/<class>/*.{jpg,jpeg,png,bmp} (case-insensitive extensions), classes sorted by name

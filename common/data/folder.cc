@@ -1,10 +1,13 @@
 // Class-folder datasets: LoadImageFolder and ResizeDataset (the OpenCV side of nanonas_data).
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <system_error>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -209,12 +212,38 @@ absl::StatusOr<std::vector<ClassFiles>> ScanRoot(const fs::path& root, int64_t* 
 
 absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOptions& options) {
   NANONAS_RETURN_IF_ERROR(CheckShape(options.size, "input size"));
-  if (options.max_image_pixels <= 0 || options.max_images <= 0) {
-    return absl::InvalidArgumentError("max_image_pixels and max_images must be positive");
+  if (options.max_image_pixels <= 0 || options.max_images <= 0 || options.threads < 1) {
+    return absl::InvalidArgumentError(
+        "FolderOptions: max_image_pixels, max_images and threads must be positive");
   }
   int64_t ignored = 0;
   NANONAS_ASSIGN_OR_RETURN(std::vector<ClassFiles> classes, ScanRoot(root, &ignored));
 
+  if (!options.class_names.empty()) {
+    // Reorder to the given names; every folder must be one of them and every name a folder.
+    std::vector<ClassFiles> ordered;
+    std::vector<std::string> missing;
+    for (const std::string& name : options.class_names) {
+      auto it = std::find_if(classes.begin(), classes.end(),
+                             [&](const ClassFiles& c) { return c.name == name; });
+      if (it == classes.end()) {
+        missing.push_back(name);
+      } else {
+        ordered.push_back(std::move(*it));
+        classes.erase(it);
+      }
+    }
+    if (!missing.empty() || !classes.empty()) {
+      std::vector<std::string> extra;
+      for (const ClassFiles& c : classes) extra.push_back(c.name);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "class folders of ", root, " do not match the expected classes (",
+          absl::StrJoin(options.class_names, ", "), ")",
+          missing.empty() ? "" : absl::StrCat(": missing ", absl::StrJoin(missing, ", ")),
+          extra.empty() ? "" : absl::StrCat(": unexpected ", absl::StrJoin(extra, ", "))));
+    }
+    classes = std::move(ordered);
+  }
   int64_t total = 0;
   std::vector<std::string> empty;
   for (const ClassFiles& c : classes) {
@@ -249,16 +278,43 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOpt
   Dataset ds;
   ds.shape = options.size;
   const int64_t image_bytes = ds.image_bytes();
-  ds.images.resize(static_cast<size_t>(total * image_bytes));
+  std::vector<const fs::path*> files;
+  files.reserve(static_cast<size_t>(total));
   ds.labels.reserve(static_cast<size_t>(total));
   for (size_t label = 0; label < classes.size(); ++label) {
     ds.class_names.push_back(classes[label].name);
     for (const fs::path& file : classes[label].files) {
-      NANONAS_RETURN_IF_ERROR(
-          DecodeInto(file, options, ds.images.data() + ds.size() * image_bytes));
+      files.push_back(&file);
       ds.labels.push_back(static_cast<int32_t>(label));
     }
   }
+  ds.images.resize(static_cast<size_t>(total * image_bytes));
+
+  // Each image has its own slot, so threads only share the next index and the first error.
+  std::atomic<int64_t> next{0};
+  std::mutex mu;
+  int64_t error_index = total;  // guarded by mu: the smallest failing index so far
+  absl::Status error;
+  std::atomic<int64_t> stop_at{total};
+  auto work = [&] {
+    for (int64_t i = next++; i < stop_at.load(); i = next++) {
+      absl::Status s = DecodeInto(*files[i], options, ds.images.data() + i * image_bytes);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (i < error_index) {
+          error_index = i;
+          error = std::move(s);
+          stop_at.store(i);
+        }
+      }
+    }
+  };
+  const int threads = static_cast<int>(std::min<int64_t>(options.threads, total));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  if (!error.ok()) return error;
   return ds;
 }
 

@@ -264,6 +264,55 @@ TEST_F(FolderTest, TooManyImagesAndBadSizesAreRejected) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(FolderTest, ThreadsGiveTheSameDatasetAndTheFirstError) {
+  cv::RNG rng(5);
+  for (int i = 0; i < 24; ++i) {
+    cv::Mat img(20 + i, 30, CV_8UC3);
+    rng.fill(img, cv::RNG::UNIFORM, 0, 255);
+    Write(std::string(i % 3 == 0 ? "a/" : "b/") + std::to_string(100 + i) + ".png", img);
+  }
+  FolderOptions one = Options(8, 8, 3);
+  FolderOptions four = one;
+  four.threads = 4;
+  absl::StatusOr<Dataset> a = LoadImageFolder(root_.string(), one);
+  absl::StatusOr<Dataset> b = LoadImageFolder(root_.string(), four);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_EQ(a->images, b->images);
+  EXPECT_EQ(a->labels, b->labels);
+  EXPECT_EQ(ContentHash(*a), ContentHash(*b));
+  // Two corrupt files: the error names the first in load order (class a, then b).
+  WriteBytes("b/150.png", "junk");
+  const fs::path first = WriteBytes("a/150.png", "junk");
+  for (int t : {1, 4}) {
+    FolderOptions o = one;
+    o.threads = t;
+    absl::StatusOr<Dataset> d = LoadImageFolder(root_.string(), o);
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(d.status().message()), HasSubstr(first.string())) << t;
+  }
+  one.threads = 0;
+  EXPECT_EQ(LoadImageFolder(root_.string(), one).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(FolderTest, GivenClassNamesFixTheLabelsOfATestFolder) {
+  WriteSolid("cat/1.png", cv::Scalar(0, 0, 10));
+  WriteSolid("dog/1.png", cv::Scalar(0, 0, 20));
+  FolderOptions o = Options();
+  o.class_names = {"dog", "cat"};
+  absl::StatusOr<Dataset> ds = LoadImageFolder(root_.string(), o);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  EXPECT_THAT(ds->class_names, ElementsAre("dog", "cat"));
+  EXPECT_THAT(ds->labels, ElementsAre(0, 1));
+  EXPECT_EQ(ds->image(0)[0], 20);
+  o.class_names = {"cat", "dog", "emu"};
+  EXPECT_THAT(std::string(LoadImageFolder(root_.string(), o).status().message()),
+              HasSubstr("missing emu"));
+  o.class_names = {"cat"};
+  EXPECT_THAT(std::string(LoadImageFolder(root_.string(), o).status().message()),
+              HasSubstr("unexpected dog"));
+}
+
 TEST(ResizeDatasetTest, ConvertsSizeAndChannels) {
   Dataset in;
   in.shape = {2, 2, 3};
