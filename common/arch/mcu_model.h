@@ -118,7 +118,8 @@ int64_t RamBytesFromArenaUsed(int64_t used);
 
 // The size of the TF converter's .tflite file for the architecture, by the fitted formula of
 // mcu-memory-model.md (within a few tens of bytes for 2023 graphs). For 2024 graphs, for which no
-// reference files exist, the structural constants are scaled by tensor count: a rough estimate.
+// reference files exist, the structural constants are derived from the 2023 files with the BN ops
+// stripped (see the .cc): a rough estimate, a few hundred bytes either way.
 int64_t EstimateConverterFlashBytes(const Architecture& arch);
 
 struct McuResources {

@@ -7,9 +7,9 @@ namespace nanonas {
 
 absl::StatusOr<McuGraph> McuGraphFromTflite(const TfliteGraph& graph) {
   if (graph.inputs.size() != 1 || graph.outputs.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("graph has ", graph.inputs.size(), " inputs and ",
-                                                   graph.outputs.size(),
-                                                   " outputs: the MCU model needs one of each"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("graph has ", graph.inputs.size(), " inputs and ", graph.outputs.size(),
+                     " outputs: the MCU model needs one of each"));
   }
   McuGraph g;
   for (const TfliteTensor& t : graph.tensors) {
@@ -30,8 +30,8 @@ absl::StatusOr<McuGraph> McuGraphFromTflite(const TfliteGraph& graph) {
   }
   g.input = graph.inputs[0];
   g.output = graph.outputs[0];
-  static const char* kKnown[] = {"QUANTIZE", "MUL",  "ADD",     "CONV_2D",
-                                 "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"};
+  static const char* kKnown[] = {"QUANTIZE", "MUL",  "ADD",  "CONV_2D", "MAX_POOL_2D",
+                                 "MEAN",     "FULLY_CONNECTED", "SOFTMAX"};
   for (size_t n = 0; n < graph.ops.size(); ++n) {
     const TfliteOp& op = graph.ops[n];
     bool known = false;
@@ -53,12 +53,14 @@ absl::StatusOr<McuGraph> McuGraphFromTflite(const TfliteGraph& graph) {
       m.output_shapes.push_back(graph.tensors[i].shape);
     }
     if (m.inputs.empty() || m.outputs.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("op ", n, " (", op.op, ") has no input or output"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("op ", n, " (", op.op, ") has no input or output"));
     }
     const std::vector<int>& in_shape = graph.tensors[m.inputs[0]].shape;
     if (op.op == "CONV_2D") {
-      if (in_shape.size() != 4 || m.inputs.size() < 2 || graph.tensors[m.inputs[1]].shape.size() != 4 ||
-          graph.tensors[m.inputs[1]].shape[1] != 3 || graph.tensors[m.inputs[1]].shape[2] != 3) {
+      const std::vector<int>* w =
+          m.inputs.size() >= 2 ? &graph.tensors[m.inputs[1]].shape : nullptr;
+      if (in_shape.size() != 4 || w == nullptr || w->size() != 4 || (*w)[1] != 3 || (*w)[2] != 3) {
         return absl::InvalidArgumentError(
             absl::StrCat("op ", n, " is a CONV_2D other than 3x3 NHWC: not covered"));
       }

@@ -168,8 +168,8 @@ TEST(McuModelTest, GreedyPlannerEqualsLinearChainFormOnManyShapes) {
 // Of 71,424 (k <= 64, c, H=W in 1..128, C in {1,3}, classes, variant) graphs checked while writing
 // this model, the greedy planner beat the chain form only for 2x2x3 inputs with k = 21..24, c = 0:
 // the conv scratch (112) and the MEAN scratch (96) are placed first at offset 0, the conv output
-// (96) lands above them and MEAN's 32-byte output no longer fits in the 16-byte hole. TFLM's planner
-// does the same, so RAM follows the planner.
+// (96) lands above them and MEAN's 32-byte output no longer fits in the 16-byte hole. TFLM's
+// planner does the same, so RAM follows the planner.
 TEST(McuModelTest, GreedyPlannerCanExceedTheChainFormOnDegenerateInputs) {
   for (Variant v : {Variant::k2023, Variant::k2024}) {
     const McuGraph g = DescribeMcuGraph(Build(23, 0, {2, 2, 3}, 2, v));

@@ -53,7 +53,8 @@ TEST(TfliteMcuTest, GraphDescriptionMatchesTheReferenceFiles) {
         const TfliteTensor& ft = file.tensors[f.inputs[i]];
         const McuTensor& mt = model.tensors[o.inputs[i]];
         EXPECT_EQ(ft.shape, mt.shape) << "input " << i;
-        EXPECT_EQ(std::string(TensorTypeName(ft.type)), McuTensorTypeName(mt.type)) << "input " << i;
+        EXPECT_EQ(std::string(TensorTypeName(ft.type)), McuTensorTypeName(mt.type))
+            << "input " << i;
         EXPECT_EQ(ft.is_constant(), mt.constant) << "input " << i;
         if (mt.constant) {
           EXPECT_EQ(ft.constant_bytes, mt.bytes()) << "input " << i;

@@ -139,7 +139,8 @@ TEST(TfliteReaderTest, ReadsAModelWrittenWithTheSchemaSubset) {
   auto weights = std::make_unique<tflite::BufferT>();
   weights->data.assign(2 * 3 * 3 * 1, 1);
   model.buffers.push_back(std::move(weights));
-  for (tflite::BuiltinOperator op : {tflite::BuiltinOperator_CONV_2D, tflite::BuiltinOperator_QUANTIZE}) {
+  for (tflite::BuiltinOperator op :
+       {tflite::BuiltinOperator_CONV_2D, tflite::BuiltinOperator_QUANTIZE}) {
     auto code = std::make_unique<tflite::OperatorCodeT>();
     code->builtin_code = op;
     code->deprecated_builtin_code = static_cast<int8_t>(op);
