@@ -186,10 +186,13 @@ absl::Status NanoNasSearch::Report(int k, int c, const EvaluationOutcome& outcom
                                                    "): the pending candidate is ", Where(k_, c_)));
   }
   if (outcome.outcome == Outcome::kInfeasible) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Report(", Where(k, c), "): INFEASIBLE is decided by the feasibility function, not reported"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Report(", Where(k, c),
+                     "): INFEASIBLE is decided by the feasibility function, not reported"));
   }
-  if (outcome.outcome == Outcome::kDone) NANONAS_RETURN_IF_ERROR(CheckAccuracy(outcome.accuracy, k, c));
+  if (outcome.outcome == Outcome::kDone) {
+    NANONAS_RETURN_IF_ERROR(CheckAccuracy(outcome.accuracy, k, c));
+  }
 
   PathEntry e;
   e.outcome = outcome.outcome;

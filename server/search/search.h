@@ -20,7 +20,8 @@
 // as the reference).
 //
 // States; the legal moves (every change goes through TransitionState, which refuses others):
-//   kSelecting -> kEvaluating -> kSelecting -> ... -> kFinished;  kSelecting|kEvaluating -> kCancelled
+//   kSelecting -> kEvaluating -> kSelecting -> ... -> kFinished
+//   kSelecting | kEvaluating -> kCancelled
 // kSelecting is internal and transient: every public call leaves the machine in kEvaluating (one
 // candidate handed out, waiting for Report), kFinished or kCancelled.
 //
