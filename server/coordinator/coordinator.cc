@@ -223,10 +223,17 @@ std::vector<v1::Violation> FindViolations(const v1::Constraints& limits,
 Coordinator::Coordinator(CoordinatorOptions options, CoordinatorDeps deps)
     : options_(std::move(options)), deps_(std::move(deps)) {}
 
-Coordinator::~Coordinator() {
+void Coordinator::Shutdown() {
   absl::MutexLock lock(&mu_);
+  if (shutting_down_) return;
   shutting_down_ = true;
   for (auto& [id, handle] : handles_) handle->Cancel();
+  changed_.SignalAll();
+}
+
+Coordinator::~Coordinator() {
+  Shutdown();
+  absl::MutexLock lock(&mu_);
   // Connector callbacks reference this object: wait (bounded) until they have all run.
   mu_.AwaitWithTimeout(absl::Condition(
                            +[](std::map<std::string, std::unique_ptr<RunningEvaluation>>* h) {
@@ -495,8 +502,9 @@ void Coordinator::FinishSearch(JobRuntime& rt) {
   } else {
     (void)TransitionJob(
         rt, v1::JOB_STATE_FAILED,
-        absl::StrCat("no candidate fits the limits (", result.stop_reason(),
-                     "); relax the limits (RAM, Flash, MACC, host memory) or use a smaller input"));
+        absl::StrCat("the search found no model: ", result.stop_reason(),
+                     " (relax the limits (RAM, Flash, MACC, host memory), use a smaller input, or "
+                     "check the failed candidates' errors)"));
   }
 }
 

@@ -72,6 +72,11 @@ class Coordinator {
   // Cancels running evaluations and waits for their callbacks.
   ~Coordinator();
 
+  // Stops dispatching, cancels running evaluations and ignores their results from now on (the
+  // store keeps them RUNNING, as after a crash; Recover() in the next process re-queues them).
+  // Does not wait; the destructor waits for the connector's callbacks.
+  void Shutdown();
+
   // Loads every job from the store and resumes the unfinished ones. Call once, before serving.
   absl::Status Recover();
 

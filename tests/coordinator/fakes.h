@@ -1,0 +1,176 @@
+// Fakes for driving the coordinator core without threads, gRPC or training.
+#ifndef NANONAS_TESTS_COORDINATOR_FAKES_H_
+#define NANONAS_TESTS_COORDINATOR_FAKES_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/coordinator/coordinator.h"
+#include "server/coordinator/memory_store.h"
+
+namespace nanonas::coordinator::testing {
+
+namespace v1 = nanonas::v1;
+
+// Records every Start; the test finishes evaluations by calling Complete/Break.
+class FakeConnector : public WorkerConnector {
+ public:
+  struct Call {
+    v1::WorkerDescription worker;
+    v1::EvaluateRequest request;
+    EvaluationCallbacks callbacks;
+    bool cancelled = false;
+    bool done = false;
+  };
+  class Handle : public RunningEvaluation {
+   public:
+    explicit Handle(std::shared_ptr<Call> call) : call_(std::move(call)) {}
+    void Cancel() override { call_->cancelled = true; }
+
+   private:
+    std::shared_ptr<Call> call_;
+  };
+
+  std::unique_ptr<RunningEvaluation> Start(const v1::WorkerDescription& worker,
+                                           const v1::EvaluateRequest& request,
+                                           EvaluationCallbacks callbacks) override {
+    auto call = std::make_shared<Call>();
+    call->worker = worker;
+    call->request = request;
+    call->callbacks = std::move(callbacks);
+    calls.push_back(call);
+    return std::make_unique<Handle>(call);
+  }
+
+  // Calls not finished yet.
+  std::vector<std::shared_ptr<Call>> Open() const {
+    std::vector<std::shared_ptr<Call>> out;
+    for (const auto& c : calls) {
+      if (!c->done) out.push_back(c);
+    }
+    return out;
+  }
+  static void Complete(const std::shared_ptr<Call>& call, double accuracy) {
+    v1::EvaluateResult r;
+    r.set_state(v1::CANDIDATE_STATE_DONE);
+    r.set_best_validation_accuracy(accuracy);
+    r.set_peak_memory_bytes(12345678);
+    r.set_duration_seconds(1.5);
+    auto* e = r.add_epochs();
+    e->set_epoch(1);
+    e->set_validation_accuracy(accuracy);
+    call->done = true;
+    call->callbacks.on_done(r);
+  }
+  static void Finish(const std::shared_ptr<Call>& call, absl::StatusOr<v1::EvaluateResult> r) {
+    call->done = true;
+    call->callbacks.on_done(std::move(r));
+  }
+  // Ends every open call (as a transport would after a cancel) so the core can be destroyed.
+  void DrainAll() {
+    for (const auto& c : Open()) Finish(c, absl::CancelledError("test teardown"));
+  }
+
+  std::vector<std::shared_ptr<Call>> calls;
+};
+
+inline std::string Hex64(char ch) { return std::string(64, ch); }
+
+// Decoder: "sha256:" + Hex64('a') is a 2-class set of 100 images; Hex64('1') has one class.
+inline DatasetDecoder FakeDecoder() {
+  return [](const std::string& id, const InputShape& input) -> absl::StatusOr<DecodedDataset> {
+    if (id == "sha256:" + Hex64('a')) {
+      DecodedDataset d;
+      d.id = Hex64('d');
+      d.num_images = 100;
+      d.pixel_bytes = 100LL * input.height * input.width * input.channels;
+      d.class_names = {"horizontal", "vertical"};
+      return d;
+    }
+    if (id == "sha256:" + Hex64('1')) {
+      DecodedDataset d;
+      d.id = Hex64('e');
+      d.num_images = 10;
+      d.class_names = {"only"};
+      return d;
+    }
+    return absl::NotFoundError(absl::StrCat("dataset '", id, "' is unknown to this coordinator"));
+  };
+}
+
+// RAM grows with k and c so that limits can cut rows: ram = 1000 k (c + 1).
+inline ResourceModel FakeResources() {
+  return [](const Architecture& a) -> absl::StatusOr<McuFigures> {
+    McuFigures f;
+    f.ram_bytes = 1000LL * a.k() * (a.c() + 1);
+    f.flash_bytes = 500LL * a.k();
+    f.macc = a.macc;
+    return f;
+  };
+}
+
+inline v1::JobSpec GoodSpec() {
+  v1::JobSpec spec;
+  spec.set_name("stripes");
+  spec.set_dataset_id("sha256:" + Hex64('a'));
+  spec.mutable_input()->set_height(50);
+  spec.mutable_input()->set_width(50);
+  spec.mutable_input()->set_channels(3);
+  spec.mutable_constraints()->set_ram_bytes(1'000'000);
+  spec.mutable_constraints()->set_flash_bytes(1'000'000);
+  return spec;
+}
+
+// Everything a core needs, with a manual clock.
+struct Harness {
+  explicit Harness(MemoryStore* shared_store = nullptr, CoordinatorMetrics* metrics = nullptr,
+                   int max_attempts = 3) {
+    store = shared_store != nullptr ? shared_store : &own_store;
+    CoordinatorOptions options;
+    options.clock = [this] { return now; };
+    options.max_attempts = max_attempts;
+    options.worker_timeout = absl::Milliseconds(3000);
+    CoordinatorDeps deps;
+    deps.store = store;
+    deps.connector = &connector;
+    deps.decode = FakeDecoder();
+    deps.resource_model = FakeResources();
+    deps.host_memory_model = [this](const Architecture& a, int64_t, const v1::EvaluationSettings&) {
+      return host_bytes_per_k * a.k();
+    };
+    deps.metrics = metrics;
+    core = std::make_unique<Coordinator>(options, deps);
+  }
+  ~Harness() { Crash(); }
+  // Stops the core as a kill would leave the store: results arriving later are ignored.
+  void Crash() {
+    if (!core) return;
+    core->Shutdown();
+    connector.DrainAll();
+    core.reset();
+  }
+  void AddWorker(const std::string& id, int slots = 1) {
+    v1::WorkerDescription w;
+    w.set_id(id);
+    w.set_address(id + ":1");
+    w.set_slots(slots);
+    w.set_memory_budget_bytes(1LL << 30);
+    auto r = core->RegisterWorker(w);
+    if (!r.ok()) std::abort();
+  }
+
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  int64_t host_bytes_per_k = 1;
+  MemoryStore own_store;
+  MemoryStore* store;
+  FakeConnector connector;
+  std::unique_ptr<Coordinator> core;
+};
+
+}  // namespace nanonas::coordinator::testing
+
+#endif  // NANONAS_TESTS_COORDINATOR_FAKES_H_
