@@ -1,0 +1,210 @@
+// Whole-network checks: the gradient of the training loss against central finite differences for
+// both search-space variants, inference against the naive reference network, weight round trips.
+#include "worker/engine/network.h"
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "tests/engine/test_util.h"
+#include "worker/engine/reference.h"
+
+namespace nanonas::engine {
+namespace {
+
+Architecture MakeArch(int k, int c, InputShape in, int classes, Variant v) {
+  CandidateSpec spec;
+  spec.k = k;
+  spec.c = c;
+  spec.input = in;
+  spec.classes = classes;
+  spec.variant = v;
+  auto arch = BuildArchitecture(spec);
+  EXPECT_TRUE(arch.ok()) << arch.status();
+  return *arch;
+}
+
+// Every parameter of a ModelWeights as pointers, in a fixed order (moving statistics excluded).
+std::vector<float*> Params(ModelWeights& w) {
+  std::vector<float*> p;
+  for (auto& c : w.convs) {
+    for (float& v : c.kernel) p.push_back(&v);
+    for (float& v : c.bias) p.push_back(&v);
+  }
+  for (auto& b : w.batch_norms) {
+    for (float& v : b.gamma) p.push_back(&v);
+    for (float& v : b.beta) p.push_back(&v);
+  }
+  for (float& v : w.dense.kernel) p.push_back(&v);
+  for (float& v : w.dense.bias) p.push_back(&v);
+  return p;
+}
+
+class GradientCheckTest : public ::testing::TestWithParam<Variant> {};
+
+// The network runs in float32 (finite differences with eps 1e-3 on the mean loss: larger steps
+// meet the strong curvature that batch statistics give a 6-image batch), so the check is
+// statistical: over every parameter, the analytic and numeric gradient vectors have
+// cosine similarity >= 0.999 and relative difference norm <= 3%; and >= 95% of the parameters
+// agree within 5% + 2e-4 (the rest may straddle a ReLU or max-pool kink).
+TEST_P(GradientCheckTest, WholeNetworkGradientMatchesFiniteDifferences) {
+  const Variant variant = GetParam();
+  const Architecture arch = MakeArch(3, 2, {8, 8, 3}, 3, variant);
+  const Dataset data = testing::MakeStripes(6, 8, 8, 3, 5);
+  std::vector<int32_t> labels = {0, 1, 2, 0, 1, 2};
+  const int n = 6;
+  std::vector<int64_t> idx = {0, 1, 2, 3, 4, 5};
+  auto net_or = Network::Create(arch, {n}, true);
+  ASSERT_TRUE(net_or.ok()) << net_or.status();
+  Network& net = **net_or;
+  net.InitializeKeras(7);
+  // Make biases, BN parameters non-trivial so that their gradients are exercised.
+  ModelWeights w = net.GetWeights();
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-0.3f, 0.3f);
+  for (auto& c : w.convs) for (float& v : c.bias) v = u(rng);
+  for (auto& b : w.batch_norms) {
+    for (float& v : b.gamma) v = 1.f + u(rng);
+    for (float& v : b.beta) v = u(rng);
+  }
+  for (float& v : w.dense.bias) v = u(rng);
+  ASSERT_TRUE(net.SetWeights(w).ok());
+
+  net.LoadImages(data, idx.data(), n);
+  const uint64_t dropout = 99;
+  auto loss = [&](const ModelWeights& weights) {
+    EXPECT_TRUE(net.SetWeights(weights).ok());
+    net.set_dropout_state(dropout);
+    EXPECT_TRUE(net.Forward(n, true).ok());
+    int correct = 0;
+    return net.Loss(n, labels.data(), &correct) / n;
+  };
+  loss(w);
+  ASSERT_TRUE(net.Backward(n).ok());
+  ModelWeights grads = net.GetGradients();
+  std::vector<float*> g = Params(grads);
+  std::vector<float*> p = Params(w);
+  ASSERT_EQ(g.size(), p.size());
+
+  const float eps = 1e-3f;
+  double dot = 0, na = 0, nn = 0, nd = 0;
+  int agree = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const float saved = *p[i];
+    *p[i] = saved + eps;
+    const double up = loss(w);
+    *p[i] = saved - eps;
+    const double down = loss(w);
+    *p[i] = saved;
+    const double num = (up - down) / (2 * eps);
+    const double a = *g[i];
+    dot += a * num;
+    na += a * a;
+    nn += num * num;
+    nd += (a - num) * (a - num);
+    if (std::abs(a - num) <= 0.05 * std::abs(num) + 2e-4) ++agree;
+  }
+  EXPECT_GT(std::sqrt(na), 1e-3);  // the check means something
+  EXPECT_GE(dot / std::sqrt(na * nn), 0.999);
+  EXPECT_LE(std::sqrt(nd / nn), 0.03);
+  EXPECT_GE(agree, static_cast<int>(0.95 * p.size())) << "of " << p.size();
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, GradientCheckTest,
+                         ::testing::Values(Variant::k2023, Variant::k2024));
+
+class InferenceTest : public ::testing::TestWithParam<std::tuple<Variant, int, int, int>> {};
+
+TEST_P(InferenceTest, MatchesNaiveReferenceNetwork) {
+  const auto [variant, k, c, channels] = GetParam();
+  const Architecture arch = MakeArch(k, c, {13, 11, channels}, 4, variant);
+  Dataset data = testing::MakeStripes(7, 13, 11, channels, 9);
+  data.class_names = {"a", "b", "c", "d"};
+  auto net_or = Network::Create(arch, {7, 3}, false);
+  ASSERT_TRUE(net_or.ok()) << net_or.status();
+  Network& net = **net_or;
+  net.InitializeKeras(3);
+  ModelWeights w = net.GetWeights();
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  for (auto& b : w.batch_norms) {
+    for (float& v : b.moving_mean) v = u(rng) + (variant == Variant::k2024 ? 0.f : 0.5f);
+    for (float& v : b.moving_variance) v = 1.f + u(rng);
+    for (float& v : b.beta) v = u(rng);
+  }
+  for (auto& cw : w.convs) for (float& v : cw.bias) v = u(rng);
+  ASSERT_TRUE(net.SetWeights(w).ok());
+  std::vector<int64_t> idx = {6, 0, 3, 2, 5, 1, 4};
+  net.LoadImages(data, idx.data(), 7);
+  ASSERT_TRUE(net.Forward(7, false).ok());
+  const auto ref = reference::InferLogits(arch, w, data, idx);
+  ASSERT_EQ(ref.size(), 7u * 4);
+  for (size_t i = 0; i < ref.size(); ++i) {
+    EXPECT_NEAR(net.logits()[i], ref[i], 1e-3 * (1 + std::abs(ref[i]))) << i;
+  }
+  // The partial batch size gives the same logits for its images.
+  net.LoadImages(data, idx.data() + 4, 3);
+  ASSERT_TRUE(net.Forward(3, false).ok());
+  for (size_t i = 0; i < 3 * 4; ++i) {
+    EXPECT_NEAR(net.logits()[i], ref[4 * 4 + i], 1e-3 * (1 + std::abs(ref[4 * 4 + i])));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, InferenceTest,
+                         ::testing::Values(std::make_tuple(Variant::k2023, 1, 0, 3),
+                                           std::make_tuple(Variant::k2023, 4, 2, 3),
+                                           std::make_tuple(Variant::k2024, 4, 2, 1),
+                                           std::make_tuple(Variant::k2023, 16, 3, 1),
+                                           std::make_tuple(Variant::k2024, 16, 3, 3)));
+
+TEST(NetworkTest, WeightsRoundTripThroughTheInternalLayout) {
+  const Architecture arch = MakeArch(16, 2, {10, 10, 3}, 5, Variant::k2023);
+  auto a = Network::Create(arch, {4}, true);
+  auto b = Network::Create(arch, {2}, false);
+  ASSERT_TRUE(a.ok() && b.ok());
+  (*a)->InitializeKeras(11);
+  const ModelWeights w = (*a)->GetWeights();
+  ASSERT_EQ(w.convs.size(), 3u);
+  ASSERT_EQ(w.batch_norms.size(), 3u);
+  EXPECT_EQ(w.convs[1].kernel.size(), 32u * 9 * 16);  // channels 16, 32, 48
+  EXPECT_EQ(w.dense.kernel.size(), 5u * w.convs[2].out_channels);
+  ASSERT_TRUE((*b)->SetWeights(w).ok());
+  const ModelWeights w2 = (*b)->GetWeights();
+  for (size_t i = 0; i < w.convs.size(); ++i) EXPECT_EQ(w.convs[i].kernel, w2.convs[i].kernel);
+  EXPECT_EQ(w.dense.kernel, w2.dense.kernel);
+  // Keras initialisation: Glorot-uniform limits, zero biases, BN identity.
+  const float limit = std::sqrt(6.f / (9.f * 16 + 9.f * 32));
+  float max_abs = 0;
+  for (float v : w.convs[1].kernel) max_abs = std::max(max_abs, std::abs(v));
+  EXPECT_LE(max_abs, limit);
+  EXPECT_GT(max_abs, 0.9f * limit);
+  for (float v : w.convs[1].bias) EXPECT_EQ(v, 0.f);
+  for (float v : w.batch_norms[1].gamma) EXPECT_EQ(v, 1.f);
+  for (float v : w.batch_norms[1].moving_variance) EXPECT_EQ(v, 1.f);
+}
+
+TEST(NetworkTest, RejectsWeightsOfAnotherArchitecture) {
+  const Architecture a = MakeArch(4, 1, {8, 8, 3}, 2, Variant::k2023);
+  const Architecture b = MakeArch(4, 2, {8, 8, 3}, 2, Variant::k2023);
+  const Architecture c = MakeArch(5, 1, {8, 8, 3}, 2, Variant::k2023);
+  auto na = Network::Create(a, {2}, false);
+  auto nb = Network::Create(b, {2}, false);
+  auto nc = Network::Create(c, {2}, false);
+  ASSERT_TRUE(na.ok() && nb.ok() && nc.ok());
+  const absl::Status s1 = (*na)->SetWeights((*nb)->GetWeights());
+  EXPECT_EQ(s1.code(), absl::StatusCode::kInvalidArgument);
+  const absl::Status s2 = (*na)->SetWeights((*nc)->GetWeights());
+  EXPECT_EQ(s2.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s2.message().find("conv 0"), std::string::npos) << s2;
+}
+
+TEST(NetworkTest, RejectsUnpreparedBatchSize) {
+  const Architecture a = MakeArch(2, 1, {8, 8, 3}, 2, Variant::k2023);
+  auto net = Network::Create(a, {4}, true);
+  ASSERT_TRUE(net.ok());
+  EXPECT_EQ((*net)->Forward(3, true).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(Network::Create(a, {}, true).ok());
+  EXPECT_FALSE(Network::Create(a, {0}, true).ok());
+}
+
+}  // namespace
+}  // namespace nanonas::engine

@@ -1,0 +1,456 @@
+#include "worker/engine/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+// Hot loops are compiled for AVX-512 and AVX2 too and picked at load time, so the binary stays
+// portable (Debian's baseline is x86-64) while using the host's vector units.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NANONAS_VECTOR_CLONES \
+  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define NANONAS_VECTOR_CLONES
+#endif
+
+namespace nanonas::engine {
+namespace {
+
+// Per-element accumulation over the period: acc0[j] += x[j], acc1[j] += x[j]^2 (square = true).
+NANONAS_VECTOR_CLONES
+void AccumulatePeriod(const float* __restrict x, int64_t total, int period, double* __restrict acc0,
+                      double* __restrict acc1) {
+  const int64_t full = total / period * period;
+  for (int64_t i = 0; i < full; i += period) {
+    const float* xp = x + i;
+    for (int j = 0; j < period; ++j) {
+      const double v = xp[j];
+      acc0[j] += v;
+      acc1[j] += v * v;
+    }
+  }
+  for (int64_t i = full; i < total; ++i) {
+    const double v = x[i];
+    acc0[i - full] += v;
+    acc1[i - full] += v * v;
+  }
+}
+
+// acc0[j] += dy'[j], acc1[j] += dy'[j] * x[j], with dy' = dy masked by y > 0 when relu.
+NANONAS_VECTOR_CLONES
+void AccumulateBackward(const float* __restrict x, const float* __restrict y,
+                        const float* __restrict dy, int64_t total, int period, bool relu,
+                        double* __restrict acc0, double* __restrict acc1) {
+  const int64_t full = total / period * period;
+  for (int64_t i = 0; i < full; i += period) {
+    const float* xp = x + i;
+    const float* yp = y + i;
+    const float* gp = dy + i;
+    if (relu) {
+      for (int j = 0; j < period; ++j) {
+        const double g = yp[j] > 0.f ? gp[j] : 0.f;
+        acc0[j] += g;
+        acc1[j] += g * xp[j];
+      }
+    } else {
+      for (int j = 0; j < period; ++j) {
+        const double g = gp[j];
+        acc0[j] += g;
+        acc1[j] += g * xp[j];
+      }
+    }
+  }
+  for (int64_t i = full; i < total; ++i) {
+    const double g = (!relu || y[i] > 0.f) ? dy[i] : 0.f;
+    acc0[i - full] += g;
+    acc1[i - full] += g * x[i];
+  }
+}
+
+// y[j] = a[j] x[j] + b[j] over the period (then ReLU).
+NANONAS_VECTOR_CLONES
+void AffinePeriod(const float* __restrict x, int64_t total, int period, const float* __restrict a,
+                  const float* __restrict b, bool relu, float* y) {
+  const int64_t full = total / period * period;
+  for (int64_t i = 0; i < full; i += period) {
+    const float* xp = x + i;
+    float* yp = y + i;
+    if (relu) {
+      for (int j = 0; j < period; ++j) yp[j] = std::max(xp[j] * a[j] + b[j], 0.f);
+    } else {
+      for (int j = 0; j < period; ++j) yp[j] = xp[j] * a[j] + b[j];
+    }
+  }
+  for (int64_t i = full; i < total; ++i) {
+    const float v = x[i] * a[i - full] + b[i - full];
+    y[i] = relu ? std::max(v, 0.f) : v;
+  }
+}
+
+// dx[j] = a[j] dy'[j] + b[j] x[j] + c[j] over the period (dy' masked by y > 0 when relu).
+NANONAS_VECTOR_CLONES
+void BackwardPeriod(const float* __restrict x, const float* __restrict y, const float* dy,
+                    int64_t total, int period, bool relu, const float* __restrict a,
+                    const float* __restrict b, const float* __restrict c, float* dx) {
+  const int64_t full = total / period * period;
+  for (int64_t i = 0; i < full; i += period) {
+    const float* xp = x + i;
+    const float* yp = y + i;
+    const float* gp = dy + i;
+    float* dp = dx + i;
+    if (relu) {
+      for (int j = 0; j < period; ++j) {
+        const float g = yp[j] > 0.f ? gp[j] : 0.f;
+        dp[j] = a[j] * g + b[j] * xp[j] + c[j];
+      }
+    } else {
+      for (int j = 0; j < period; ++j) dp[j] = a[j] * gp[j] + b[j] * xp[j] + c[j];
+    }
+  }
+  for (int64_t i = full; i < total; ++i) {
+    const int j = static_cast<int>(i - full);
+    const float g = (!relu || y[i] > 0.f) ? dy[i] : 0.f;
+    dx[i] = a[j] * g + b[j] * x[i] + c[j];
+  }
+}
+
+}  // namespace
+
+BatchNormKernel::BatchNormKernel(int channels) : channels_(channels) {
+  period_ = channels / std::gcd(channels, 16) * 16;
+  acc0_.resize(period_);
+  acc1_.resize(period_);
+  tot0_.resize(channels);
+  tot1_.resize(channels);
+  pa_.resize(period_);
+  pb_.resize(period_);
+  pc_.resize(period_);
+  ca_.resize(channels);
+  cb_.resize(channels);
+  cc_.resize(channels);
+}
+
+void BatchNormKernel::Fold(const double* acc, double* out) const {
+  std::fill(out, out + channels_, 0.0);
+  for (int j = 0; j < period_; ++j) out[j % channels_] += acc[j];
+}
+
+void BatchNormKernel::Spread(const float* per_channel, float* pattern) const {
+  for (int j = 0; j < period_; ++j) pattern[j] = per_channel[j % channels_];
+}
+
+void BatchNormKernel::ForwardTraining(const float* x, int64_t rows, const float* gamma,
+                                      const float* beta, float epsilon, float momentum, bool relu,
+                                      float* y, float* mean, float* invstd, float* moving_mean,
+                                      float* moving_variance) {
+  const int C = channels_;
+  const int64_t total = rows * C;
+  std::fill(acc0_.begin(), acc0_.end(), 0.0);
+  std::fill(acc1_.begin(), acc1_.end(), 0.0);
+  AccumulatePeriod(x, total, period_, acc0_.data(), acc1_.data());
+  Fold(acc0_.data(), tot0_.data());
+  Fold(acc1_.data(), tot1_.data());
+  const double m = static_cast<double>(rows);
+  for (int c = 0; c < C; ++c) {
+    const double mu = tot0_[c] / m;
+    const double var = std::max(tot1_[c] / m - mu * mu, 0.0);
+    mean[c] = static_cast<float>(mu);
+    invstd[c] = static_cast<float>(1.0 / std::sqrt(var + epsilon));
+    const double unbiased = rows > 1 ? var * m / (m - 1) : var;
+    moving_mean[c] = static_cast<float>(moving_mean[c] * momentum + mu * (1.0 - momentum));
+    moving_variance[c] =
+        static_cast<float>(moving_variance[c] * momentum + unbiased * (1.0 - momentum));
+    ca_[c] = gamma[c] * invstd[c];
+    cb_[c] = beta[c] - mean[c] * ca_[c];
+  }
+  Spread(ca_.data(), pa_.data());
+  Spread(cb_.data(), pb_.data());
+  AffinePeriod(x, total, period_, pa_.data(), pb_.data(), relu, y);
+}
+
+void BatchNormKernel::ForwardInference(const float* x, int64_t rows, const float* gamma,
+                                       const float* beta, const float* moving_mean,
+                                       const float* moving_variance, float epsilon, bool relu,
+                                       float* y) {
+  for (int c = 0; c < channels_; ++c) {
+    const float inv = 1.0f / std::sqrt(moving_variance[c] + epsilon);
+    ca_[c] = gamma[c] * inv;
+    cb_[c] = beta[c] - moving_mean[c] * ca_[c];
+  }
+  Spread(ca_.data(), pa_.data());
+  Spread(cb_.data(), pb_.data());
+  AffinePeriod(x, rows * channels_, period_, pa_.data(), pb_.data(), relu, y);
+}
+
+void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, int64_t rows,
+                               const float* gamma, const float* mean, const float* invstd,
+                               bool relu, float* dgamma, float* dbeta, float* dx) {
+  const int C = channels_;
+  const int64_t total = rows * C;
+  std::fill(acc0_.begin(), acc0_.end(), 0.0);
+  std::fill(acc1_.begin(), acc1_.end(), 0.0);
+  AccumulateBackward(x, y, dy, total, period_, relu, acc0_.data(), acc1_.data());
+  Fold(acc0_.data(), tot0_.data());  // sum dy'
+  Fold(acc1_.data(), tot1_.data());  // sum dy' x
+  const double m = static_cast<double>(rows);
+  for (int c = 0; c < C; ++c) {
+    const double s = invstd[c];
+    const double db = tot0_[c];
+    const double dg = s * (tot1_[c] - mean[c] * db);  // sum dy' * xhat
+    dgamma[c] = static_cast<float>(dg);
+    dbeta[c] = static_cast<float>(db);
+    // dx = k (dy' - dbeta/M - xhat dgamma/M), k = gamma invstd, xhat = (x - mean) invstd.
+    const double k = gamma[c] * s;
+    ca_[c] = static_cast<float>(k);
+    cb_[c] = static_cast<float>(-k * s * dg / m);
+    cc_[c] = static_cast<float>(-k * db / m + k * s * dg * mean[c] / m);
+  }
+  if (dx == nullptr) return;
+  Spread(ca_.data(), pa_.data());
+  Spread(cb_.data(), pb_.data());
+  Spread(cc_.data(), pc_.data());
+  BackwardPeriod(x, y, dy, total, period_, relu, pa_.data(), pb_.data(), pc_.data(), dx);
+}
+
+NANONAS_VECTOR_CLONES
+void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_t* ws) {
+  const int oh = h / 2, ow = w / 2;
+  for (int b = 0; b < n; ++b) {
+    for (int i = 0; i < oh; ++i) {
+      for (int j = 0; j < ow; ++j) {
+        const float* p0 = x + ((static_cast<int64_t>(b) * h + 2 * i) * w + 2 * j) * c;
+        const float* p1 = p0 + c;
+        const float* p2 = p0 + static_cast<int64_t>(w) * c;
+        const float* p3 = p2 + c;
+        const int64_t o = ((static_cast<int64_t>(b) * oh + i) * ow + j) * c;
+        float* __restrict yo = y + o;
+        uint8_t* __restrict wo = ws + o;
+        for (int ch = 0; ch < c; ++ch) {
+          float m = p0[ch];
+          uint8_t k = 0;
+          if (p1[ch] > m) { m = p1[ch]; k = 1; }
+          if (p2[ch] > m) { m = p2[ch]; k = 2; }
+          if (p3[ch] > m) { m = p3[ch]; k = 3; }
+          yo[ch] = m;
+          wo[ch] = k;
+        }
+      }
+    }
+  }
+}
+
+NANONAS_VECTOR_CLONES
+void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* y) {
+  const int oh = h / 2, ow = w / 2;
+  for (int b = 0; b < n; ++b) {
+    for (int i = 0; i < oh; ++i) {
+      for (int j = 0; j < ow; ++j) {
+        const float* p0 = x + ((static_cast<int64_t>(b) * h + 2 * i) * w + 2 * j) * c;
+        const float* p1 = p0 + c;
+        const float* p2 = p0 + static_cast<int64_t>(w) * c;
+        const float* p3 = p2 + c;
+        float* __restrict yo = y + ((static_cast<int64_t>(b) * oh + i) * ow + j) * c;
+        for (int ch = 0; ch < c; ++ch) {
+          yo[ch] = std::max(std::max(p0[ch], p1[ch]), std::max(p2[ch], p3[ch]));
+        }
+      }
+    }
+  }
+}
+
+NANONAS_VECTOR_CLONES
+void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx) {
+  const int oh = h / 2, ow = w / 2;
+  const int64_t row = static_cast<int64_t>(w) * c;
+  for (int b = 0; b < n; ++b) {
+    float* img = dx + static_cast<int64_t>(b) * h * row;
+    for (int i = 0; i < oh; ++i) {
+      for (int j = 0; j < ow; ++j) {
+        float* __restrict d0 = img + (2 * i) * row + static_cast<int64_t>(2 * j) * c;
+        float* __restrict d1 = d0 + c;
+        float* __restrict d2 = d0 + row;
+        float* __restrict d3 = d2 + c;
+        const int64_t o = ((static_cast<int64_t>(b) * oh + i) * ow + j) * c;
+        const float* g = dy + o;
+        const uint8_t* k = ws + o;
+        for (int ch = 0; ch < c; ++ch) {
+          d0[ch] = k[ch] == 0 ? g[ch] : 0.f;
+          d1[ch] = k[ch] == 1 ? g[ch] : 0.f;
+          d2[ch] = k[ch] == 2 ? g[ch] : 0.f;
+          d3[ch] = k[ch] == 3 ? g[ch] : 0.f;
+        }
+      }
+      if (w > 2 * ow) {  // odd width: the last column got no gradient
+        const int64_t tail = (w - 2 * ow) * static_cast<int64_t>(c);
+        std::memset(img + (2 * i) * row + 2 * ow * static_cast<int64_t>(c), 0, tail * sizeof(float));
+        std::memset(img + (2 * i + 1) * row + 2 * ow * static_cast<int64_t>(c), 0,
+                    tail * sizeof(float));
+      }
+    }
+    if (h > 2 * oh) std::memset(img + 2 * oh * row, 0, (h - 2 * oh) * row * sizeof(float));
+  }
+}
+
+NANONAS_VECTOR_CLONES
+void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y) {
+  const float scale = 1.0f / static_cast<float>(hw);
+  for (int b = 0; b < n; ++b) {
+    float* __restrict yo = y + static_cast<int64_t>(b) * c;
+    const float* xb = x + static_cast<int64_t>(b) * hw * c;
+    for (int ch = 0; ch < c; ++ch) yo[ch] = 0.f;
+    for (int p = 0; p < hw; ++p) {
+      const float* xp = xb + static_cast<int64_t>(p) * c;
+      for (int ch = 0; ch < c; ++ch) yo[ch] += xp[ch];
+    }
+    for (int ch = 0; ch < c; ++ch) yo[ch] *= scale;
+  }
+}
+
+NANONAS_VECTOR_CLONES
+void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx) {
+  const float scale = 1.0f / static_cast<float>(hw);
+  for (int b = 0; b < n; ++b) {
+    const float* g = dy + static_cast<int64_t>(b) * c;
+    float* db = dx + static_cast<int64_t>(b) * hw * c;
+    for (int p = 0; p < hw; ++p) {
+      float* __restrict dp = db + static_cast<int64_t>(p) * c;
+      for (int ch = 0; ch < c; ++ch) dp[ch] = g[ch] * scale;
+    }
+  }
+}
+
+void DropoutForward(const float* x, int64_t count, float rate, uint64_t* state, float* mask,
+                    float* y) {
+  const float keep_scale = 1.0f / (1.0f - rate);
+  uint64_t s = *state;
+  for (int64_t i = 0; i < count; ++i) {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
+    mask[i] = u >= rate ? keep_scale : 0.f;
+    y[i] = x[i] * mask[i];
+  }
+  *state = s;
+}
+
+void DropoutBackward(const float* dy, const float* mask, int64_t count, float* dx) {
+  for (int64_t i = 0; i < count; ++i) dx[i] = dy[i] * mask[i];
+}
+
+void DenseForward(const float* x, int n, int in, int out, const float* kernel, const float* bias,
+                  float* y) {
+  for (int b = 0; b < n; ++b) {
+    const float* xb = x + static_cast<int64_t>(b) * in;
+    for (int o = 0; o < out; ++o) {
+      const float* ko = kernel + static_cast<int64_t>(o) * in;
+      float s = bias[o];
+      for (int i = 0; i < in; ++i) s += ko[i] * xb[i];
+      y[static_cast<int64_t>(b) * out + o] = s;
+    }
+  }
+}
+
+void DenseBackward(const float* x, const float* dy, int n, int in, int out, const float* kernel,
+                   float* dkernel, float* dbias, float* dx) {
+  std::fill(dkernel, dkernel + static_cast<int64_t>(out) * in, 0.f);
+  std::fill(dbias, dbias + out, 0.f);
+  for (int b = 0; b < n; ++b) {
+    const float* xb = x + static_cast<int64_t>(b) * in;
+    for (int o = 0; o < out; ++o) {
+      const float g = dy[static_cast<int64_t>(b) * out + o];
+      dbias[o] += g;
+      float* dk = dkernel + static_cast<int64_t>(o) * in;
+      for (int i = 0; i < in; ++i) dk[i] += g * xb[i];
+    }
+  }
+  if (dx == nullptr) return;
+  for (int b = 0; b < n; ++b) {
+    float* dxb = dx + static_cast<int64_t>(b) * in;
+    std::fill(dxb, dxb + in, 0.f);
+    for (int o = 0; o < out; ++o) {
+      const float g = dy[static_cast<int64_t>(b) * out + o];
+      const float* ko = kernel + static_cast<int64_t>(o) * in;
+      for (int i = 0; i < in; ++i) dxb[i] += g * ko[i];
+    }
+  }
+}
+
+double SoftmaxCrossEntropy(const float* logits, const int32_t* labels, int n, int k, float* probs,
+                           float* dlogits, int* correct) {
+  double loss = 0;
+  int hits = 0;
+  const float inv_n = 1.0f / static_cast<float>(n);
+  for (int b = 0; b < n; ++b) {
+    const float* l = logits + static_cast<int64_t>(b) * k;
+    int arg = 0;
+    for (int j = 1; j < k; ++j) {
+      if (l[j] > l[arg]) arg = j;
+    }
+    const float mx = l[arg];
+    double sum = 0;
+    for (int j = 0; j < k; ++j) sum += std::exp(static_cast<double>(l[j] - mx));
+    const double log_sum = std::log(sum);
+    const int y = labels[b];
+    loss += log_sum - static_cast<double>(l[y] - mx);
+    if (arg == y) ++hits;
+    for (int j = 0; j < k; ++j) {
+      const float p = static_cast<float>(std::exp(static_cast<double>(l[j] - mx) - log_sum));
+      if (probs != nullptr) probs[static_cast<int64_t>(b) * k + j] = p;
+      if (dlogits != nullptr) {
+        dlogits[static_cast<int64_t>(b) * k + j] = (p - (j == y ? 1.f : 0.f)) * inv_n;
+      }
+    }
+  }
+  if (correct != nullptr) *correct = hits;
+  return loss;
+}
+
+void Softmax(const float* logits, int n, int k, float* probs) {
+  for (int b = 0; b < n; ++b) {
+    const float* l = logits + static_cast<int64_t>(b) * k;
+    const float mx = *std::max_element(l, l + k);
+    double sum = 0;
+    for (int j = 0; j < k; ++j) sum += std::exp(static_cast<double>(l[j] - mx));
+    for (int j = 0; j < k; ++j) {
+      probs[static_cast<int64_t>(b) * k + j] =
+          static_cast<float>(std::exp(static_cast<double>(l[j] - mx)) / sum);
+    }
+  }
+}
+
+NANONAS_VECTOR_CLONES
+void AdamUpdate(float* __restrict w, const float* __restrict g, float* __restrict m,
+                float* __restrict v, int64_t count, float lr_t, float beta1, float beta2,
+                float epsilon) {
+  const float c1 = 1.f - beta1, c2 = 1.f - beta2;
+  for (int64_t i = 0; i < count; ++i) {
+    m[i] = beta1 * m[i] + c1 * g[i];
+    v[i] = beta2 * v[i] + c2 * g[i] * g[i];
+    w[i] -= lr_t * m[i] / (std::sqrt(v[i]) + epsilon);
+  }
+}
+
+NANONAS_VECTOR_CLONES
+void ReluInPlace(float* __restrict y, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) y[i] = std::max(y[i], 0.f);
+}
+
+NANONAS_VECTOR_CLONES
+void ReluBackwardInPlace(const float* __restrict y, int64_t count, float* __restrict dy) {
+  for (int64_t i = 0; i < count; ++i) dy[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+
+NANONAS_VECTOR_CLONES
+void GatherImages(const uint8_t* images, int64_t image_bytes, const int64_t* indices, int n,
+                  float scale, float* out) {
+  for (int b = 0; b < n; ++b) {
+    const uint8_t* __restrict src = images + indices[b] * image_bytes;
+    float* __restrict dst = out + static_cast<int64_t>(b) * image_bytes;
+    for (int64_t j = 0; j < image_bytes; ++j) dst[j] = static_cast<float>(src[j]) * scale;
+  }
+}
+
+}  // namespace nanonas::engine

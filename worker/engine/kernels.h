@@ -1,0 +1,100 @@
+// Hand-written float32 kernels for the small layers where oneDNN 2.6 is slow or absent: batch norm
+// (any channel count, NHWC), max pooling 2x2/2 VALID, global average pooling, dropout, dense,
+// softmax cross-entropy, Adam and the input preprocessing. All tensors are NHWC, batch first.
+// Loops are plain and vectorisable; nothing allocates after construction.
+#ifndef NANONAS_WORKER_ENGINE_KERNELS_H_
+#define NANONAS_WORKER_ENGINE_KERNELS_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace nanonas::engine {
+
+// Batch normalisation over `rows` rows of `channels` contiguous values ((N*H*W, C) for NHWC),
+// optionally followed by ReLU. Per-channel sums run over a period P (a multiple of both C and 16)
+// so that even C = 1 or 3 vectorises.
+class BatchNormKernel {
+ public:
+  explicit BatchNormKernel(int channels);
+  int channels() const { return channels_; }
+
+  // Training: batch statistics (biased variance for normalising). Saves mean and inverse standard
+  // deviation (C each) for Backward and updates the moving statistics as Keras does:
+  // moving = moving * momentum + batch * (1 - momentum), with the unbiased batch variance (TF's
+  // fused batch norm). y may equal x.
+  void ForwardTraining(const float* x, int64_t rows, const float* gamma, const float* beta,
+                       float epsilon, float momentum, bool relu, float* y, float* mean,
+                       float* invstd, float* moving_mean, float* moving_variance);
+  // Inference with the moving statistics. y may equal x.
+  void ForwardInference(const float* x, int64_t rows, const float* gamma, const float* beta,
+                        const float* moving_mean, const float* moving_variance, float epsilon,
+                        bool relu, float* y);
+  // Gradients from dy (through the ReLU mask y > 0 when relu). x is the forward input, y its
+  // output. Writes dgamma, dbeta (C) and, when dx is not null, dx (rows, C). dx may equal dy.
+  void Backward(const float* x, const float* y, const float* dy, int64_t rows, const float* gamma,
+                const float* mean, const float* invstd, bool relu, float* dgamma, float* dbeta,
+                float* dx);
+
+ private:
+  // Per-channel totals of the period accumulators acc_[0..P) into out[0..C).
+  void Fold(const double* acc, double* out) const;
+  void Spread(const float* per_channel, float* pattern) const;
+
+  int channels_;
+  int period_;
+  std::vector<double> acc0_, acc1_;   // (P)
+  std::vector<double> tot0_, tot1_;   // (C)
+  std::vector<float> pa_, pb_, pc_;   // (P) per-element coefficients
+  std::vector<float> ca_, cb_, cc_;   // (C)
+};
+
+// Max pooling 2x2, stride 2, VALID: x (N, H, W, C) -> y (N, H/2, W/2, C). ws (N, H/2, W/2, C)
+// records the argmax (0..3 in the order (0,0), (0,1), (1,0), (1,1); first maximum wins).
+void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_t* ws);
+// Inference: no workspace.
+void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* y);
+// dx (N, H, W, C) from dy (N, H/2, W/2, C) and the workspace; every dx element is written.
+void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx);
+
+// Global average pooling x (N, H, W, C) -> y (N, C), and its backward.
+void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y);
+void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx);
+
+// Inverted dropout: mask (count) holds 0 or 1/(1-rate); y = x * mask. Drawn from `state` (a
+// SplitMix64 state advanced in place).
+void DropoutForward(const float* x, int64_t count, float rate, uint64_t* state, float* mask,
+                    float* y);
+void DropoutBackward(const float* dy, const float* mask, int64_t count, float* dx);
+
+// Dense: x (N, in), kernel (out, in), bias (out) -> y (N, out).
+void DenseForward(const float* x, int n, int in, int out, const float* kernel, const float* bias,
+                  float* y);
+// dkernel (out, in), dbias (out), and dx (N, in) when not null.
+void DenseBackward(const float* x, const float* dy, int n, int in, int out, const float* kernel,
+                   float* dkernel, float* dbias, float* dx);
+
+// Softmax cross-entropy of logits (N, K) with labels (N). Writes probabilities (N, K) when probs is
+// not null and the gradient of the MEAN loss (N, K) when dlogits is not null. Returns the SUM of
+// the per-example losses; *correct gets the number of argmax hits.
+double SoftmaxCrossEntropy(const float* logits, const int32_t* labels, int n, int k, float* probs,
+                           float* dlogits, int* correct);
+// Softmax only (no labels).
+void Softmax(const float* logits, int n, int k, float* probs);
+
+// Adam, Keras form: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// w -= lr_t m / (sqrt(v) + eps) with lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) (the caller passes lr_t).
+void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, float lr_t, float beta1,
+                float beta2, float epsilon);
+
+// y = max(y, 0) in place.
+void ReluInPlace(float* y, int64_t count);
+// ReLU backward in place for a fused ReLU: dy = y > 0 ? dy : 0.
+void ReluBackwardInPlace(const float* y, int64_t count, float* dy);
+
+// Gathers images (uint8, image_bytes each) into a float batch, multiplied by scale.
+void GatherImages(const uint8_t* images, int64_t image_bytes, const int64_t* indices, int n,
+                  float scale, float* out);
+
+}  // namespace nanonas::engine
+
+#endif  // NANONAS_WORKER_ENGINE_KERNELS_H_

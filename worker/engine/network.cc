@@ -1,0 +1,513 @@
+#include "worker/engine/network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "worker/engine/rng.h"
+
+namespace nanonas::engine {
+
+using dnnl::memory;
+
+namespace {
+constexpr uint64_t kInitStream = 1, kDropoutStream = 2;
+
+absl::Status Internal(const char* what, const dnnl::error& e) {
+  return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", e.what()));
+}
+}  // namespace
+
+Network::~Network() = default;
+
+absl::StatusOr<std::unique_ptr<Network>> Network::Create(const Architecture& arch,
+                                                         std::vector<int> batch_sizes,
+                                                         bool training) {
+  std::unique_ptr<Network> net(new Network());
+  NANONAS_RETURN_IF_ERROR(net->Build(arch, std::move(batch_sizes), training));
+  return net;
+}
+
+int64_t Network::ActSize(int i) const {
+  if (i < static_cast<int>(ops_.size())) {
+    const Op& op = ops_[i];
+    return static_cast<int64_t>(op.h) * op.w * op.cin;
+  }
+  const Op& op = ops_.back();
+  return static_cast<int64_t>(op.oh) * op.ow * op.cout;
+}
+
+Network::Plan* Network::FindPlan(int n) {
+  for (Plan& p : plans_) {
+    if (p.n == n) return &p;
+  }
+  return nullptr;
+}
+
+absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_sizes,
+                            bool training) {
+  arch_ = arch;
+  training_ = training;
+  std::sort(batch_sizes.begin(), batch_sizes.end());
+  batch_sizes.erase(std::unique(batch_sizes.begin(), batch_sizes.end()), batch_sizes.end());
+  if (batch_sizes.empty() || batch_sizes.front() < 1) {
+    return absl::InvalidArgumentError("network batch sizes must be >= 1 and at least one given");
+  }
+  max_batch_ = batch_sizes.back();
+  input_scale_ = arch.spec.variant == Variant::k2023 ? 1.0f / 255.0f : 1.0f;
+
+  // Operations from the layer list: Rescale goes into LoadImages, Softmax into Loss, a ReLU after
+  // a batch norm (2024) is fused into it.
+  int n_conv = 0, n_bn = 0;
+  for (const Layer& l : arch.layers) {
+    Op op{OpKind::kConv, l.in_h, l.in_w, l.in_c, l.out_h, l.out_w, l.out_c};
+    switch (l.kind) {
+      case LayerKind::kRescale:
+      case LayerKind::kSoftmax:
+        continue;
+      case LayerKind::kReLU:
+        if (ops_.empty() || ops_.back().kind != OpKind::kBatchNorm) {
+          return absl::InvalidArgumentError("a standalone ReLU must follow a batch norm");
+        }
+        ops_.back().relu = true;
+        continue;
+      case LayerKind::kBatchNorm:
+        op.kind = OpKind::kBatchNorm;
+        op.index = n_bn++;
+        break;
+      case LayerKind::kConv3x3:
+        op.kind = OpKind::kConv;
+        op.relu = l.fused_relu;
+        op.index = n_conv++;
+        break;
+      case LayerKind::kMaxPool2x2: op.kind = OpKind::kMaxPool; break;
+      case LayerKind::kGlobalAvgPool: op.kind = OpKind::kGlobalAvgPool; break;
+      case LayerKind::kDropout: op.kind = OpKind::kDropout; break;
+      case LayerKind::kDense: op.kind = OpKind::kDense; break;
+    }
+    ops_.push_back(op);
+  }
+  if (ops_.empty() || ops_.back().kind != OpKind::kDense || n_conv != arch.spec.c + 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("architecture ", DescribeArchitecture(arch), " is not a NanoNAS network"));
+  }
+
+  try {
+    engine_ = dnnl::engine(dnnl::engine::kind::cpu, 0);
+    stream_ = dnnl::stream(engine_);
+  } catch (const dnnl::error& e) {
+    return Internal("engine", e);
+  }
+
+  // Convolution primitives per batch size; the first one fixes the master weights layouts.
+  conv_master_md_.resize(n_conv);
+  size_t scratch = 0;
+  for (int n : batch_sizes) {
+    Plan plan;
+    plan.n = n;
+    plan.convs.resize(n_conv);
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const Op& op = ops_[i];
+      if (op.kind != OpKind::kConv) continue;
+      ConvShape s{n, op.h, op.w, op.cin, op.cout, op.relu, training, training && i > 0};
+      const bool first = plans_.empty();
+      NANONAS_RETURN_IF_ERROR(
+          plan.convs[op.index].Init(engine_, s, first ? nullptr : &conv_master_md_[op.index]));
+      if (first) conv_master_md_[op.index] = plan.convs[op.index].master_weights_desc();
+      scratch = std::max(scratch, plan.convs[op.index].scratchpad_bytes());
+    }
+    plans_.push_back(std::move(plan));
+  }
+
+  // Parameter arena layout (64-byte aligned tensors).
+  auto add = [&](int64_t count) {
+    Tensor t{arena_size_, count};
+    arena_size_ += (count + 15) / 16 * 16;
+    trainable_count_ += count;
+    return t;
+  };
+  conv_w_.resize(n_conv);
+  conv_b_.resize(n_conv);
+  bn_gamma_.resize(n_bn);
+  bn_beta_.resize(n_bn);
+  for (const Op& op : ops_) {
+    if (op.kind == OpKind::kConv) {
+      conv_w_[op.index] = add(conv_master_md_[op.index].get_size() / sizeof(float));
+      conv_b_[op.index] = add(op.cout);
+    } else if (op.kind == OpKind::kBatchNorm) {
+      bn_gamma_[op.index] = add(op.cin);
+      bn_beta_[op.index] = add(op.cin);
+      bn_kernels_.emplace_back(op.cin);
+      bn_mean_.emplace_back(op.cin);
+      bn_invstd_.emplace_back(op.cin);
+      bn_moving_mean_.emplace_back(op.cin, 0.f);
+      bn_moving_var_.emplace_back(op.cin, 1.f);
+    } else if (op.kind == OpKind::kDense) {
+      dense_w_ = add(static_cast<int64_t>(op.cout) * op.cin);
+      dense_b_ = add(op.cout);
+    }
+  }
+  const int arenas = training ? 4 : 1;
+  params_ = AllocateAligned(arena_size_);
+  if (training) {
+    param_grads_ = AllocateAligned(arena_size_);
+    adam_m_ = AllocateAligned(arena_size_);
+    adam_v_ = AllocateAligned(arena_size_);
+  }
+  buffer_bytes_ = arenas * arena_size_ * static_cast<int64_t>(sizeof(float));
+
+  // Activations, gradients and per-op state, sized for the largest batch.
+  int64_t max_act = 0;
+  for (size_t i = 0; i <= ops_.size(); ++i) {
+    acts_.push_back(AllocateAligned(ActSize(i) * max_batch_));
+    buffer_bytes_ += ActSize(i) * max_batch_ * static_cast<int64_t>(sizeof(float));
+    if (i > 0) max_act = std::max(max_act, ActSize(i));
+  }
+  if (training) {
+    for (AlignedBuffer& g : grads_) g = AllocateAligned(max_act * max_batch_);
+    buffer_bytes_ += 2 * max_act * max_batch_ * static_cast<int64_t>(sizeof(float));
+  }
+  pool_ws_.resize(ops_.size());
+  dropout_mask_.resize(ops_.size());
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    if (!training) break;
+    if (ops_[i].kind == OpKind::kMaxPool) pool_ws_[i].resize(ActSize(i + 1) * max_batch_);
+    if (ops_[i].kind == OpKind::kDropout) dropout_mask_[i].resize(ActSize(i + 1) * max_batch_);
+    buffer_bytes_ += ActSize(i + 1) * max_batch_ * 5;
+  }
+  scratchpad_ = AllocateAligned(scratch / sizeof(float) + 16);
+  buffer_bytes_ += static_cast<int64_t>(scratch);
+
+  // Bind every convolution of every plan to the buffers.
+  for (Plan& plan : plans_) {
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const Op& op = ops_[i];
+      if (op.kind != OpKind::kConv) continue;
+      float* gw = training ? param_grads_.get() + conv_w_[op.index].offset : nullptr;
+      float* gb = training ? param_grads_.get() + conv_b_[op.index].offset : nullptr;
+      float* dy = training ? grads_[(i + 1) % 2].get() : nullptr;
+      float* dx = training && i > 0 ? grads_[i % 2].get() : nullptr;
+      NANONAS_RETURN_IF_ERROR(plan.convs[op.index].Bind(
+          acts_[i].get(), acts_[i + 1].get(), params_.get() + conv_w_[op.index].offset,
+          params_.get() + conv_b_[op.index].offset, dy, dx, gw, gb, scratchpad_.get()));
+    }
+  }
+  InitializeKeras(1);
+  return absl::OkStatus();
+}
+
+void Network::PlainToMaster(int conv, const float* ohwi, float* arena) const {
+  const Op* op = nullptr;
+  for (const Op& o : ops_) {
+    if (o.kind == OpKind::kConv && o.index == conv) op = &o;
+  }
+  const memory::desc plain({op->cout, op->cin, 3, 3}, memory::data_type::f32,
+                           memory::format_tag::ohwi);
+  memory src(plain, engine_, const_cast<float*>(ohwi));
+  memory dst(conv_master_md_[conv], engine_, arena);
+  dnnl::stream s(engine_);
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+}
+
+void Network::MasterToPlain(int conv, const float* arena, float* ohwi) const {
+  const Op* op = nullptr;
+  for (const Op& o : ops_) {
+    if (o.kind == OpKind::kConv && o.index == conv) op = &o;
+  }
+  const memory::desc plain({op->cout, op->cin, 3, 3}, memory::data_type::f32,
+                           memory::format_tag::ohwi);
+  memory src(conv_master_md_[conv], engine_, const_cast<float*>(arena));
+  memory dst(plain, engine_, ohwi);
+  dnnl::stream s(engine_);
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+}
+
+void Network::InitializeKeras(uint64_t seed) {
+  Rng rng(DeriveSeed(seed, kInitStream));
+  std::fill(params_.get(), params_.get() + arena_size_, 0.f);
+  for (const Op& op : ops_) {
+    if (op.kind == OpKind::kConv) {
+      const float limit = std::sqrt(6.0f / (9.0f * op.cin + 9.0f * op.cout));
+      std::vector<float> k(static_cast<size_t>(op.cout) * 9 * op.cin);
+      for (float& v : k) v = rng.Uniform(-limit, limit);
+      PlainToMaster(op.index, k.data(), params_.get() + conv_w_[op.index].offset);
+    } else if (op.kind == OpKind::kBatchNorm) {
+      std::fill_n(params_.get() + bn_gamma_[op.index].offset, op.cin, 1.f);
+      std::fill(bn_moving_mean_[op.index].begin(), bn_moving_mean_[op.index].end(), 0.f);
+      std::fill(bn_moving_var_[op.index].begin(), bn_moving_var_[op.index].end(), 1.f);
+    } else if (op.kind == OpKind::kDense) {
+      const float limit = std::sqrt(6.0f / static_cast<float>(op.cin + op.cout));
+      float* w = params_.get() + dense_w_.offset;
+      for (int64_t i = 0; i < dense_w_.count; ++i) w[i] = rng.Uniform(-limit, limit);
+    }
+  }
+  if (training_) {
+    std::fill(adam_m_.get(), adam_m_.get() + arena_size_, 0.f);
+    std::fill(adam_v_.get(), adam_v_.get() + arena_size_, 0.f);
+    std::fill(param_grads_.get(), param_grads_.get() + arena_size_, 0.f);
+  }
+  adam_t_ = 0;
+  dropout_state_ = DeriveSeed(seed, kDropoutStream);
+}
+
+absl::Status Network::SetWeights(const ModelWeights& w) {
+  const size_t n_conv = conv_w_.size(), n_bn = bn_gamma_.size();
+  if (w.convs.size() != n_conv || w.batch_norms.size() != n_bn) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "weights have ", w.convs.size(), " convolutions and ", w.batch_norms.size(),
+        " batch norms; ", DescribeArchitecture(arch_), " needs ", n_conv, " and ", n_bn));
+  }
+  for (const Op& op : ops_) {
+    if (op.kind == OpKind::kConv) {
+      const ConvWeights& c = w.convs[op.index];
+      if (c.in_channels != op.cin || c.out_channels != op.cout ||
+          c.kernel.size() != static_cast<size_t>(op.cout) * 9 * op.cin ||
+          c.bias.size() != static_cast<size_t>(op.cout)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "conv ", op.index, " weights do not match: expected ", op.cin, "->", op.cout,
+            " channels with kernel (", op.cout, ",3,3,", op.cin, ") and bias (", op.cout, ")"));
+      }
+    } else if (op.kind == OpKind::kBatchNorm) {
+      const BatchNormWeights& b = w.batch_norms[op.index];
+      const size_t c = op.cin;
+      if (b.gamma.size() != c || b.beta.size() != c || b.moving_mean.size() != c ||
+          b.moving_variance.size() != c) {
+        return absl::InvalidArgumentError(absl::StrCat("batch norm ", op.index, " weights need ",
+                                                       c, " values per statistic"));
+      }
+    } else if (op.kind == OpKind::kDense) {
+      if (w.dense.in_features != op.cin || w.dense.out_features != op.cout ||
+          w.dense.kernel.size() != static_cast<size_t>(op.cin) * op.cout ||
+          w.dense.bias.size() != static_cast<size_t>(op.cout)) {
+        return absl::InvalidArgumentError(absl::StrCat("dense weights must be (", op.cout, ", ",
+                                                       op.cin, ") with bias (", op.cout, ")"));
+      }
+    }
+  }
+  try {
+    for (const Op& op : ops_) {
+      if (op.kind == OpKind::kConv) {
+        const ConvWeights& c = w.convs[op.index];
+        PlainToMaster(op.index, c.kernel.data(), params_.get() + conv_w_[op.index].offset);
+        std::copy(c.bias.begin(), c.bias.end(), params_.get() + conv_b_[op.index].offset);
+      } else if (op.kind == OpKind::kBatchNorm) {
+        const BatchNormWeights& b = w.batch_norms[op.index];
+        std::copy(b.gamma.begin(), b.gamma.end(), params_.get() + bn_gamma_[op.index].offset);
+        std::copy(b.beta.begin(), b.beta.end(), params_.get() + bn_beta_[op.index].offset);
+        bn_moving_mean_[op.index] = b.moving_mean;
+        bn_moving_var_[op.index] = b.moving_variance;
+      }
+    }
+  } catch (const dnnl::error& e) {
+    return Internal("weights reorder", e);
+  }
+  std::copy(w.dense.kernel.begin(), w.dense.kernel.end(), params_.get() + dense_w_.offset);
+  std::copy(w.dense.bias.begin(), w.dense.bias.end(), params_.get() + dense_b_.offset);
+  return absl::OkStatus();
+}
+
+namespace {
+template <typename F>
+ModelWeights CollectWeights(size_t n_conv, size_t n_bn, F&& fill) {
+  ModelWeights w;
+  w.convs.resize(n_conv);
+  w.batch_norms.resize(n_bn);
+  fill(w);
+  return w;
+}
+}  // namespace
+
+ModelWeights Network::GetWeights() const {
+  return CollectWeights(conv_w_.size(), bn_gamma_.size(), [&](ModelWeights& w) {
+    const float* p = params_.get();
+    for (const Op& op : ops_) {
+      if (op.kind == OpKind::kConv) {
+        ConvWeights& c = w.convs[op.index];
+        c.in_channels = op.cin;
+        c.out_channels = op.cout;
+        c.kernel.resize(static_cast<size_t>(op.cout) * 9 * op.cin);
+        MasterToPlain(op.index, p + conv_w_[op.index].offset, c.kernel.data());
+        c.bias.assign(p + conv_b_[op.index].offset, p + conv_b_[op.index].offset + op.cout);
+      } else if (op.kind == OpKind::kBatchNorm) {
+        BatchNormWeights& b = w.batch_norms[op.index];
+        b.channels = op.cin;
+        b.gamma.assign(p + bn_gamma_[op.index].offset, p + bn_gamma_[op.index].offset + op.cin);
+        b.beta.assign(p + bn_beta_[op.index].offset, p + bn_beta_[op.index].offset + op.cin);
+        b.moving_mean = bn_moving_mean_[op.index];
+        b.moving_variance = bn_moving_var_[op.index];
+        b.epsilon = kBatchNormEpsilon;
+      } else if (op.kind == OpKind::kDense) {
+        w.dense.in_features = op.cin;
+        w.dense.out_features = op.cout;
+        w.dense.kernel.assign(p + dense_w_.offset, p + dense_w_.offset + dense_w_.count);
+        w.dense.bias.assign(p + dense_b_.offset, p + dense_b_.offset + dense_b_.count);
+      }
+    }
+  });
+}
+
+ModelWeights Network::GetGradients() const {
+  return CollectWeights(conv_w_.size(), bn_gamma_.size(), [&](ModelWeights& w) {
+    if (!training_) return;
+    const float* p = param_grads_.get();
+    for (const Op& op : ops_) {
+      if (op.kind == OpKind::kConv) {
+        ConvWeights& c = w.convs[op.index];
+        c.in_channels = op.cin;
+        c.out_channels = op.cout;
+        c.kernel.resize(static_cast<size_t>(op.cout) * 9 * op.cin);
+        MasterToPlain(op.index, p + conv_w_[op.index].offset, c.kernel.data());
+        c.bias.assign(p + conv_b_[op.index].offset, p + conv_b_[op.index].offset + op.cout);
+      } else if (op.kind == OpKind::kBatchNorm) {
+        BatchNormWeights& b = w.batch_norms[op.index];
+        b.channels = op.cin;
+        b.gamma.assign(p + bn_gamma_[op.index].offset, p + bn_gamma_[op.index].offset + op.cin);
+        b.beta.assign(p + bn_beta_[op.index].offset, p + bn_beta_[op.index].offset + op.cin);
+      } else if (op.kind == OpKind::kDense) {
+        w.dense.in_features = op.cin;
+        w.dense.out_features = op.cout;
+        w.dense.kernel.assign(p + dense_w_.offset, p + dense_w_.offset + dense_w_.count);
+        w.dense.bias.assign(p + dense_b_.offset, p + dense_b_.offset + dense_b_.count);
+      }
+    }
+  });
+}
+
+void Network::LoadImages(const Dataset& data, const int64_t* indices, int n) {
+  GatherImages(data.images.data(), data.image_bytes(), indices, n, input_scale_, acts_[0].get());
+}
+
+absl::Status Network::Forward(int n, bool training) {
+  Plan* plan = FindPlan(n);
+  if (plan == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size ", n, " was not prepared"));
+  }
+  if (training && !training_) {
+    return absl::FailedPreconditionError("training forward pass on an inference network");
+  }
+  float* p = params_.get();
+  try {
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const Op& op = ops_[i];
+      const float* x = acts_[i].get();
+      float* y = acts_[i + 1].get();
+      switch (op.kind) {
+        case OpKind::kBatchNorm: {
+          const int b = op.index;
+          const int64_t rows = static_cast<int64_t>(n) * op.h * op.w;
+          if (training) {
+            bn_kernels_[b].ForwardTraining(x, rows, p + bn_gamma_[b].offset, p + bn_beta_[b].offset,
+                                           kBatchNormEpsilon, kBatchNormMomentum, op.relu, y,
+                                           bn_mean_[b].data(), bn_invstd_[b].data(),
+                                           bn_moving_mean_[b].data(), bn_moving_var_[b].data());
+          } else {
+            bn_kernels_[b].ForwardInference(x, rows, p + bn_gamma_[b].offset,
+                                            p + bn_beta_[b].offset, bn_moving_mean_[b].data(),
+                                            bn_moving_var_[b].data(), kBatchNormEpsilon, op.relu,
+                                            y);
+          }
+          break;
+        }
+        case OpKind::kConv:
+          plan->convs[op.index].Forward(stream_);
+          break;
+        case OpKind::kMaxPool:
+          if (training) {
+            MaxPoolForward(x, n, op.h, op.w, op.cin, y, pool_ws_[i].data());
+          } else {
+            MaxPoolForwardInference(x, n, op.h, op.w, op.cin, y);
+          }
+          break;
+        case OpKind::kGlobalAvgPool:
+          GlobalAvgPoolForward(x, n, op.h * op.w, op.cin, y);
+          break;
+        case OpKind::kDropout:
+          if (training) {
+            DropoutForward(x, static_cast<int64_t>(n) * op.cin, kDropoutRate, &dropout_state_,
+                           dropout_mask_[i].data(), y);
+          } else {
+            std::memcpy(y, x, sizeof(float) * n * op.cin);
+          }
+          break;
+        case OpKind::kDense:
+          DenseForward(x, n, op.cin, op.cout, p + dense_w_.offset, p + dense_b_.offset, y);
+          break;
+      }
+    }
+    stream_.wait();
+  } catch (const dnnl::error& e) {
+    return Internal("forward pass", e);
+  }
+  return absl::OkStatus();
+}
+
+double Network::Loss(int n, const int32_t* labels, int* correct) {
+  const int k = ops_.back().cout;
+  float* dlogits = training_ ? grads_[ops_.size() % 2].get() : nullptr;
+  return SoftmaxCrossEntropy(acts_.back().get(), labels, n, k, nullptr, dlogits, correct);
+}
+
+absl::Status Network::Backward(int n) {
+  Plan* plan = FindPlan(n);
+  if (plan == nullptr || !training_) {
+    return absl::FailedPreconditionError("backward pass needs a training network and a prepared batch size");
+  }
+  float* p = params_.get();
+  float* g = param_grads_.get();
+  try {
+    for (int i = static_cast<int>(ops_.size()) - 1; i >= 0; --i) {
+      const Op& op = ops_[i];
+      const float* x = acts_[i].get();
+      const float* y = acts_[i + 1].get();
+      float* dy = grads_[(i + 1) % 2].get();
+      float* dx = i > 0 ? grads_[i % 2].get() : nullptr;
+      switch (op.kind) {
+        case OpKind::kBatchNorm: {
+          const int b = op.index;
+          bn_kernels_[b].Backward(x, y, dy, static_cast<int64_t>(n) * op.h * op.w,
+                                  p + bn_gamma_[b].offset, bn_mean_[b].data(),
+                                  bn_invstd_[b].data(), op.relu, g + bn_gamma_[b].offset,
+                                  g + bn_beta_[b].offset, dx);
+          break;
+        }
+        case OpKind::kConv:
+          if (op.relu) ReluBackwardInPlace(y, static_cast<int64_t>(n) * op.oh * op.ow * op.cout, dy);
+          plan->convs[op.index].BackwardWeights(stream_);
+          if (dx != nullptr) plan->convs[op.index].BackwardData(stream_);
+          break;
+        case OpKind::kMaxPool:
+          if (dx != nullptr) MaxPoolBackward(dy, pool_ws_[i].data(), n, op.h, op.w, op.cin, dx);
+          break;
+        case OpKind::kGlobalAvgPool:
+          if (dx != nullptr) GlobalAvgPoolBackward(dy, n, op.h * op.w, op.cin, dx);
+          break;
+        case OpKind::kDropout:
+          if (dx != nullptr) DropoutBackward(dy, dropout_mask_[i].data(), static_cast<int64_t>(n) * op.cin, dx);
+          break;
+        case OpKind::kDense:
+          DenseBackward(x, dy, n, op.cin, op.cout, p + dense_w_.offset, g + dense_w_.offset,
+                        g + dense_b_.offset, dx);
+          break;
+      }
+    }
+    stream_.wait();
+  } catch (const dnnl::error& e) {
+    return Internal("backward pass", e);
+  }
+  return absl::OkStatus();
+}
+
+void Network::AdamStep(float learning_rate) {
+  ++adam_t_;
+  const double t = static_cast<double>(adam_t_);
+  const double lr_t = learning_rate * std::sqrt(1.0 - std::pow(double{kAdamBeta2}, t)) /
+                      (1.0 - std::pow(double{kAdamBeta1}, t));
+  AdamUpdate(params_.get(), param_grads_.get(), adam_m_.get(), adam_v_.get(), arena_size_,
+             static_cast<float>(lr_t), kAdamBeta1, kAdamBeta2, kAdamEpsilon);
+}
+
+}  // namespace nanonas::engine

@@ -1,0 +1,317 @@
+#include "worker/engine/trainer.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "worker/engine/network.h"
+#include "worker/engine/rng.h"
+
+namespace nanonas {
+namespace {
+
+using engine::Network;
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kShuffleStream = 1000;
+constexpr int kInferenceBatch = 64;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Sets the OpenMP (oneDNN) thread count of the calling thread for one call.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~ScopedThreads() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
+absl::Status CheckData(const Architecture& arch, const Dataset& data, bool need_labels) {
+  if (!(data.shape == arch.spec.input)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset images are ", FormatInputShape(data.shape), " but the architecture expects ",
+        FormatInputShape(arch.spec.input)));
+  }
+  if (static_cast<int64_t>(data.images.size()) != data.size() * data.image_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset holds ", data.images.size(),
+                                                   " pixel bytes for ", data.size(), " images of ",
+                                                   data.image_bytes(), " bytes"));
+  }
+  if (need_labels && data.num_classes() != arch.spec.classes) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset has ", data.num_classes(),
+                                                   " classes but the architecture has ",
+                                                   arch.spec.classes, " outputs"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckIndices(const Dataset& data, const std::vector<int64_t>& indices,
+                          const char* what, bool need_labels, int classes) {
+  for (int64_t i : indices) {
+    if (i < 0 || i >= data.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " index ", i, " is outside the dataset of ", data.size(), " images"));
+    }
+    if (need_labels && (data.labels[i] < 0 || data.labels[i] >= classes)) {
+      return absl::InvalidArgumentError(absl::StrCat("label ", data.labels[i], " of image ", i,
+                                                     " is outside 0..", classes - 1));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Batch sizes used to cover `count` items in batches of `batch` (full and last partial).
+void AddBatchSizes(int64_t count, int batch, std::vector<int>* sizes) {
+  if (count <= 0) return;
+  sizes->push_back(static_cast<int>(std::min<int64_t>(batch, count)));
+  if (count > batch && count % batch != 0) sizes->push_back(static_cast<int>(count % batch));
+}
+
+absl::StatusOr<TrainResult> Run(const Architecture& arch, const Dataset& data, const Split& split,
+                                const TrainOptions& options, const ProgressCallback& progress,
+                                const CancelFlag* cancel) {
+  NANONAS_RETURN_IF_ERROR(CheckData(arch, data, true));
+  if (split.train.empty() || split.validation.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the split needs training and validation images (got ", split.train.size(), " and ",
+        split.validation.size(), ")"));
+  }
+  if (options.epochs < 1 || options.batch_size < 1 || options.threads < 1 ||
+      options.progress_every_batches < 0 || !(options.learning_rate > 0) ||
+      !std::isfinite(options.learning_rate)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad training options: epochs ", options.epochs, ", batch size ", options.batch_size,
+        ", threads ", options.threads, ", learning rate ", options.learning_rate,
+        ", progress every ", options.progress_every_batches,
+        " (need epochs, batch size, threads >= 1, a positive learning rate)"));
+  }
+  NANONAS_RETURN_IF_ERROR(CheckIndices(data, split.train, "training", true, arch.spec.classes));
+  NANONAS_RETURN_IF_ERROR(
+      CheckIndices(data, split.validation, "validation", true, arch.spec.classes));
+
+  const auto start = Clock::now();
+  ScopedThreads threads(options.threads);
+  const int batch = options.batch_size;
+  const int64_t n_train = static_cast<int64_t>(split.train.size());
+  const int64_t n_val = static_cast<int64_t>(split.validation.size());
+  std::vector<int> sizes;
+  AddBatchSizes(n_train, batch, &sizes);
+  AddBatchSizes(n_val, batch, &sizes);
+  NANONAS_ASSIGN_OR_RETURN(std::unique_ptr<Network> net, Network::Create(arch, sizes, true));
+  net->InitializeKeras(options.seed);
+
+  std::vector<int64_t> order = split.train;
+  std::vector<int32_t> labels(batch);
+  const int64_t batches_per_epoch = (n_train + batch - 1) / batch;
+  TrainResult result;
+  double train_seconds = 0;
+  int64_t trained_images = 0;
+
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    engine::Rng rng(engine::DeriveSeed(options.seed, kShuffleStream + epoch));
+    for (int64_t i = n_train - 1; i > 0; --i) {
+      std::swap(order[i], order[rng.Below(static_cast<uint64_t>(i) + 1)]);
+    }
+    double loss_sum = 0;
+    int64_t correct_sum = 0, seen = 0;
+    for (int64_t b = 0; b < batches_per_epoch; ++b) {
+      if (cancel != nullptr && cancel->IsCancelled()) {
+        return absl::CancelledError(absl::StrCat("training cancelled in epoch ", epoch,
+                                                 " after ", b, " batches"));
+      }
+      const int64_t first = b * batch;
+      const int n = static_cast<int>(std::min<int64_t>(batch, n_train - first));
+      for (int j = 0; j < n; ++j) labels[j] = data.labels[order[first + j]];
+      net->LoadImages(data, order.data() + first, n);
+      NANONAS_RETURN_IF_ERROR(net->Forward(n, true));
+      int correct = 0;
+      loss_sum += net->Loss(n, labels.data(), &correct);
+      NANONAS_RETURN_IF_ERROR(net->Backward(n));
+      net->AdamStep(options.learning_rate);
+      correct_sum += correct;
+      seen += n;
+      if (progress && options.progress_every_batches > 0 &&
+          (b + 1) % options.progress_every_batches == 0 && b + 1 < batches_per_epoch) {
+        Progress p;
+        p.kind = Progress::Kind::kBatch;
+        p.epoch = epoch;
+        p.batch = b + 1;
+        p.batches_per_epoch = batches_per_epoch;
+        p.running_loss = loss_sum / seen;
+        p.running_accuracy = static_cast<double>(correct_sum) / seen;
+        progress(p);
+      }
+    }
+    const auto train_end = Clock::now();
+    train_seconds += Seconds(epoch_start, train_end);
+    trained_images += n_train;
+
+    // Validation (inference mode).
+    double val_loss = 0;
+    int64_t val_correct = 0;
+    for (int64_t first = 0; first < n_val; first += batch) {
+      const int n = static_cast<int>(std::min<int64_t>(batch, n_val - first));
+      for (int j = 0; j < n; ++j) labels[j] = data.labels[split.validation[first + j]];
+      net->LoadImages(data, split.validation.data() + first, n);
+      NANONAS_RETURN_IF_ERROR(net->Forward(n, false));
+      int correct = 0;
+      val_loss += net->Loss(n, labels.data(), &correct);
+      val_correct += correct;
+    }
+
+    EpochStats stats;
+    stats.epoch = epoch;
+    stats.train_loss = loss_sum / n_train;
+    stats.train_accuracy = static_cast<double>(correct_sum) / n_train;
+    stats.validation_loss = val_loss / n_val;
+    stats.validation_accuracy = static_cast<double>(val_correct) / n_val;
+    stats.seconds = Seconds(epoch_start, Clock::now());
+    result.epochs.push_back(stats);
+    if (epoch == 1 || stats.validation_accuracy > result.best_validation_accuracy) {
+      result.best_validation_accuracy = stats.validation_accuracy;
+      result.best_epoch = epoch;
+      if (options.keep_best_weights) result.best_weights = net->GetWeights();
+    }
+    if (progress) {
+      Progress p;
+      p.kind = Progress::Kind::kEpoch;
+      p.epoch = epoch;
+      p.batch = batches_per_epoch;
+      p.batches_per_epoch = batches_per_epoch;
+      p.running_loss = stats.train_loss;
+      p.running_accuracy = stats.train_accuracy;
+      p.epoch_stats = stats;
+      progress(p);
+    }
+  }
+  result.seconds = Seconds(start, Clock::now());
+  result.train_images_per_second = train_seconds > 0 ? trained_images / train_seconds : 0;
+  return result;
+}
+
+// Float inference of `indices`: calls sink(first, n, logits) per batch.
+template <typename Sink>
+absl::Status Infer(const Architecture& arch, const ModelWeights& weights, const Dataset& data,
+                   const std::vector<int64_t>& indices, int threads, Sink&& sink) {
+  NANONAS_RETURN_IF_ERROR(CheckData(arch, data, false));
+  NANONAS_RETURN_IF_ERROR(CheckIndices(data, indices, "inference", false, 0));
+  if (threads < 1) return absl::InvalidArgumentError("threads must be >= 1");
+  if (indices.empty()) return absl::OkStatus();
+  ScopedThreads scoped(threads);
+  const int64_t count = static_cast<int64_t>(indices.size());
+  std::vector<int> sizes;
+  AddBatchSizes(count, kInferenceBatch, &sizes);
+  NANONAS_ASSIGN_OR_RETURN(std::unique_ptr<Network> net, Network::Create(arch, sizes, false));
+  NANONAS_RETURN_IF_ERROR(net->SetWeights(weights));
+  for (int64_t first = 0; first < count; first += kInferenceBatch) {
+    const int n = static_cast<int>(std::min<int64_t>(kInferenceBatch, count - first));
+    net->LoadImages(data, indices.data() + first, n);
+    NANONAS_RETURN_IF_ERROR(net->Forward(n, false));
+    sink(first, n, net->logits());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TrainResult> Evaluate(const Architecture& arch, const Dataset& data,
+                                     const Split& split, const TrainOptions& options,
+                                     const ProgressCallback& progress, const CancelFlag* cancel) {
+  try {
+    return Run(arch, data, split, options, progress, cancel);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory training ", DescribeArchitecture(arch)));
+  }
+}
+
+absl::StatusOr<TrainResult> Train(const Architecture& arch, const Dataset& data, const Split& split,
+                                  TrainOptions options, const ProgressCallback& progress,
+                                  const CancelFlag* cancel) {
+  options.keep_best_weights = true;
+  return Evaluate(arch, data, split, options, progress, cancel);
+}
+
+absl::StatusOr<std::vector<int32_t>> Predict(const Architecture& arch, const ModelWeights& weights,
+                                             const Dataset& data,
+                                             const std::vector<int64_t>& indices, int threads) {
+  const int k = arch.spec.classes;
+  std::vector<int32_t> out(indices.size());
+  NANONAS_RETURN_IF_ERROR(
+      Infer(arch, weights, data, indices, threads, [&](int64_t first, int n, const float* logits) {
+        for (int i = 0; i < n; ++i) {
+          const float* l = logits + static_cast<int64_t>(i) * k;
+          out[first + i] = static_cast<int32_t>(std::max_element(l, l + k) - l);
+        }
+      }));
+  return out;
+}
+
+absl::StatusOr<std::vector<float>> PredictProbabilities(const Architecture& arch,
+                                                        const ModelWeights& weights,
+                                                        const Dataset& data,
+                                                        const std::vector<int64_t>& indices,
+                                                        int threads) {
+  const int k = arch.spec.classes;
+  std::vector<float> out(indices.size() * static_cast<size_t>(k));
+  NANONAS_RETURN_IF_ERROR(
+      Infer(arch, weights, data, indices, threads, [&](int64_t first, int n, const float* logits) {
+        engine::Softmax(logits, n, k, out.data() + first * k);
+      }));
+  return out;
+}
+
+int64_t EstimateTrainingMemoryBytes(const Architecture& arch, int64_t dataset_bytes,
+                                    const TrainOptions& options) {
+  // Process baseline: code and data of the linked libraries (oneDNN, gRPC, OpenMP, libstdc++) and
+  // the heap of a worker before training.
+  constexpr int64_t kBaseline = 64LL << 20;
+  constexpr int64_t kPerPrimitive = 256LL << 10;  // JIT code and descriptors of one primitive
+  const int64_t batch = std::max(1, options.batch_size);
+  const int64_t threads = std::max(1, options.threads);
+  auto pad16 = [](int64_t c) { return (c + 15) / 16 * 16; };
+
+  const InputShape& in = arch.spec.input;
+  int64_t per_image = static_cast<int64_t>(in.height) * in.width * in.channels;  // input
+  int64_t act_floats = per_image, max_act = per_image, conv_weights = 0, other_params = 0;
+  int64_t convs = 0, max_conv_in = 0;
+  for (const Layer& l : arch.layers) {
+    const int64_t out = static_cast<int64_t>(l.out_h) * l.out_w * l.out_c;
+    act_floats += out;
+    max_act = std::max(max_act, out);
+    if (l.kind == LayerKind::kConv3x3) {
+      conv_weights += 9 * pad16(l.in_c) * pad16(l.out_c) + pad16(l.out_c);
+      max_conv_in = std::max(max_conv_in, static_cast<int64_t>(l.in_h) * l.in_w * pad16(l.in_c));
+      ++convs;
+    } else if (l.kind == LayerKind::kBatchNorm) {
+      other_params += 2 * l.in_c;
+    } else if (l.kind == LayerKind::kDense) {
+      other_params += static_cast<int64_t>(l.in_c) * l.out_c + l.out_c;
+    }
+  }
+  const int64_t f = sizeof(float);
+  const int64_t activations = f * batch * (act_floats + 2 * max_act) + 2 * batch * act_floats;
+  // Parameters, gradients, Adam moments, per-batch-size weight copies and the best weights.
+  const int64_t params = f * ((4 + 6) * conv_weights + 4 * other_params) +
+                         2 * f * (conv_weights + other_params);
+  // oneDNN scratchpad: per-thread weight-gradient reductions and im2col-like buffers.
+  const int64_t scratch = f * (threads * conv_weights + 9 * batch * max_conv_in);
+  const int64_t primitives = kPerPrimitive * convs * 3 * 3;
+  const int64_t image_bytes = std::max<int64_t>(1, per_image);
+  const int64_t images = dataset_bytes / image_bytes;
+  const int64_t indices = images * (8 + 8 + 4);  // split, shuffled order, labels
+  const int64_t variable = activations + params + scratch + primitives + indices;
+  return kBaseline + dataset_bytes + variable + variable / 4;
+}
+
+}  // namespace nanonas
