@@ -475,6 +475,7 @@ absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
     }
     FolderOptions folder;
     folder.size = input;
+    folder.threads = 2;
     auto loaded = LoadImageFolder(root.string(), folder);
     if (!loaded.ok()) {
       return absl::Status(loaded.status().code(),
