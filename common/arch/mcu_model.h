@@ -56,6 +56,7 @@ struct McuGraph {
   std::vector<std::string> op_names() const;
 };
 
+// REQUIRES: `arch` comes from BuildArchitecture (channels and spec consistent).
 McuGraph DescribeMcuGraph(const Architecture& arch);
 
 // "QUANTIZE [1,50,50,3]UINT8 -> [1,50,50,3]INT8" one line per op, for logs and test messages.
@@ -138,6 +139,7 @@ struct McuModelOptions {
   std::function<int64_t(const Architecture&)> flash_bytes;
 };
 
+// REQUIRES: `arch` comes from BuildArchitecture.
 McuResources EstimateMcuResources(const Architecture& arch, const McuModelOptions& options = {});
 
 }  // namespace nanonas

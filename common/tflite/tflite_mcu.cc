@@ -13,6 +13,13 @@ absl::StatusOr<McuGraph> McuGraphFromTflite(const TfliteGraph& graph) {
   }
   McuGraph g;
   for (const TfliteTensor& t : graph.tensors) {
+    for (int d : t.shape) {
+      if (d < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor ", t.index, " ('", t.name, "') has a dynamic or empty dimension (",
+                         d, "): the MCU model needs static shapes"));
+      }
+    }
     McuTensor m;
     m.name = t.name;
     m.shape = t.shape;

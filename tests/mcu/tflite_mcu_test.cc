@@ -125,6 +125,9 @@ TEST(TfliteMcuTest, UncoveredOpsAreRefused) {
   EXPECT_THAT(std::string(m.status().message()), ::testing::HasSubstr("LOGISTIC"));
   g.ops[0].op = "SOFTMAX";
   EXPECT_TRUE(McuGraphFromTflite(g).ok());
+  g.tensors[1].shape = {-1, 4};  // dynamic batch
+  EXPECT_EQ(McuGraphFromTflite(g).status().code(), absl::StatusCode::kInvalidArgument);
+  g.tensors[1].shape = {1, 4};
   g.tensors[1].type = tflite::TensorType_FLOAT32;
   EXPECT_EQ(McuGraphFromTflite(g).status().code(), absl::StatusCode::kInvalidArgument);
 }
