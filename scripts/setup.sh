@@ -36,6 +36,7 @@ test_pkgs=(
   # GoogleTest, promtool, the Python example client, Fashion-MNIST for the local demo
   libgtest-dev libgmock-dev prometheus python3 python3-grpcio python3-protobuf
   dataset-fashion-mnist
+  python3-pyarmnn libarmnn-cpuref-backend22 python3-numpy  # export: Arm NN cross-check of .tflite files
 )
 case "$profile" in
   build) pkgs=("${build_pkgs[@]}") ;;
