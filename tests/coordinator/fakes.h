@@ -127,7 +127,7 @@ inline v1::JobSpec GoodSpec() {
 
 // Everything a core needs, with a manual clock.
 struct Harness {
-  explicit Harness(MemoryStore* shared_store = nullptr, CoordinatorMetrics* metrics = nullptr,
+  explicit Harness(CoordinatorStore* shared_store = nullptr, CoordinatorMetrics* metrics = nullptr,
                    int max_attempts = 3) {
     store = shared_store != nullptr ? shared_store : &own_store;
     CoordinatorOptions options;
@@ -166,7 +166,7 @@ struct Harness {
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
   int64_t host_bytes_per_k = 1;
   MemoryStore own_store;
-  MemoryStore* store;
+  CoordinatorStore* store;
   FakeConnector connector;
   std::unique_ptr<Coordinator> core;
 };
