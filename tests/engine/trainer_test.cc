@@ -25,17 +25,25 @@ Architecture MakeArch(int k, int c, InputShape in, Variant v = Variant::k2023, i
   return *arch;
 }
 
-class LearningTest : public ::testing::TestWithParam<Variant> {};
+// Validation runs with the BatchNorm moving statistics (momentum 0.99, as Keras), which lag the
+// batch statistics for the first ~100 steps: with 400 images (54 steps in 3 epochs) validation
+// stays at chance although training learns. 1000 images give 132 steps.
+struct LearningCase {
+  Variant variant;
+  int epochs;
+};
+class LearningTest : public ::testing::TestWithParam<LearningCase> {};
 
-TEST_P(LearningTest, TwoOneCandidateLearnsStripesInThreeEpochs) {
-  const Dataset data = MakeStripes(400, 16, 16, 3, 1);
-  const Split split = HeadSplit(data, 280);
-  const Architecture arch = MakeArch(2, 1, {16, 16, 3}, GetParam());
-  TrainOptions opt;  // defaults: 3 epochs, Adam 1e-3, batch 16
+TEST_P(LearningTest, TwoOneCandidateLearnsStripes) {
+  const Dataset data = MakeStripes(1000, 16, 16, 3, 1);
+  const Split split = HeadSplit(data, 700);
+  const Architecture arch = MakeArch(2, 1, {16, 16, 3}, GetParam().variant);
+  TrainOptions opt;  // defaults: Adam 1e-3, batch 16
+  opt.epochs = GetParam().epochs;
   std::vector<Progress> seen;
   auto r = Evaluate(arch, data, split, opt, [&](const Progress& p) { seen.push_back(p); });
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->epochs.size(), 3u);
+  ASSERT_EQ(r->epochs.size(), static_cast<size_t>(opt.epochs));
   for (const EpochStats& e : r->epochs) {
     std::printf("epoch %d loss %.4f acc %.4f val_loss %.4f val_acc %.4f (%.3f s)\n", e.epoch,
                 e.train_loss, e.train_accuracy, e.validation_loss, e.validation_accuracy,
@@ -52,14 +60,18 @@ TEST_P(LearningTest, TwoOneCandidateLearnsStripesInThreeEpochs) {
   EXPECT_EQ(r->best_validation_accuracy, best);
   EXPECT_EQ(r->best_epoch, best_epoch);
   EXPECT_FALSE(r->best_weights.has_value());
-  // Progress: with 18 batches per epoch and the default cadence (100) only epoch reports.
-  ASSERT_EQ(seen.size(), 3u);
-  EXPECT_EQ(seen[2].kind, Progress::Kind::kEpoch);
-  EXPECT_EQ(seen[2].batches_per_epoch, 18);
-  EXPECT_EQ(seen[2].epoch_stats.validation_accuracy, r->epochs[2].validation_accuracy);
+  // Progress: 44 batches per epoch and the default cadence (100): only epoch reports.
+  ASSERT_EQ(seen.size(), static_cast<size_t>(opt.epochs));
+  EXPECT_EQ(seen.back().kind, Progress::Kind::kEpoch);
+  EXPECT_EQ(seen.back().batches_per_epoch, 44);
+  EXPECT_EQ(seen.back().epoch_stats.validation_accuracy, r->epochs.back().validation_accuracy);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, LearningTest, ::testing::Values(Variant::k2023, Variant::k2024));
+// The paper's (default) variant in the 3 epochs of a search evaluation; the 2024 variant (no
+// input normalisation: its first BatchNorm sees raw 0..255 convolutions) needs 5.
+INSTANTIATE_TEST_SUITE_P(Variants, LearningTest,
+                         ::testing::Values(LearningCase{Variant::k2023, 3},
+                                           LearningCase{Variant::k2024, 5}));
 
 TEST(TrainerTest, SameSeedGivesIdenticalResultsAndAnotherSeedDiffers) {
   const Dataset data = MakeStripes(200, 12, 12, 1, 2);
@@ -113,16 +125,17 @@ TEST(TrainerTest, CancellationBetweenBatchesReturnsCancelled) {
 }
 
 TEST(TrainerTest, TrainKeepsBestWeightsWhosePredictionsGiveTheBestAccuracy) {
-  const Dataset data = MakeStripes(240, 16, 16, 3, 4);
-  const Split split = HeadSplit(data, 160);
+  const Dataset data = MakeStripes(600, 16, 16, 3, 4);
+  const Split split = HeadSplit(data, 420);
   const Architecture arch = MakeArch(2, 1, {16, 16, 3});
   TrainOptions opt;
-  opt.epochs = 4;
+  opt.epochs = 6;
   opt.learning_rate = 0.01f;
-  opt.batch_size = 32;
+  opt.batch_size = 16;
   auto r = Train(arch, data, split, opt);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(r->best_weights.has_value());
+  EXPECT_GE(r->best_validation_accuracy, 0.9);  // not a trivial all-one-class prediction
   auto pred = Predict(arch, *r->best_weights, data, split.validation);
   ASSERT_TRUE(pred.ok()) << pred.status();
   ASSERT_EQ(pred->size(), split.validation.size());
