@@ -282,6 +282,10 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
       auto s = ParseInputShape(v);
       if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("--input: ", s.status().message(),
                                                                   " (e.g. 50x50x3 or 28x28x1)"));
+      if (s->height <= 0 || s->width <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--input: ", v, " has a zero size (e.g. 50x50x3 or 28x28x1)"));
+      }
       spec.mutable_input()->set_height(s->height);
       spec.mutable_input()->set_width(s->width);
       spec.mutable_input()->set_channels(s->channels);

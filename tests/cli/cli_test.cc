@@ -1,0 +1,388 @@
+// `nanonas` command-line parsing, board presets and exit codes, the last against an in-process
+// fake coordinator.
+#include "client/cli.h"
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "client/commands.h"
+#include "client/targets.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+
+namespace nanonas {
+namespace {
+
+using testing::HasSubstr;
+namespace v1 = nanonas::v1;
+
+absl::StatusOr<Command> Parse(std::vector<std::string> args, const char* env = nullptr) {
+  return ParseCommandLine(args, env);
+}
+
+TEST(CliParseTest, SubmitTakesHumanUnits) {
+  auto c = Parse({"submit", "data", "--ram", "40KiB", "--flash", "128KiB", "--macc", "2.73M",
+                  "--host-memory", "512MiB", "--input", "28x28x1", "--epochs", "2", "--seed", "7",
+                  "--val-split", "0.25", "--variant", "2024", "--name", "demo", "--json"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->kind, Command::Kind::kSubmit);
+  EXPECT_EQ(c->dataset_dir, "data");
+  EXPECT_TRUE(c->global.json);
+  const auto& s = c->spec;
+  EXPECT_EQ(s.constraints().ram_bytes(), 40960);
+  EXPECT_EQ(s.constraints().flash_bytes(), 131072);
+  EXPECT_EQ(s.constraints().macc(), 2730000);
+  EXPECT_EQ(s.constraints().host_memory_bytes(), 512LL << 20);
+  EXPECT_EQ(s.input().height(), 28);
+  EXPECT_EQ(s.input().channels(), 1);
+  EXPECT_EQ(s.evaluation().epochs(), 2);
+  EXPECT_EQ(s.evaluation().seed(), 7u);
+  EXPECT_EQ(s.evaluation().batch_size(), 16);
+  EXPECT_DOUBLE_EQ(s.validation_split(), 0.25);
+  EXPECT_EQ(s.variant(), "2024");
+  EXPECT_EQ(s.name(), "demo");
+}
+
+TEST(CliParseTest, SubmitDefaultsFollowNanoNas) {
+  auto c = Parse({"submit", "d", "--ram", "20KiB"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->spec.input().height(), 50);
+  EXPECT_EQ(c->spec.input().channels(), 3);
+  EXPECT_DOUBLE_EQ(c->spec.validation_split(), 0.3);
+  EXPECT_EQ(c->spec.evaluation().epochs(), 3);
+  EXPECT_FLOAT_EQ(c->spec.evaluation().learning_rate(), 0.001f);
+  EXPECT_EQ(c->spec.variant(), "2023");
+  EXPECT_EQ(c->spec.final_training().epochs(), 100);
+}
+
+TEST(CliParseTest, TargetPresetsFillLimitsAndExplicitFlagsWin) {
+  auto c = Parse({"submit", "d", "--ram", "30KiB", "--target", "nucleo-l412kb"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->spec.constraints().ram_bytes(), 30 * 1024);  // explicit flag overrides the preset
+  EXPECT_EQ(c->spec.constraints().flash_bytes(), 128 * 1024);
+  EXPECT_EQ(c->spec.constraints().macc(), 2730000);
+  EXPECT_EQ(c->spec.constraints().target(), "NUCLEO-L412KB");
+}
+
+TEST(TargetsTest, EveryBoardOfThePapersHasAPreset) {
+  for (const char* name : {"NUCLEO-L010RB", "NUCLEO-L412KB", "STM32L151UC", "Arduino Nano 33 IoT",
+                           "STM32F412", "STM32F446RE"}) {
+    const BoardPreset* b = FindBoard(name);
+    ASSERT_NE(b, nullptr) << name;
+    EXPECT_GT(b->ram_bytes, 0);
+    EXPECT_GT(b->flash_bytes, b->ram_bytes);
+    EXPECT_EQ(b->macc(), b->coremark * 10000LL);
+  }
+  const BoardPreset* l010 = FindBoard("nucleo_l010rb");
+  EXPECT_EQ(l010->ram_bytes, 20480);
+  EXPECT_EQ(l010->flash_bytes, 131072);
+  EXPECT_EQ(l010->macc(), 750000);
+  EXPECT_EQ(FindBoard("esp32"), nullptr);
+}
+
+TEST(CliParseTest, ErrorsSayWhatToFix) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string needle;
+  } cases[] = {
+      {{}, "no command"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"submit", "d"}, "--target BOARD"},
+      {{"submit", "d", "--ram", "lots"}, "--ram"},
+      {{"submit", "d", "--ram", "0"}, "--ram"},
+      {{"submit", "d", "--ram", "1KiB", "--input", "0x0x3"}, "--input"},
+      {{"submit", "d", "--ram", "1KiB", "--val-split", "1.5"}, "--val-split"},
+      {{"submit", "d", "--ram", "1KiB", "--variant", "1999"}, "--variant"},
+      {{"submit", "d", "--target", "esp32"}, "known: NUCLEO-L010RB"},
+      {{"submit", "d", "--ram", "1KiB", "--bogus", "1"}, "no flag --bogus"},
+      {{"submit"}, "DATASET_DIR"},
+      {{"get"}, "one JOB id"},
+      {{"list", "--state", "sleeping"}, "not a job state"},
+      {{"--server", "nocolon", "list"}, "HOST:PORT"},
+      {{"submit", "d", "--ram"}, "needs a value"},
+  };
+  for (const auto& c : cases) {
+    auto r = Parse(c.args);
+    ASSERT_FALSE(r.ok()) << testing::PrintToString(c.args);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.needle))
+        << testing::PrintToString(c.args);
+  }
+}
+
+TEST(CliParseTest, ServerComesFromFlagThenEnvironmentThenDefault) {
+  EXPECT_EQ(Parse({"list"})->global.server, "localhost:50051");
+  EXPECT_EQ(Parse({"list"}, "coord:7000")->global.server, "coord:7000");
+  EXPECT_EQ(Parse({"list", "--server", "h:1"}, "coord:7000")->global.server, "h:1");
+  auto l = Parse({"list", "--state", "running,QUEUED", "--limit", "5"});
+  ASSERT_TRUE(l.ok());
+  EXPECT_THAT(l->states, testing::ElementsAre(v1::JOB_STATE_RUNNING, v1::JOB_STATE_QUEUED));
+  EXPECT_EQ(l->limit, 5);
+  EXPECT_EQ(Parse({"--help"})->kind, Command::Kind::kHelp);
+  EXPECT_THAT(Usage(), HasSubstr("4  no such job"));
+}
+
+TEST(RenderTest, ProgressBarAndJobTable) {
+  EXPECT_EQ(ProgressBar(0.5, 10), "[#####-----]  50%");
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  auto* c = job.add_candidates();
+  c->set_k(1);
+  c->set_c(2);
+  c->set_state(v1::CANDIDATE_STATE_DONE);
+  c->set_best_validation_accuracy(0.8125);
+  auto* bad = job.add_candidates();
+  bad->set_sequence(1);
+  bad->set_k(1);
+  bad->set_c(3);
+  bad->set_state(v1::CANDIDATE_STATE_INFEASIBLE);
+  auto* v = bad->add_violations();
+  v->set_resource("ram_bytes");
+  v->set_value(50000);
+  v->set_limit(40960);
+  v->set_excess(9040);
+  job.mutable_result()->set_found(true);
+  job.mutable_result()->set_k(1);
+  job.mutable_result()->set_c(2);
+  job.mutable_result()->set_validation_accuracy(0.8125);
+  std::string text = RenderJob(job, nullptr);
+  EXPECT_THAT(text, HasSubstr("0.8125"));
+  EXPECT_THAT(text, HasSubstr("INFEASIBLE"));
+  EXPECT_THAT(text, HasSubstr("ram_bytes 50000 > 40960 by 9040"));
+  EXPECT_THAT(text, HasSubstr("result: k=1 c=2"));
+}
+
+// ------------------------------------------------------------------------------------------
+// Against a fake coordinator.
+
+class FakeCoordinator final : public v1::Coordinator::Service {
+ public:
+  grpc::Status UploadDataset(grpc::ServerContext*, grpc::ServerReader<v1::UploadDatasetRequest>* r,
+                             v1::DatasetInfo* info) override {
+    v1::UploadDatasetRequest req;
+    std::string bytes;
+    v1::UploadHeader header;
+    while (r->Read(&req)) {
+      if (req.has_header()) header = req.header();
+      bytes += req.chunk();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    upload_header = header;
+    upload_bytes = bytes;
+    if (static_cast<int64_t>(bytes.size()) != header.size_bytes()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "size mismatch");
+    }
+    info->set_id("sha256:" + std::string(64, 'a'));
+    info->set_num_images(3);
+    info->add_class_names("cats");
+    info->add_class_names("dogs");
+    return grpc::Status::OK;
+  }
+  grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
+                         v1::SubmitJobResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu);
+    submitted = req->spec();
+    if (req->spec().constraints().ram_bytes() == 12345) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ram_bytes is silly");
+    }
+    resp->set_job_id("job-1");
+    return grpc::Status::OK;
+  }
+  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* job) override {
+    if (req->job_id() != "job-1") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "job '" + req->job_id() + "' is unknown");
+    }
+    *job = Finished(v1::JOB_STATE_SUCCEEDED);
+    return grpc::Status::OK;
+  }
+  grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+                        v1::ListJobsResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu);
+    list_states.assign(req->states().begin(), req->states().end());
+    *resp->add_jobs() = Finished(v1::JOB_STATE_SUCCEEDED);
+    return grpc::Status::OK;
+  }
+  grpc::Status CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
+                         v1::CancelJobResponse* resp) override {
+    if (req->job_id() != "job-1") return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown job");
+    resp->mutable_job()->set_state(v1::JOB_STATE_CANCELLED);
+    return grpc::Status::OK;
+  }
+  // job-1 succeeds, job-2 fails; the first watch of job-1 breaks after two events.
+  grpc::Status WatchJob(grpc::ServerContext*, const v1::WatchJobRequest* req,
+                        grpc::ServerWriter<v1::JobEvent>* w) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      watch_after.push_back(req->after_sequence());
+    }
+    if (req->job_id() != "job-1" && req->job_id() != "job-2") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown job");
+    }
+    v1::JobEvent e;
+    if (req->after_sequence() == 0) {
+      e.set_sequence(1);
+      *e.mutable_job() = Finished(v1::JOB_STATE_RUNNING);
+      e.mutable_job()->clear_candidates();
+      e.mutable_job()->clear_result();
+      e.set_job_state(v1::JOB_STATE_RUNNING);
+      w->Write(e);
+      e.Clear();
+      e.set_sequence(2);
+      e.mutable_candidate()->set_k(1);
+      e.mutable_candidate()->set_state(v1::CANDIDATE_STATE_RUNNING);
+      w->Write(e);
+      e.Clear();
+      e.mutable_progress()->set_k(1);
+      e.mutable_progress()->set_epoch(1);
+      e.mutable_progress()->set_epochs(3);
+      e.mutable_progress()->set_batch(5);
+      e.mutable_progress()->set_batches_per_epoch(10);
+      w->Write(e);
+      if (req->job_id() == "job-1") {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator restarting");
+      }
+    }
+    bool ok = req->job_id() == "job-1";
+    e.Clear();
+    e.set_sequence(3);
+    *e.mutable_candidate() = Finished(v1::JOB_STATE_SUCCEEDED).candidates(0);
+    w->Write(e);
+    e.Clear();
+    e.set_sequence(4);
+    e.set_job_state(ok ? v1::JOB_STATE_SUCCEEDED : v1::JOB_STATE_FAILED);
+    *e.mutable_job() = Finished(ok ? v1::JOB_STATE_SUCCEEDED : v1::JOB_STATE_FAILED);
+    w->Write(e);
+    return grpc::Status::OK;
+  }
+
+  static v1::Job Finished(v1::JobState state) {
+    v1::Job job;
+    job.set_id("job-1");
+    job.set_state(state);
+    auto* c = job.add_candidates();
+    c->set_k(1);
+    c->set_c(0);
+    c->set_state(v1::CANDIDATE_STATE_DONE);
+    c->set_best_validation_accuracy(0.75);
+    job.mutable_result()->set_found(true);
+    job.mutable_result()->set_k(1);
+    job.mutable_result()->set_validation_accuracy(0.75);
+    job.mutable_result()->set_stop_reason("k=2 did not improve on k=1");
+    return job;
+  }
+
+  std::mutex mu;
+  v1::UploadHeader upload_header;
+  std::string upload_bytes;
+  v1::JobSpec submitted;
+  std::vector<int> list_states;
+  std::vector<int64_t> watch_after;
+};
+
+class CliServerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(&fake_);
+    server_ = b.BuildAndStart();
+    ASSERT_TRUE(server_);
+    dir_ = std::filesystem::temp_directory_path() / ("nanonas-cli-test-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_ / "cats");
+    std::filesystem::create_directories(dir_ / "dogs");
+    std::ofstream(dir_ / "cats" / "a.png") << "not really a png";
+    std::ofstream(dir_ / "cats" / "b.png") << "bbb";
+    std::ofstream(dir_ / "dogs" / "c.png") << "ccc";
+  }
+  void TearDown() override {
+    server_->Shutdown();
+    std::filesystem::remove_all(dir_);
+  }
+
+  int Run(std::vector<std::string> args) {
+    out_.str("");
+    err_.str("");
+    auto cmd = ParseCommandLine(args, ("127.0.0.1:" + std::to_string(port_)).c_str());
+    if (!cmd.ok()) {
+      err_ << cmd.status().message();
+      return kExitUsage;
+    }
+    auto stub = v1::Coordinator::NewStub(
+        grpc::CreateChannel(cmd->global.server, grpc::InsecureChannelCredentials()));
+    Cli cli(std::move(stub), cmd->global, out_, err_, false);
+    return cli.Run(*cmd);
+  }
+
+  FakeCoordinator fake_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::filesystem::path dir_;
+  std::ostringstream out_, err_;
+};
+
+TEST_F(CliServerTest, SubmitUploadsATarAndPrintsTheJobIdAsJson) {
+  ASSERT_EQ(Run({"submit", dir_.string(), "--target", "NUCLEO-L010RB", "--json"}), kExitOk)
+      << err_.str();
+  EXPECT_EQ(out_.str(), "{\"job_id\": \"job-1\"}\n");
+  std::lock_guard<std::mutex> lock(fake_.mu);
+  EXPECT_EQ(fake_.upload_header.format(), "tar");
+  EXPECT_EQ(fake_.upload_header.sha256().size(), 64u);
+  EXPECT_THAT(fake_.upload_bytes, HasSubstr("cats/a.png"));
+  EXPECT_THAT(fake_.upload_bytes, HasSubstr("dogs/c.png"));
+  EXPECT_THAT(fake_.upload_bytes, HasSubstr("not really a png"));
+  EXPECT_EQ(fake_.submitted.dataset_id(), "sha256:" + std::string(64, 'a'));
+  EXPECT_EQ(fake_.submitted.constraints().ram_bytes(), 20480);
+  EXPECT_EQ(fake_.submitted.constraints().macc(), 750000);
+}
+
+TEST_F(CliServerTest, ExitCodesScriptsCanRelyOn) {
+  EXPECT_EQ(Run({"get", "job-1"}), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("result: k=1 c=0"));
+  EXPECT_EQ(Run({"get", "job-9"}), kExitNotFound);
+  EXPECT_THAT(err_.str(), HasSubstr("job 'job-9' is unknown"));
+  EXPECT_EQ(Run({"cancel", "job-9"}), kExitNotFound);
+  EXPECT_EQ(Run({"submit", (dir_ / "missing").string(), "--ram", "1KiB"}), kExitNotFound);
+  EXPECT_EQ(Run({"submit", dir_.string(), "--ram", "12345"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("rejected by the server: ram_bytes is silly"));
+  EXPECT_EQ(Run({"submit", dir_.string()}), kExitUsage);
+  EXPECT_EQ(Run({"--server", "127.0.0.1:1", "list"}), kExitServer);
+  EXPECT_THAT(err_.str(), HasSubstr("cannot reach the coordinator at 127.0.0.1:1"));
+}
+
+TEST_F(CliServerTest, GetListAndCancelSpeakJson) {
+  ASSERT_EQ(Run({"get", "job-1", "--json"}), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("\"state\":\"JOB_STATE_SUCCEEDED\""));
+  EXPECT_THAT(out_.str(), HasSubstr("\"best_validation_accuracy\":0.75"));
+  ASSERT_EQ(Run({"list", "--state", "succeeded", "--json"}), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("\"jobs\""));
+  {
+    std::lock_guard<std::mutex> lock(fake_.mu);
+    EXPECT_THAT(fake_.list_states, testing::ElementsAre(v1::JOB_STATE_SUCCEEDED));
+  }
+  ASSERT_EQ(Run({"cancel", "job-1"}), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("CANCELLED"));
+}
+
+TEST_F(CliServerTest, WatchResumesAfterABrokenStreamAndExitsZeroOnSuccess) {
+  EXPECT_EQ(Run({"watch", "job-1"}), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("candidate #0 k=1 c=0 DONE acc 0.7500"));
+  EXPECT_THAT(out_.str(), HasSubstr("result: k=1 c=0"));
+  std::lock_guard<std::mutex> lock(fake_.mu);
+  EXPECT_THAT(fake_.watch_after, testing::ElementsAre(0, 2));  // resumed after event 2
+}
+
+TEST_F(CliServerTest, WatchExitsOneWhenTheJobFails) {
+  EXPECT_EQ(Run({"watch", "job-2"}), kExitJobFailed);
+  EXPECT_THAT(out_.str(), HasSubstr("FAILED"));
+  EXPECT_EQ(Run({"watch", "job-3"}), kExitNotFound);
+  ASSERT_EQ(Run({"watch", "job-2", "--json"}), kExitJobFailed);
+  EXPECT_THAT(out_.str(), HasSubstr("\"progress\""));  // one JSON event per line
+}
+
+}  // namespace
+}  // namespace nanonas
