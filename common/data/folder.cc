@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -99,7 +100,10 @@ absl::StatusOr<std::string> ReadFileBytes(const fs::path& path, int64_t max_byte
 // Decodes one file into `out` (size.height * size.width * size.channels bytes).
 absl::Status DecodeInto(const fs::path& path, const FolderOptions& options, uint8_t* out) {
   // Compressed images are smaller than this; it only stops reading absurd files into memory.
-  const int64_t max_bytes = options.max_image_pixels * 8 + (16 << 20);
+  constexpr int64_t kSlack = 16 << 20;
+  const int64_t max_bytes = options.max_image_pixels > (INT64_MAX - kSlack) / 8
+                                ? INT64_MAX
+                                : options.max_image_pixels * 8 + kSlack;
   NANONAS_ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path, max_bytes));
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   absl::StatusOr<ImageHeader> header = ReadImageHeader(data, bytes.size());

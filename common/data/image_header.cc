@@ -28,6 +28,10 @@ absl::StatusOr<ImageHeader> ReadPng(const uint8_t* d, size_t n) {
     return absl::InvalidArgumentError("PNG does not start with an IHDR chunk");
   }
   ImageHeader h{ImageFormat::kPng, Be32(d + 16), Be32(d + 20)};
+  if (h.width > 0x7fffffff || h.height > 0x7fffffff) {  // the PNG specification's limit
+    return absl::InvalidArgumentError(
+        absl::StrCat("PNG declares an impossible size ", h.width, "x", h.height));
+  }
   return h;
 }
 

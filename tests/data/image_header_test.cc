@@ -1,5 +1,6 @@
 #include "common/data/image_header.h"
 
+#include <memory>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -66,6 +67,40 @@ TEST(ImageHeaderTest, ReadsHugeDeclaredSizeWithoutPixels) {
   absl::StatusOr<ImageHeader> h = ReadImageHeader(buf.data(), 33);
   ASSERT_TRUE(h.ok()) << h.status();
   EXPECT_EQ(h->width * h->height, int64_t{7'000'000'000});
+}
+
+TEST(ImageHeaderTest, RejectsPngSizesBeyondTheSpecification) {
+  std::vector<uint8_t> buf = Encode(".png", 1, 1);
+  buf[16] = buf[17] = buf[18] = buf[19] = 0xFF;  // width 2^32 - 1
+  buf[20] = buf[21] = buf[22] = buf[23] = 0xFF;
+  absl::StatusOr<ImageHeader> h = ReadImageHeader(buf.data(), buf.size());
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(h.status().message().find("impossible size"), std::string::npos) << h.status();
+}
+
+TEST(ImageHeaderTest, EveryJpegPrefixIsRejectedAndMutationsNeverCrash) {
+  std::vector<uint8_t> jpg = Encode(".jpg", 40, 30);
+  for (size_t n = 0; n < jpg.size() - 1; ++n) {
+    EXPECT_FALSE(ReadImageHeader(jpg.data(), n).ok()) << "prefix " << n;
+  }
+  // Random byte flips in each format: the reader returns (ok or an error), never reads past end.
+  cv::RNG rng(11);
+  for (const char* ext : {".png", ".jpg", ".bmp"}) {
+    const std::vector<uint8_t> good = Encode(ext, 23, 17);
+    for (int trial = 0; trial < 2000; ++trial) {
+      std::vector<uint8_t> bad = good;
+      for (int f = 0; f < 3; ++f) bad[rng.uniform(0, static_cast<int>(bad.size()))] = rng.uniform(0, 256);
+      const size_t n = rng.uniform(0, static_cast<int>(bad.size()) + 1);
+      // Exact-size heap copy so that an overread would touch memory outside the allocation.
+      std::unique_ptr<uint8_t[]> copy(new uint8_t[n + 1]);
+      std::copy(bad.begin(), bad.begin() + n, copy.get());
+      absl::StatusOr<ImageHeader> h = ReadImageHeader(copy.get(), n);
+      if (h.ok()) {
+        EXPECT_GT(h->width, 0);
+        EXPECT_GT(h->height, 0);
+      }
+    }
+  }
 }
 
 TEST(ImageHeaderTest, BmpTopDownHeightIsPositive) {
