@@ -5,11 +5,15 @@
 #include <cstring>
 #include <numeric>
 
-// Hot loops are compiled for AVX-512 and AVX2 too and picked at load time, so the binary stays
-// portable (Debian's baseline is x86-64) while using the host's vector units.
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+// Hot loops are compiled for AVX-512 and AVX2 too and picked at load time by CPU features, so the
+// binary stays portable (Debian's baseline is x86-64) while using the host's vector units. (Not
+// "arch=..." clones: those dispatch on the CPU model and fall back to SSE2 on AMD processors.)
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define NANONAS_VECTOR_CLONES \
-  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#define NANONAS_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NANONAS_VECTOR_CLONES
 #endif
@@ -259,28 +263,77 @@ void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* 
   }
 }
 
+namespace {
+// One output row of max-pool backward: scatters dy (ow*c) into the two input rows by the argmax.
+// Separate with __restrict parameters so that GCC vectorises the selects.
 NANONAS_VECTOR_CLONES
+void MaxPoolBackwardRow(const float* __restrict g, const uint8_t* __restrict k, int ow, int c,
+                        float* __restrict top, float* __restrict bottom) {
+  for (int j = 0; j < ow; ++j) {
+    const float* gj = g + static_cast<int64_t>(j) * c;
+    const uint8_t* kj = k + static_cast<int64_t>(j) * c;
+    float* t = top + static_cast<int64_t>(2 * j) * c;
+    float* b = bottom + static_cast<int64_t>(2 * j) * c;
+    for (int ch = 0; ch < c; ++ch) {
+      const float gv = gj[ch];
+      const int kk = kj[ch];
+      // Multiplications by 0/1 rather than selects: GCC turns the selects into masked stores with
+      // branches, 10x slower.
+      t[ch] = gv * static_cast<float>(kk == 0);
+      t[c + ch] = gv * static_cast<float>(kk == 1);
+      b[ch] = gv * static_cast<float>(kk == 2);
+      b[c + ch] = gv * static_cast<float>(kk == 3);
+    }
+  }
+}
+}  // namespace
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// AVX-512 version: one window's channels in 16-lane steps (masked tail), whatever c is. GCC's
+// auto-vectorised loop above only vectorises c >= 31 and NanoNAS layers are mostly narrower.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void MaxPoolBackwardRowAvx512(
+    const float* __restrict g, const uint8_t* __restrict k, int ow, int c, float* __restrict top,
+    float* __restrict bottom) {
+  const __m512i k1 = _mm512_set1_epi32(1), k2 = _mm512_set1_epi32(2), k3 = _mm512_set1_epi32(3);
+  for (int j = 0; j < ow; ++j) {
+    const float* gj = g + static_cast<int64_t>(j) * c;
+    const uint8_t* kj = k + static_cast<int64_t>(j) * c;
+    float* t = top + static_cast<int64_t>(2 * j) * c;
+    float* b = bottom + static_cast<int64_t>(2 * j) * c;
+    for (int ch = 0; ch < c; ch += 16) {
+      const int left = c - ch;
+      const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                     : static_cast<__mmask16>((1u << left) - 1);
+      const __m512 gv = _mm512_maskz_loadu_ps(m, gj + ch);
+      const __m512i kv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, kj + ch));
+      const __mmask16 is0 = _mm512_testn_epi32_mask(kv, kv);
+      const __mmask16 is1 = _mm512_cmpeq_epi32_mask(kv, k1);
+      const __mmask16 is2 = _mm512_cmpeq_epi32_mask(kv, k2);
+      const __mmask16 is3 = _mm512_cmpeq_epi32_mask(kv, k3);
+      _mm512_mask_storeu_ps(t + ch, m, _mm512_maskz_mov_ps(is0, gv));
+      _mm512_mask_storeu_ps(t + c + ch, m, _mm512_maskz_mov_ps(is1, gv));
+      _mm512_mask_storeu_ps(b + ch, m, _mm512_maskz_mov_ps(is2, gv));
+      _mm512_mask_storeu_ps(b + c + ch, m, _mm512_maskz_mov_ps(is3, gv));
+    }
+  }
+}
+#endif
+
 void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  auto row_fn = avx512 ? MaxPoolBackwardRowAvx512 : MaxPoolBackwardRow;
+#else
+  auto row_fn = MaxPoolBackwardRow;
+#endif
   const int oh = h / 2, ow = w / 2;
   const int64_t row = static_cast<int64_t>(w) * c;
   for (int b = 0; b < n; ++b) {
     float* img = dx + static_cast<int64_t>(b) * h * row;
     for (int i = 0; i < oh; ++i) {
-      for (int j = 0; j < ow; ++j) {
-        float* __restrict d0 = img + (2 * i) * row + static_cast<int64_t>(2 * j) * c;
-        float* __restrict d1 = d0 + c;
-        float* __restrict d2 = d0 + row;
-        float* __restrict d3 = d2 + c;
-        const int64_t o = ((static_cast<int64_t>(b) * oh + i) * ow + j) * c;
-        const float* g = dy + o;
-        const uint8_t* k = ws + o;
-        for (int ch = 0; ch < c; ++ch) {
-          d0[ch] = k[ch] == 0 ? g[ch] : 0.f;
-          d1[ch] = k[ch] == 1 ? g[ch] : 0.f;
-          d2[ch] = k[ch] == 2 ? g[ch] : 0.f;
-          d3[ch] = k[ch] == 3 ? g[ch] : 0.f;
-        }
-      }
+      const int64_t o = (static_cast<int64_t>(b) * oh + i) * ow * c;
+      row_fn(dy + o, ws + o, ow, c, img + (2 * i) * row, img + (2 * i + 1) * row);
       if (w > 2 * ow) {  // odd width: the last column got no gradient
         const int64_t tail = (w - 2 * ow) * static_cast<int64_t>(c);
         std::memset(img + (2 * i) * row + 2 * ow * static_cast<int64_t>(c), 0, tail * sizeof(float));
