@@ -12,7 +12,7 @@
 namespace nanonas {
 namespace {
 
-TEST(CHeaderTest, IdentifiersAreValidC) {
+TEST(ExportCHeaderTest, IdentifiersAreValidC) {
   EXPECT_EQ(CIdentifier("Visual Wake-Words #2"), "visual_wake_words_2");
   EXPECT_EQ(CIdentifier("42 cats"), "m_42_cats");
   EXPECT_EQ(CIdentifier("--"), "model");
@@ -30,7 +30,7 @@ std::string ExportedModel() {
   return *SerializeTflite(*PlaceholderQuantizedGraph(*BuildArchitecture(s)));
 }
 
-TEST(CHeaderTest, ArrayHoldsTheModelBytesAligned) {
+TEST(ExportCHeaderTest, ArrayHoldsTheModelBytesAligned) {
   const std::string model = ExportedModel();
   const std::string h = MakeCHeader(model, "nanonas_demo_model", "job demo\nk=2 c=1");
   EXPECT_NE(h.find("// job demo\n// k=2 c=1\n"), std::string::npos);
@@ -50,7 +50,7 @@ TEST(CHeaderTest, ArrayHoldsTheModelBytesAligned) {
 }
 
 // The header compiles as C++ and as C11, and the array is 16-byte aligned with the right bytes.
-TEST(CHeaderTest, CompilesAsCAndCpp) {
+TEST(ExportCHeaderTest, CompilesAsCAndCpp) {
   if (std::system("c++ --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no C++ compiler";
   const std::string model = ExportedModel();
   const std::string dir = ::testing::TempDir();

@@ -9,7 +9,7 @@ namespace nanonas {
 namespace fixed_point {
 namespace {
 
-TEST(QuantizeMultiplierTest, MatchesTfliteValues) {
+TEST(ExportQuantizeMultiplierTest, MatchesTfliteValues) {
   int32_t m;
   int s;
   QuantizeMultiplier(0.5, &m, &s);
@@ -38,7 +38,7 @@ TEST(QuantizeMultiplierTest, MatchesTfliteValues) {
   EXPECT_EQ(s, 1);
 }
 
-TEST(FixedPointTest, SaturatingRoundingDoublingHighMul) {
+TEST(ExportFixedPointTest, SaturatingRoundingDoublingHighMul) {
   const int32_t min = std::numeric_limits<int32_t>::min();
   EXPECT_EQ(SaturatingRoundingDoublingHighMul(min, min), std::numeric_limits<int32_t>::max());
   EXPECT_EQ(SaturatingRoundingDoublingHighMul(1 << 30, 1 << 30), 1 << 29);
@@ -47,7 +47,7 @@ TEST(FixedPointTest, SaturatingRoundingDoublingHighMul) {
   EXPECT_EQ(SaturatingRoundingDoublingHighMul(-5, 1 << 30), -2);
 }
 
-TEST(FixedPointTest, RoundingDivideByPOTRoundsHalfAwayFromZero) {
+TEST(ExportFixedPointTest, RoundingDivideByPOTRoundsHalfAwayFromZero) {
   EXPECT_EQ(RoundingDivideByPOT(5, 1), 3);
   EXPECT_EQ(RoundingDivideByPOT(-5, 1), -3);
   EXPECT_EQ(RoundingDivideByPOT(4, 1), 2);
@@ -57,7 +57,7 @@ TEST(FixedPointTest, RoundingDivideByPOTRoundsHalfAwayFromZero) {
   EXPECT_EQ(RoundingDivideByPOT(7, 0), 7);
 }
 
-TEST(FixedPointTest, MultiplyByQuantizedMultiplierAgreesWithRealProduct) {
+TEST(ExportFixedPointTest, MultiplyByQuantizedMultiplierAgreesWithRealProduct) {
   int32_t m;
   int s;
   QuantizeMultiplier(0.5, &m, &s);
@@ -74,7 +74,7 @@ TEST(FixedPointTest, MultiplyByQuantizedMultiplierAgreesWithRealProduct) {
   }
 }
 
-TEST(FixedPointTest, ExpOnNegativeValuesIsAccurate) {
+TEST(ExportFixedPointTest, ExpOnNegativeValuesIsAccurate) {
   EXPECT_EQ(ExpOnNegativeValuesQ5(0), std::numeric_limits<int32_t>::max());
   for (double x : {-0.001, -0.1, -0.25, -0.5, -1.0, -2.5, -7.9, -15.0, -31.0}) {
     const int32_t raw = static_cast<int32_t>(std::lround(x * (1 << 26)));
@@ -83,7 +83,7 @@ TEST(FixedPointTest, ExpOnNegativeValuesIsAccurate) {
   }
 }
 
-TEST(FixedPointTest, ReciprocalIsAccurate) {
+TEST(ExportFixedPointTest, ReciprocalIsAccurate) {
   for (double x : {0.0, 0.1, 0.5, 0.9, 0.999}) {
     const int32_t raw = static_cast<int32_t>(std::lround(x * 2147483647.0));
     EXPECT_NEAR(OneOverOnePlusXForXIn01(raw) / 2147483648.0, 1.0 / (1.0 + x), 1e-8) << x;
@@ -95,7 +95,7 @@ TEST(FixedPointTest, ReciprocalIsAccurate) {
   }
 }
 
-TEST(FixedPointTest, SoftmaxScalingMatchesTflite) {
+TEST(ExportFixedPointTest, SoftmaxScalingMatchesTflite) {
   int32_t m;
   int shift;
   // input scale 1/16: beta * scale * 2^26 = 2^22 -> multiplier 2^30, shift 23.

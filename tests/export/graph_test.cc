@@ -25,7 +25,7 @@ std::vector<std::string> OpNames(const Graph& g) {
   return names;
 }
 
-TEST(GraphTest, Variant2023HasConverterOpOrder) {
+TEST(ExportGraphTest, Variant2023HasConverterOpOrder) {
   const Architecture arch = Arch(3, 2, {20, 20, 3}, 4, Variant::k2023);
   auto g = BuildFloatGraph(arch, PlaceholderWeights(arch));
   ASSERT_TRUE(g.ok()) << g.status();
@@ -35,7 +35,7 @@ TEST(GraphTest, Variant2023HasConverterOpOrder) {
   EXPECT_EQ(g->tensor(g->output).shape, (std::vector<int>{1, 4}));
 }
 
-TEST(GraphTest, Variant2024FoldsBatchNormIntoConv) {
+TEST(ExportGraphTest, Variant2024FoldsBatchNormIntoConv) {
   const Architecture arch = Arch(3, 1, {12, 12, 1}, 2, Variant::k2024);
   auto g = BuildFloatGraph(arch, PlaceholderWeights(arch));
   ASSERT_TRUE(g.ok());
@@ -47,7 +47,7 @@ TEST(GraphTest, Variant2024FoldsBatchNormIntoConv) {
 }
 
 // The graph (BatchNorm as MUL+ADD or folded) computes what the layers compute.
-TEST(GraphTest, FloatGraphMatchesLayerByLayerReference) {
+TEST(ExportGraphTest, FloatGraphMatchesLayerByLayerReference) {
   for (Variant v : {Variant::k2023, Variant::k2024}) {
     const Architecture arch = Arch(4, 2, {16, 16, 3}, 5, v);
     const ModelWeights w = testing_util::RandomWeights(arch, 11);
@@ -64,7 +64,7 @@ TEST(GraphTest, FloatGraphMatchesLayerByLayerReference) {
   }
 }
 
-TEST(GraphTest, RejectsWeightsOfAnotherArchitecture) {
+TEST(ExportGraphTest, RejectsWeightsOfAnotherArchitecture) {
   const Architecture arch = Arch(4, 2, {16, 16, 3}, 5, Variant::k2023);
   const Architecture other = Arch(5, 2, {16, 16, 3}, 5, Variant::k2023);
   auto g = BuildFloatGraph(arch, PlaceholderWeights(other));

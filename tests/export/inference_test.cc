@@ -18,7 +18,7 @@ struct Case {
 
 // Integer inference agrees with float inference of the same model on >= 95% of predictions, and
 // the probabilities are close (random weights, see export_test_util.h).
-TEST(InferenceTest, IntegerAgreesWithFloatOnArgmax) {
+TEST(ExportInferenceTest, IntegerAgreesWithFloatOnArgmax) {
   const std::vector<Case> cases = {
       {3, 2, {24, 24, 3}, 4, Variant::k2023},  {6, 3, {28, 28, 1}, 10, Variant::k2023},
       {2, 0, {9, 9, 3}, 2, Variant::k2023},    {4, 4, {50, 50, 3}, 3, Variant::k2023},
@@ -60,7 +60,7 @@ TEST(InferenceTest, IntegerAgreesWithFloatOnArgmax) {
   }
 }
 
-TEST(InferenceTest, SoftmaxOutputIsADistribution) {
+TEST(ExportInferenceTest, SoftmaxOutputIsADistribution) {
   CandidateSpec s;
   s.k = 4;
   s.c = 2;
@@ -79,7 +79,7 @@ TEST(InferenceTest, SoftmaxOutputIsADistribution) {
   }
 }
 
-TEST(InferenceTest, QuantizedAccuracyCountsArgmaxHits) {
+TEST(ExportInferenceTest, QuantizedAccuracyCountsArgmaxHits) {
   CandidateSpec s;
   s.k = 2;
   s.c = 1;
@@ -105,7 +105,7 @@ TEST(InferenceTest, QuantizedAccuracyCountsArgmaxHits) {
 
 // MEAN keeps TFLM's plain integer average (truncating division) when input and output share
 // their parameters.
-TEST(InferenceTest, MeanWithSharedParamsTruncates) {
+TEST(ExportInferenceTest, MeanWithSharedParamsTruncates) {
   CandidateSpec s;
   s.k = 1;
   s.c = 0;

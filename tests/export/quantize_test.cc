@@ -104,7 +104,7 @@ void ExpectConventions(const Graph& g) {
   }
 }
 
-TEST(QuantizeTest, Variant2023FollowsConverterConventions) {
+TEST(ExportQuantizeTest, Variant2023FollowsConverterConventions) {
   const Quantized q = Make(3, 2, {24, 24, 3}, 4, Variant::k2023);
   ExpectConventions(q.graph);
   EXPECT_EQ(static_cast<int>(q.graph.ops.size()), 4 * 2 + 9);
@@ -125,14 +125,14 @@ TEST(QuantizeTest, Variant2023FollowsConverterConventions) {
   EXPECT_EQ(In(q.graph, q.graph.ops[3], 1).shape, std::vector<int>{3});
 }
 
-TEST(QuantizeTest, Variant2024FollowsConverterConventions) {
+TEST(ExportQuantizeTest, Variant2024FollowsConverterConventions) {
   const Quantized q = Make(4, 3, {28, 28, 1}, 10, Variant::k2024);
   ExpectConventions(q.graph);
   EXPECT_EQ(static_cast<int>(q.graph.ops.size()), 2 * 3 + 6);
   EXPECT_EQ(static_cast<int>(q.graph.tensors.size()), 4 * 3 + 12);
 }
 
-TEST(QuantizeTest, NeedsEnoughRepresentativeImages) {
+TEST(ExportQuantizeTest, NeedsEnoughRepresentativeImages) {
   CandidateSpec s;
   s.k = 2;
   s.c = 1;
@@ -156,7 +156,7 @@ TEST(QuantizeTest, NeedsEnoughRepresentativeImages) {
   EXPECT_NE(g.status().message().find("1000"), std::string::npos) << g.status();
 }
 
-TEST(QuantizeTest, AsymmetricParamsContainZero) {
+TEST(ExportQuantizeTest, AsymmetricParamsContainZero) {
   float scale;
   int32_t zp;
   AsymmetricParams(0.0f, 255.0f, &scale, &zp);
@@ -174,7 +174,7 @@ TEST(QuantizeTest, AsymmetricParamsContainZero) {
   EXPECT_EQ(zp, -128);
 }
 
-TEST(QuantizeTest, WeightsRoundTripWithinHalfAStep) {
+TEST(ExportQuantizeTest, WeightsRoundTripWithinHalfAStep) {
   const Quantized q = Make(5, 1, {12, 12, 3}, 3, Variant::k2023);
   auto fg = BuildFloatGraph(q.arch, testing_util::RandomWeights(q.arch, 5));
   ASSERT_TRUE(fg.ok());

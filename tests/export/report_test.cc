@@ -63,7 +63,7 @@ v1::Job SampleJob() {
   return job;
 }
 
-TEST(ReportTest, JsonHoldsTheWholePathInOrder) {
+TEST(ExportReportTest, JsonHoldsTheWholePathInOrder) {
   const nlohmann::json j = nlohmann::json::parse(SearchReportJson(SampleJob()));
   EXPECT_EQ(j["job"]["id"], "job-7");
   EXPECT_EQ(j["job"]["state"], "SUCCEEDED");
@@ -86,7 +86,7 @@ TEST(ReportTest, JsonHoldsTheWholePathInOrder) {
   EXPECT_EQ(j["artifacts"][0]["name"], "model.tflite");
 }
 
-TEST(ReportTest, JsonWithoutFinalTrainingOrTestSet) {
+TEST(ExportReportTest, JsonWithoutFinalTrainingOrTestSet) {
   v1::Job job = SampleJob();
   job.mutable_final_training()->set_has_test_accuracy(false);
   nlohmann::json j = nlohmann::json::parse(SearchReportJson(job));
@@ -96,7 +96,7 @@ TEST(ReportTest, JsonWithoutFinalTrainingOrTestSet) {
   EXPECT_TRUE(j["final_training"].is_null());
 }
 
-TEST(ReportTest, SvgDrawsGridAccuraciesArrowsAndWinner) {
+TEST(ExportReportTest, SvgDrawsGridAccuraciesArrowsAndWinner) {
   const std::string svg = SearchPathSvg(SampleJob());
   EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
@@ -117,7 +117,7 @@ TEST(ReportTest, SvgDrawsGridAccuraciesArrowsAndWinner) {
   EXPECT_NE(svg.find("result (k=2, c=1)"), std::string::npos);
 }
 
-TEST(ReportTest, SvgOfEmptyJobIsValid) {
+TEST(ExportReportTest, SvgOfEmptyJobIsValid) {
   v1::Job job;
   job.set_id("empty");
   const std::string svg = SearchPathSvg(job);

@@ -41,7 +41,7 @@ tflite::TensorType Tfl(ElementType t) {
 
 // The written file parses and holds exactly the quantized graph: ops and their options, tensor
 // shapes, types, quantization, constant data sizes.
-TEST(TfliteWriterTest, WrittenFileParsesBackToTheGraph) {
+TEST(ExportTfliteWriterTest, WrittenFileParsesBackToTheGraph) {
   for (Variant v : {Variant::k2023, Variant::k2024}) {
     const Architecture arch = *BuildArchitecture(Spec(4, 3, {32, 32, 3}, 5, v));
     SCOPED_TRACE(DescribeArchitecture(arch));
@@ -109,7 +109,7 @@ TEST(TfliteWriterTest, WrittenFileParsesBackToTheGraph) {
   }
 }
 
-TEST(TfliteWriterTest, RejectsFloatGraphs) {
+TEST(ExportTfliteWriterTest, RejectsFloatGraphs) {
   const Architecture arch = *BuildArchitecture(Spec(2, 1, {8, 8, 1}, 2, Variant::k2023));
   auto fg = BuildFloatGraph(arch, PlaceholderWeights(arch));
   ASSERT_TRUE(fg.ok());
@@ -122,7 +122,7 @@ TEST(TfliteWriterTest, RejectsFloatGraphs) {
 
 // PredictFlashBytes, computed from the architecture alone, equals the size of the file written
 // for trained (here: random) weights, for many shapes of both variants.
-TEST(TfliteWriterTest, PredictedFlashEqualsRealFileSize) {
+TEST(ExportTfliteWriterTest, PredictedFlashEqualsRealFileSize) {
   int checked = 0;
   for (Variant v : {Variant::k2023, Variant::k2024}) {
     for (InputShape in : {InputShape{50, 50, 3}, InputShape{28, 28, 1}, InputShape{13, 7, 3}}) {
@@ -163,7 +163,7 @@ TEST(TfliteWriterTest, PredictedFlashEqualsRealFileSize) {
 }
 
 // The exporter's figure is wired into the MCU resource model as the exact Flash figure.
-TEST(TfliteWriterTest, McuModelUsesExactFlash) {
+TEST(ExportTfliteWriterTest, McuModelUsesExactFlash) {
   const Architecture arch = *BuildArchitecture(Spec(3, 4, {50, 50, 3}, 2, Variant::k2023));
   const McuResources r = EstimateMcuResources(arch, ExportedFlashOptions());
   EXPECT_TRUE(r.flash_exact);
@@ -175,7 +175,7 @@ TEST(TfliteWriterTest, McuModelUsesExactFlash) {
 
 // The RAM figure of the exported file, computed from the parsed file by the reference-tool method,
 // equals the MCU model's figure for the architecture.
-TEST(TfliteWriterTest, RamOfParsedFileFollowsMcuModel) {
+TEST(ExportTfliteWriterTest, RamOfParsedFileFollowsMcuModel) {
   for (Variant v : {Variant::k2023, Variant::k2024}) {
     for (auto [k, c, in] : std::vector<std::tuple<int, int, InputShape>>{
              {3, 4, {50, 50, 3}}, {6, 2, {28, 28, 1}}, {10, 3, {32, 32, 3}}}) {
