@@ -488,12 +488,13 @@ absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
                                                    " class; a classifier needs at least 2"));
   }
   DecodedDataset out;
-  out.id = ContentHash(data);
+  const std::string decoded_hex = ContentHash(data);
+  out.id = "sha256:" + decoded_hex;
   out.pixel_bytes = static_cast<int64_t>(data.images.size());
   out.num_images = data.size();
   out.class_names = data.class_names;
   const fs::path file =
-      fs::path(options_.state_dir) / "datasets" / "decoded" / (out.id + ".nnds");
+      fs::path(options_.state_dir) / "datasets" / "decoded" / (decoded_hex + ".nnds");
   if (!fs::exists(file, ec)) {
     const std::string bytes = SerializeDataset(data);
     const std::string tmp = file.string() + ".tmp-" + RandomSuffix();

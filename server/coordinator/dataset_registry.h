@@ -37,7 +37,7 @@ struct DatasetRegistryOptions {
 
 // A dataset decoded at one input size, ready for workers.
 struct DecodedDataset {
-  std::string id;          // ContentHash of the decoded dataset (64 hex digits)
+  std::string id;          // "sha256:" + ContentHash of the decoded dataset
   int64_t file_bytes = 0;  // size of the serialized file
   int64_t pixel_bytes = 0; // N * H * W * C
   int64_t num_images = 0;

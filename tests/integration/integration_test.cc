@@ -1,0 +1,527 @@
+// Loopback integration: a real nanonas-coordinator and nanonas-worker processes run real (small)
+// searches on generated stripe images. Bounded timeouts everywhere; every child is killed at the
+// end (Process destructors).
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/arch/architecture.h"
+#include "common/arch/mcu_model.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace nanonas::integration {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = nanonas::v1;
+using ::testing::HasSubstr;
+
+constexpr int kSize = 16;  // 16x16x3 images
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+std::chrono::system_clock::time_point Deadline(int seconds) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+// A coordinator and its workers in one scratch folder.
+class Cluster {
+ public:
+  explicit Cluster(const std::string& name) {
+    dir_ = fs::path(::testing::TempDir()) / absl::StrCat("nanonas-it-", name, "-", getpid());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    port_ = FreePort();
+    metrics_port_ = FreePort();
+  }
+  ~Cluster() {
+    workers_.clear();
+    coordinator_.reset();
+    fs::remove_all(dir_);
+  }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  std::string metrics_address() const { return absl::StrCat("127.0.0.1:", metrics_port_); }
+  fs::path dir() const { return dir_; }
+
+  bool StartCoordinator(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {NANONAS_COORDINATOR_BIN,
+                                     "--listen",
+                                     address(),
+                                     "--metrics-listen",
+                                     metrics_address(),
+                                     "--state-dir",
+                                     (dir_ / "state").string(),
+                                     "--data-dir",
+                                     (dir_ / "data").string(),
+                                     "--worker-timeout-ms",
+                                     "2000"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    coordinator_ = std::make_unique<Process>(argv, (dir_ / "coordinator.log").string());
+    if (!WaitHealthy(address(), absl::Seconds(20))) return false;
+    channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+    stub_ = v1::Coordinator::NewStub(channel_);
+    return true;
+  }
+
+  // Starts a worker and waits until the coordinator counts it.
+  bool StartWorker() {
+    const int i = static_cast<int>(workers_.size());
+    const int port = FreePort();
+    const int mport = FreePort();
+    std::vector<std::string> argv = {NANONAS_WORKER_BIN,
+                                     "--coordinator",
+                                     address(),
+                                     "--metrics-listen",
+                                     absl::StrCat("127.0.0.1:", mport),
+                                     "--listen",
+                                     absl::StrCat("127.0.0.1:", port),
+                                     "--advertise",
+                                     absl::StrCat("127.0.0.1:", port),
+                                     "--slots",
+                                     "1",
+                                     "--cache-dir",
+                                     (dir_ / absl::StrCat("cache", i)).string()};
+    workers_.push_back(
+        std::make_unique<Process>(argv, (dir_ / absl::StrCat("worker", i, ".log")).string()));
+    worker_ports_.push_back(port);
+    worker_metrics_ports_.push_back(mport);
+    if (!WaitHealthy(absl::StrCat("127.0.0.1:", port), absl::Seconds(20))) return false;
+    return WaitWorkersAtLeast(i + 1);
+  }
+
+  bool WaitWorkersAtLeast(int n) { return WaitWorkers(n, absl::Seconds(20)); }
+  bool WaitWorkers(int n, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (ConnectedWorkers() >= n) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+  int ConnectedWorkers() {
+    auto text = HttpGet(metrics_address(), "/metrics");
+    if (!text.ok()) return -1;
+    return static_cast<int>(MetricValue(*text, "nanonas_coordinator_workers_connected"));
+  }
+
+  // The worker process whose Describe() id is `id`, or -1.
+  int WorkerIndex(const std::string& id) {
+    for (size_t i = 0; i < worker_ports_.size(); ++i) {
+      auto stub = v1::Worker::NewStub(grpc::CreateChannel(
+          absl::StrCat("127.0.0.1:", worker_ports_[i]), grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline(2));
+      v1::WorkerDescription d;
+      if (stub->Describe(&ctx, v1::DescribeRequest(), &d).ok() && d.id() == id) {
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  }
+
+  absl::StatusOr<v1::DatasetInfo> UploadStripes(int classes, int per_class = 100) {
+    const fs::path root = dir_ / absl::StrCat("stripes", classes);
+    WriteStripes(root.string(), per_class, kSize, classes, 7);
+    const std::string tar = TarFolder(root.string(), "stripes");
+    return Upload(stub_.get(), tar, static_cast<int64_t>(tar.size()));
+  }
+
+  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(60));
+    v1::SubmitJobRequest req;
+    *req.mutable_spec() = spec;
+    v1::SubmitJobResponse resp;
+    absl::Status st = FromGrpc(stub_->SubmitJob(&ctx, req, &resp));
+    if (!st.ok()) return st;
+    return resp.job();
+  }
+
+  absl::StatusOr<v1::Job> Get(const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(10));
+    v1::GetJobRequest req;
+    req.set_job_id(id);
+    v1::Job job;
+    absl::Status st = FromGrpc(stub_->GetJob(&ctx, req, &job));
+    if (!st.ok()) return st;
+    return job;
+  }
+
+  // Polls the job until `pred` holds; the last job seen.
+  template <typename Pred>
+  absl::StatusOr<v1::Job> WaitJob(const std::string& id, absl::Duration timeout, Pred pred) {
+    const absl::Time deadline = absl::Now() + timeout;
+    absl::StatusOr<v1::Job> job = absl::DeadlineExceededError("never polled");
+    while (absl::Now() < deadline) {
+      job = Get(id);
+      if (job.ok() && pred(*job)) return job;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    if (job.ok()) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("timed out; job state ", v1::JobState_Name(job->state()), ": ",
+                       job->DebugString().substr(0, 2000)));
+    }
+    return job.status();
+  }
+  absl::StatusOr<v1::Job> WaitEnd(const std::string& id, absl::Duration timeout) {
+    return WaitJob(id, timeout, [](const v1::Job& j) { return IsTerminal(j.state()); });
+  }
+
+  std::string Logs() {
+    std::string out = "---- coordinator log tail:\n";
+    if (coordinator_) out += coordinator_->LogTail();
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      absl::StrAppend(&out, "\n---- worker ", i, " log tail:\n", workers_[i]->LogTail(1500));
+    }
+    return out;
+  }
+
+  v1::Coordinator::Stub* stub() { return stub_.get(); }
+  Process* coordinator() { return coordinator_.get(); }
+  Process* worker(int i) { return workers_[i].get(); }
+  int worker_metrics_port(int i) const { return worker_metrics_ports_[i]; }
+  void RestartCoordinatorProcess(const std::vector<std::string>& extra = {}) {
+    coordinator_.reset();
+    ASSERT_TRUE(StartCoordinator(extra)) << Logs();
+  }
+
+ private:
+  fs::path dir_;
+  int port_ = 0, metrics_port_ = 0;
+  std::unique_ptr<Process> coordinator_;
+  std::vector<std::unique_ptr<Process>> workers_;
+  std::vector<int> worker_ports_, worker_metrics_ports_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+};
+
+// RAM limit that rules out k >= 4 at 16x16x3 so every search is short.
+int64_t RamLimit() {
+  CandidateSpec spec;
+  spec.k = 3;
+  spec.c = 0;
+  spec.input = InputShape{kSize, kSize, 3};
+  spec.classes = 2;
+  auto arch = BuildArchitecture(spec);
+  return EstimateMcuResources(*arch).ram_bytes;
+}
+
+v1::JobSpec Spec(const std::string& dataset_id, int epochs) {
+  v1::JobSpec spec;
+  spec.set_name("stripes");
+  spec.set_dataset_id(dataset_id);
+  spec.mutable_input()->set_height(kSize);
+  spec.mutable_input()->set_width(kSize);
+  spec.mutable_input()->set_channels(3);
+  spec.mutable_constraints()->set_ram_bytes(RamLimit());
+  spec.mutable_evaluation()->set_epochs(epochs);
+  spec.mutable_evaluation()->set_batch_size(16);
+  spec.mutable_final_training()->set_skip(true);
+  return spec;
+}
+
+// ---- One cluster (coordinator + two workers) shared by the tests that do not kill anything.
+class SharedClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    cluster_ = new Cluster("shared");
+    ok_ = cluster_->StartCoordinator({"--max-upload-bytes", "1048576"}) &&
+          cluster_->StartWorker() && cluster_->StartWorker();
+    if (ok_) {
+      auto info = cluster_->UploadStripes(2);
+      ok_ = info.ok();
+      if (ok_) dataset_ = new std::string(info->id());
+    }
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(ok_) << "cluster did not start: " << cluster_->Logs(); }
+
+  static Cluster* cluster_;
+  static bool ok_;
+  static std::string* dataset_;
+};
+Cluster* SharedClusterTest::cluster_ = nullptr;
+bool SharedClusterTest::ok_ = false;
+std::string* SharedClusterTest::dataset_ = nullptr;
+
+TEST_F(SharedClusterTest, TwoWorkersRunARealSearchToTheEnd) {
+  auto job = cluster_->Submit(Spec(*dataset_, 1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->num_classes(), 2);
+  EXPECT_EQ(job->num_images(), 200);
+  auto done = cluster_->WaitEnd(job->id(), absl::Seconds(90));
+  ASSERT_TRUE(done.ok()) << done.status() << cluster_->Logs();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster_->Logs();
+  EXPECT_TRUE(done->result().found());
+  EXPECT_GE(done->result().k(), 1);
+  EXPECT_GT(done->result().validation_accuracy(), 0.0);
+  EXPECT_FALSE(done->result().stop_reason().empty());
+  ASSERT_GE(done->candidates_size(), 2);
+  int trained = 0;
+  for (const auto& c : done->candidates()) {
+    if (c.state() == v1::CANDIDATE_STATE_DONE) {
+      ++trained;
+      EXPECT_FALSE(c.worker().empty());
+      EXPECT_GT(c.peak_memory_bytes(), 0);
+      EXPECT_GT(c.duration_seconds(), 0);
+      EXPECT_EQ(c.epochs_size(), 1);
+      EXPECT_EQ(c.attempts(), 1);
+    } else {
+      EXPECT_EQ(c.state(), v1::CANDIDATE_STATE_INFEASIBLE) << c.DebugString();
+      EXPECT_GT(c.violations_size(), 0);
+    }
+  }
+  EXPECT_GE(trained, 2);
+  // The path ended in a state the algorithm allows: the result is on it.
+  bool on_path = false;
+  for (const auto& c : done->candidates()) {
+    on_path |= c.k() == done->result().k() && c.c() == done->result().c();
+  }
+  EXPECT_TRUE(on_path);
+
+  // A watch from the beginning replays the snapshot and ends with the job.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(10));
+  v1::WatchJobRequest wreq;
+  wreq.set_job_id(job->id());
+  auto reader = cluster_->stub()->WatchJob(&ctx, wreq);
+  v1::JobEvent ev;
+  ASSERT_TRUE(reader->Read(&ev));
+  EXPECT_EQ(ev.job().state(), v1::JOB_STATE_SUCCEEDED);
+  while (reader->Read(&ev)) {
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  // ... and a watch after cursor 1 replays every persisted event after it, in order.
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(Deadline(10));
+  wreq.set_after_sequence(1);
+  auto replay = cluster_->stub()->WatchJob(&ctx2, wreq);
+  std::vector<int64_t> seqs;
+  while (replay->Read(&ev)) {
+    if (!ev.has_job() || ev.has_job_state() || ev.has_candidate()) seqs.push_back(ev.sequence());
+  }
+  EXPECT_TRUE(replay->Finish().ok());
+  ASSERT_GE(seqs.size(), 3u);
+  for (size_t i = 1; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], seqs[i - 1] + 1);
+}
+
+TEST_F(SharedClusterTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
+  struct Case {
+    const char* what;
+    std::function<void(v1::JobSpec*)> mutate;
+    absl::StatusCode code;
+    const char* message;
+  };
+  auto one_class = cluster_->UploadStripes(1, 20);
+  ASSERT_TRUE(one_class.ok()) << one_class.status();
+  const std::string one_class_id = one_class->id();
+  const Case cases[] = {
+      {"unknown dataset",
+       [](v1::JobSpec* s) { s->set_dataset_id("sha256:" + std::string(64, '0')); },
+       absl::StatusCode::kNotFound, "unknown"},
+      {"zero limits",
+       [](v1::JobSpec* s) {
+         s->mutable_constraints()->set_ram_bytes(0);
+         s->mutable_constraints()->set_flash_bytes(0);
+       },
+       absl::StatusCode::kInvalidArgument, "ram_bytes"},
+      {"negative limit", [](v1::JobSpec* s) { s->mutable_constraints()->set_flash_bytes(-1); },
+       absl::StatusCode::kInvalidArgument, "flash_bytes is -1"},
+      {"0x0 input",
+       [](v1::JobSpec* s) {
+         s->mutable_input()->set_height(0);
+         s->mutable_input()->set_width(0);
+       },
+       absl::StatusCode::kInvalidArgument, "height and width"},
+      {"unknown variant", [](v1::JobSpec* s) { s->set_variant("1999"); },
+       absl::StatusCode::kInvalidArgument, "variant"},
+      {"one-class dataset", [&](v1::JobSpec* s) { s->set_dataset_id(one_class_id); },
+       absl::StatusCode::kInvalidArgument, "class"},
+  };
+  for (const auto& c : cases) {
+    v1::JobSpec spec = Spec(*dataset_, 1);
+    c.mutate(&spec);
+    auto job = cluster_->Submit(spec);
+    EXPECT_EQ(job.status().code(), c.code) << c.what << ": " << job.status();
+    EXPECT_THAT(std::string(job.status().message()), HasSubstr(c.message)) << c.what;
+  }
+  // Oversized uploads: announced, and unannounced (the stream is cut at the limit).
+  const std::string big(1200000, 'x');
+  auto announced = Upload(cluster_->stub(), big, static_cast<int64_t>(big.size()));
+  EXPECT_EQ(announced.status().code(), absl::StatusCode::kResourceExhausted) << announced.status();
+  EXPECT_THAT(std::string(announced.status().message()), HasSubstr("--max-upload-bytes"));
+  auto unannounced = Upload(cluster_->stub(), big, 0);
+  EXPECT_EQ(unannounced.status().code(), absl::StatusCode::kResourceExhausted);
+  // Paths escaping the data dir.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(10));
+  v1::RegisterDatasetPathRequest preq;
+  preq.set_path("../../etc");
+  v1::DatasetInfo info;
+  EXPECT_EQ(cluster_->stub()->RegisterDatasetPath(&ctx, preq, &info).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // Still serving.
+  EXPECT_TRUE(cluster_->coordinator()->Alive());
+  EXPECT_TRUE(HealthServing(grpc::CreateChannel(cluster_->address(),
+                                                grpc::InsecureChannelCredentials())));
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(Deadline(10));
+  v1::GetDatasetRequest greq;
+  greq.set_id(*dataset_);
+  EXPECT_TRUE(cluster_->stub()->GetDataset(&ctx2, greq, &info).ok());
+  EXPECT_EQ(info.num_images(), 200);
+}
+
+TEST_F(SharedClusterTest, CancelStopsTheWorkersTraining) {
+  auto job = cluster_->Submit(Spec(*dataset_, 1000));  // many seconds of training if not stopped
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto running = cluster_->WaitJob(job->id(), absl::Seconds(30), [](const v1::Job& j) {
+    return j.candidates_size() > 0 &&
+           j.candidates(j.candidates_size() - 1).state() == v1::CANDIDATE_STATE_RUNNING;
+  });
+  ASSERT_TRUE(running.ok()) << running.status() << cluster_->Logs();
+  const std::string worker_id = running->candidates(running->candidates_size() - 1).worker();
+  const int w = cluster_->WorkerIndex(worker_id);
+  ASSERT_GE(w, 0) << "worker " << worker_id;
+  // Wait until the evaluation's child process trains.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (cluster_->worker(w)->Children().empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_FALSE(cluster_->worker(w)->Children().empty()) << cluster_->Logs();
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(10));
+  v1::CancelJobRequest creq;
+  creq.set_job_id(job->id());
+  v1::CancelJobResponse cresp;
+  ASSERT_TRUE(cluster_->stub()->CancelJob(&ctx, creq, &cresp).ok());
+  EXPECT_EQ(cresp.job().state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(cresp.job().candidates(cresp.job().candidates_size() - 1).state(),
+            v1::CANDIDATE_STATE_CANCELLED);
+  const absl::Time stop_deadline = absl::Now() + absl::Seconds(10);
+  while (!cluster_->worker(w)->Children().empty() && absl::Now() < stop_deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(cluster_->worker(w)->Children().empty())
+      << "the worker's training child still runs after the cancel" << cluster_->Logs();
+  EXPECT_TRUE(cluster_->worker(w)->Alive());
+}
+
+TEST_F(SharedClusterTest, MetricsOfCoordinatorAndWorkerPassPromtool) {
+  auto coord = HttpGet(cluster_->metrics_address(), "/metrics");
+  ASSERT_TRUE(coord.ok()) << coord.status();
+  EXPECT_THAT(*coord, HasSubstr("nanonas_coordinator_workers_connected"));
+  EXPECT_THAT(*coord, HasSubstr("nanonas_coordinator_evaluation_duration_seconds_bucket"));
+  absl::Status st = PromtoolCheck(*coord, (cluster_->dir() / "coord.prom").string());
+  EXPECT_TRUE(st.ok()) << st;
+  auto worker =
+      HttpGet(absl::StrCat("127.0.0.1:", cluster_->worker_metrics_port(0)), "/metrics");
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  EXPECT_THAT(*worker, HasSubstr("nanonas_"));
+  st = PromtoolCheck(*worker, (cluster_->dir() / "worker.prom").string());
+  EXPECT_TRUE(st.ok()) << st;
+}
+
+// ---- Failures
+
+TEST(FailureTest, WorkerKilledMidEvaluationAndTheJobStillSucceeds) {
+  Cluster cluster("workerkill");
+  ASSERT_TRUE(cluster.StartCoordinator() && cluster.StartWorker() && cluster.StartWorker())
+      << cluster.Logs();
+  auto data = cluster.UploadStripes(2);
+  ASSERT_TRUE(data.ok()) << data.status();
+  auto job = cluster.Submit(Spec(data->id(), 20));
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto running = cluster.WaitJob(job->id(), absl::Seconds(30), [](const v1::Job& j) {
+    return j.candidates_size() > 0 &&
+           j.candidates(j.candidates_size() - 1).state() == v1::CANDIDATE_STATE_RUNNING;
+  });
+  ASSERT_TRUE(running.ok()) << running.status() << cluster.Logs();
+  const v1::Candidate victim = running->candidates(running->candidates_size() - 1);
+  const int w = cluster.WorkerIndex(victim.worker());
+  ASSERT_GE(w, 0);
+  cluster.worker(w)->Signal(SIGKILL);
+  ASSERT_NE(cluster.worker(w)->Wait(absl::Seconds(5)), -1);
+
+  auto done = cluster.WaitEnd(job->id(), absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status() << cluster.Logs();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster.Logs();
+  const v1::Candidate& again = done->candidates(victim.sequence());
+  EXPECT_EQ(again.state(), v1::CANDIDATE_STATE_DONE) << again.DebugString();
+  EXPECT_EQ(again.attempts(), 2) << "dispatched again after the worker died";
+  EXPECT_NE(again.worker(), victim.worker());
+  for (int i = victim.sequence() + 1; i < done->candidates_size(); ++i) {
+    EXPECT_NE(done->candidates(i).worker(), victim.worker());
+  }
+}
+
+TEST(FailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunningFinishedCandidates) {
+  Cluster cluster("coordkill");
+  ASSERT_TRUE(cluster.StartCoordinator() && cluster.StartWorker() && cluster.StartWorker())
+      << cluster.Logs();
+  auto data = cluster.UploadStripes(2);
+  ASSERT_TRUE(data.ok()) << data.status();
+  auto job = cluster.Submit(Spec(data->id(), 20));
+  ASSERT_TRUE(job.ok()) << job.status();
+  // At least one finished candidate and the next one running.
+  auto mid = cluster.WaitJob(job->id(), absl::Seconds(60), [](const v1::Job& j) {
+    return j.candidates_size() >= 2 && j.candidates(0).state() == v1::CANDIDATE_STATE_DONE &&
+           j.candidates(j.candidates_size() - 1).state() == v1::CANDIDATE_STATE_RUNNING;
+  });
+  ASSERT_TRUE(mid.ok()) << mid.status() << cluster.Logs();
+  cluster.coordinator()->Signal(SIGKILL);
+  ASSERT_NE(cluster.coordinator()->Wait(absl::Seconds(5)), -1);
+  // The last state the dead coordinator committed.
+  cluster.RestartCoordinatorProcess();
+  auto before = cluster.Get(job->id());
+  ASSERT_TRUE(before.ok()) << before.status();
+  std::map<int, v1::Candidate> finished;
+  for (const auto& c : before->candidates()) {
+    if (c.state() == v1::CANDIDATE_STATE_DONE) finished[c.sequence()] = c;
+  }
+  ASSERT_FALSE(finished.empty());
+  ASSERT_TRUE(cluster.WaitWorkersAtLeast(2)) << "workers re-register" << cluster.Logs();
+
+  auto done = cluster.WaitEnd(job->id(), absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status() << cluster.Logs();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster.Logs();
+  for (const auto& [seq, c] : finished) {
+    const v1::Candidate& after = done->candidates(seq);
+    EXPECT_EQ(after.attempts(), c.attempts()) << "(" << c.k() << "," << c.c() << ") ran again";
+    EXPECT_EQ(after.duration_seconds(), c.duration_seconds());
+    EXPECT_EQ(after.worker(), c.worker());
+    EXPECT_EQ(after.best_validation_accuracy(), c.best_validation_accuracy());
+  }
+}
+
+TEST(FailureTest, SigtermStopsTheCoordinatorCleanly) {
+  Cluster cluster("sigterm");
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.Logs();
+  cluster.coordinator()->Signal(SIGTERM);
+  const int status = cluster.coordinator()->Wait(absl::Seconds(10));
+  ASSERT_NE(status, -1) << "still running 10 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << cluster.Logs();
+}
+
+}  // namespace
+}  // namespace nanonas::integration
