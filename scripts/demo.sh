@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The first command of the README: installs and builds nanonas, starts a coordinator and one worker
+# on loopback (state in a temporary folder), and runs a real NanoNAS search on a small Fashion-MNIST
+# subset (Debian package dataset-fashion-mnist), showing the search path live and the result.
+# Ctrl-C stops everything cleanly.
+#
+#   scripts/demo.sh                 defaults: 4 classes x 300 images, 28x28x1, 3 epochs/candidate
+#   DEMO_PER_CLASS=150 scripts/demo.sh      smaller/faster
+#   KEEP=1 scripts/demo.sh          keep the temporary folder (logs, state, dataset) afterwards
+#   SKIP_SETUP=1 scripts/demo.sh    do not run scripts/setup.sh (dependencies already installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+if [ "${SKIP_SETUP:-0}" != 1 ]; then scripts/setup.sh; fi
+scripts/build.sh
+BUILD_DIR=${NANONAS_BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+
+find_bin() {
+  local f
+  f=$(find "$BUILD_DIR" -type f -name "$1" -perm -u+x 2>/dev/null | head -n 1)
+  if [ -z "$f" ]; then echo "demo: $1 not found under $BUILD_DIR; did the build succeed?" >&2; exit 3; fi
+  echo "$f"
+}
+COORDINATOR=$(find_bin nanonas-coordinator)
+WORKER=$(find_bin nanonas-worker)
+NANONAS=$(find_bin nanonas)
+
+WORK=$(mktemp -d -t nanonas-demo.XXXXXX)
+PIDS=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "demo: logs and state kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'echo; echo "demo: interrupted, stopping the coordinator and the worker"; exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# A class-folder dataset of PNGs from Fashion-MNIST (pure Python: gzip IDX in, PNG out).
+PER_CLASS=${DEMO_PER_CLASS:-300}
+echo "demo: writing a Fashion-MNIST subset ($PER_CLASS images of 4 classes) to $WORK/fashion"
+python3 - "$WORK/fashion" "$PER_CLASS" <<'PY'
+import gzip, os, struct, sys, zlib
+out, per_class = sys.argv[1], int(sys.argv[2])
+src = "/usr/share/datasets/fashion-mnist"
+def find(stem):
+    for name in (stem, stem + ".gz"):
+        if os.path.exists(os.path.join(src, name)):
+            return os.path.join(src, name)
+    sys.exit(f"demo: {stem} not found in {src} (apt-get install dataset-fashion-mnist)")
+def read(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        return f.read()
+images = read(find("train-images-idx3-ubyte"))
+labels = read(find("train-labels-idx1-ubyte"))
+n, rows, cols = struct.unpack(">III", images[4:16])
+assert struct.unpack(">I", images[:4])[0] == 2051 and struct.unpack(">I", labels[:4])[0] == 2049
+classes = {0: "tshirt_top", 1: "trouser", 7: "sneaker", 8: "bag"}
+def png(pixels, w, h):
+    raw = b"".join(b"\x00" + pixels[y * w:(y + 1) * w] for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+count = {c: 0 for c in classes}
+for i in range(n):
+    label = labels[8 + i]
+    if label not in classes or count[label] >= per_class:
+        continue
+    d = os.path.join(out, classes[label])
+    os.makedirs(d, exist_ok=True)
+    px = images[16 + i * rows * cols:16 + (i + 1) * rows * cols]
+    with open(os.path.join(d, f"{i:05d}.png"), "wb") as f:
+        f.write(png(px, cols, rows))
+    count[label] += 1
+    if all(v >= per_class for v in count.values()):
+        break
+PY
+
+PORT=$(free_port)
+SERVER="127.0.0.1:$PORT"
+"$COORDINATOR" --listen "$SERVER" --metrics-listen "127.0.0.1:$(free_port)" \
+  --state-dir "$WORK/state" >"$WORK/coordinator.log" 2>&1 &
+PIDS+=($!)
+"$WORKER" --coordinator "$SERVER" --metrics-listen "127.0.0.1:$(free_port)" --listen 127.0.0.1:0 \
+  --cache-dir "$WORK/cache" >"$WORK/worker.log" 2>&1 &
+PIDS+=($!)
+export NANONAS_SERVER="$SERVER"
+echo "demo: coordinator on $SERVER (log $WORK/coordinator.log), one worker (log $WORK/worker.log)"
+for i in $(seq 1 100); do
+  if "$NANONAS" list >/dev/null 2>&1; then break; fi
+  if [ "$i" = 100 ]; then echo "demo: the coordinator did not come up:"; cat "$WORK/coordinator.log"; exit 3; fi
+  sleep 0.2
+done
+
+# Limits of a tiny MCU so that the search stays a few minutes on 2 cores.
+JOB=$("$NANONAS" submit "$WORK/fashion" --input 28x28x1 --ram 6KiB --flash 64KiB --macc 1M \
+  --epochs 3 --final-epochs 10 --name demo-fashion-mnist)
+echo "demo: job $JOB submitted; watching (Ctrl-C stops the demo)"
+sleep 1
+status=0
+"$NANONAS" watch "$JOB" || status=$?
+echo
+"$NANONAS" get "$JOB"
+if [ "$status" = 0 ]; then echo "demo: search succeeded"; else echo "demo: job ended with status $status"; fi
+exit "$status"
