@@ -35,6 +35,9 @@
 #ifdef NANONAS_EVAL_HAS_ENGINE
 #include "worker/engine/trainer.h"
 #endif
+#ifdef NANONAS_EVAL_HAS_EXPORT
+#include "common/export/mcu_flash.h"
+#endif
 
 ABSL_FLAG(std::string, data, "",
           "dataset: a class-folder root (root/<class>/*.jpg|jpeg|png|bmp) or fashion-mnist[:N] "
@@ -180,6 +183,16 @@ absl::StatusOr<DataSource> ParseDataSource(const std::string& text) {
   return src;
 }
 
+// Flash is the exporter's exact file size when the exporter is built in, else the converter
+// estimate (McuResources::flash_exact tells which).
+McuResources Resources(const Architecture& arch) {
+#ifdef NANONAS_EVAL_HAS_EXPORT
+  return EstimateMcuResources(arch, ExportedFlashOptions());
+#else
+  return EstimateMcuResources(arch);
+#endif
+}
+
 nlohmann::ordered_json ResourcesJson(const McuResources& r) {
   nlohmann::ordered_json j;
   j["macc"] = r.macc;
@@ -191,7 +204,7 @@ nlohmann::ordered_json ResourcesJson(const McuResources& r) {
 std::string ResourcesText(const McuResources& r) {
   return absl::StrCat("MACC ", FormatCount(r.macc), " (", r.macc, "), Flash ",
                       FormatBytes(r.flash_bytes), " (", r.flash_bytes, " B",
-                      r.flash_exact ? "" : ", converter estimate", "), RAM ",
+                      r.flash_exact ? ", exported file" : ", converter estimate", "), RAM ",
                       FormatBytes(r.ram_bytes), " (", r.ram_bytes, " B)");
 }
 
@@ -250,7 +263,7 @@ int Run() {
     spec.classes = classes_flag == 0 ? 2 : classes_flag;
     absl::StatusOr<Architecture> arch = BuildArchitecture(spec);
     if (!arch.ok()) return UsageError(std::string(arch.status().message()));
-    const McuResources r = EstimateMcuResources(*arch);
+    const McuResources r = Resources(*arch);
     if (json) {
       std::cout << ResourcesJson(r).dump() << "\n";
     } else {
@@ -314,7 +327,7 @@ int Run() {
     return kExitFailure;
   }
   const std::string hash = ContentHash(*data);
-  const McuResources resources = EstimateMcuResources(*arch);
+  const McuResources resources = Resources(*arch);
   if (!json) {
     std::cout << DescribeArchitecture(*arch) << "\n"
               << absl::StrFormat("data: %s, %d images (%d train, %d validation), %d classes, "
