@@ -1,5 +1,6 @@
 // Runs nanonas-eval: the resource-model path, bad command lines and a 1-epoch training run.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -24,7 +25,9 @@ struct Result {
 
 // Runs the binary with `args` (a shell-quoted string).
 Result RunEval(const std::string& args) {
-  const fs::path err = fs::path(::testing::TempDir()) / "nanonas_eval_stderr.txt";
+  // ctest may run these tests in parallel processes: one stderr file per process.
+  const fs::path err = fs::path(::testing::TempDir()) /
+                       ("nanonas_eval_stderr_" + std::to_string(getpid()) + ".txt");
   const std::string cmd =
       std::string("'") + NANONAS_EVAL_BINARY + "' " + args + " 2>'" + err.string() + "'";
   Result r;
@@ -41,6 +44,7 @@ Result RunEval(const std::string& args) {
     while ((n = fread(buf, 1, sizeof(buf), e)) > 0) r.output.append(buf, n);
     fclose(e);
   }
+  fs::remove(err);
   return r;
 }
 
@@ -111,7 +115,8 @@ TEST(EvalTest, MissingDataFolderIsAFailure) {
 
 TEST(EvalTest, OneEpochOnATinyFolderPrintsJson) {
   // Horizontal vs vertical stripes, 20 images each, 16x16 with noise.
-  const fs::path root = fs::path(::testing::TempDir()) / "nanonas_eval_stripes";
+  const fs::path root =
+      fs::path(::testing::TempDir()) / ("nanonas_eval_stripes_" + std::to_string(getpid()));
   fs::remove_all(root);
   cv::RNG rng(3);
   for (const char* cls : {"horizontal", "vertical"}) {
