@@ -237,7 +237,7 @@ v1::JobSpec Spec(const std::string& dataset_id, int epochs) {
 }
 
 // ---- One cluster (coordinator + two workers) shared by the tests that do not kill anything.
-class SharedClusterTest : public ::testing::Test {
+class IntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     cluster_ = new Cluster("shared");
@@ -259,11 +259,11 @@ class SharedClusterTest : public ::testing::Test {
   static bool ok_;
   static std::string* dataset_;
 };
-Cluster* SharedClusterTest::cluster_ = nullptr;
-bool SharedClusterTest::ok_ = false;
-std::string* SharedClusterTest::dataset_ = nullptr;
+Cluster* IntegrationTest::cluster_ = nullptr;
+bool IntegrationTest::ok_ = false;
+std::string* IntegrationTest::dataset_ = nullptr;
 
-TEST_F(SharedClusterTest, TwoWorkersRunARealSearchToTheEnd) {
+TEST_F(IntegrationTest, TwoWorkersRunARealSearchToTheEnd) {
   auto job = cluster_->Submit(Spec(*dataset_, 1));
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->num_classes(), 2);
@@ -324,7 +324,7 @@ TEST_F(SharedClusterTest, TwoWorkersRunARealSearchToTheEnd) {
   for (size_t i = 1; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], seqs[i - 1] + 1);
 }
 
-TEST_F(SharedClusterTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
+TEST_F(IntegrationTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
   struct Case {
     const char* what;
     std::function<void(v1::JobSpec*)> mutate;
@@ -391,7 +391,7 @@ TEST_F(SharedClusterTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
   EXPECT_EQ(info.num_images(), 200);
 }
 
-TEST_F(SharedClusterTest, CancelStopsTheWorkersTraining) {
+TEST_F(IntegrationTest, CancelStopsTheWorkersTraining) {
   auto job = cluster_->Submit(Spec(*dataset_, 1000));  // many seconds of training if not stopped
   ASSERT_TRUE(job.ok()) << job.status();
   auto running = cluster_->WaitJob(job->id(), absl::Seconds(30), [](const v1::Job& j) {
@@ -427,7 +427,7 @@ TEST_F(SharedClusterTest, CancelStopsTheWorkersTraining) {
   EXPECT_TRUE(cluster_->worker(w)->Alive());
 }
 
-TEST_F(SharedClusterTest, MetricsOfCoordinatorAndWorkerPassPromtool) {
+TEST_F(IntegrationTest, MetricsOfCoordinatorAndWorkerPassPromtool) {
   auto coord = HttpGet(cluster_->metrics_address(), "/metrics");
   ASSERT_TRUE(coord.ok()) << coord.status();
   EXPECT_THAT(*coord, HasSubstr("nanonas_coordinator_workers_connected"));
@@ -442,9 +442,66 @@ TEST_F(SharedClusterTest, MetricsOfCoordinatorAndWorkerPassPromtool) {
   EXPECT_TRUE(st.ok()) << st;
 }
 
+#ifdef NANONAS_CLI_BIN
+struct CliResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+CliResult RunCli(const Cluster& cluster, std::vector<std::string> args, const std::string& log) {
+  std::vector<std::string> argv = {NANONAS_CLI_BIN, "--server", cluster.address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string path = (cluster.dir() / log).string();
+  Process p(argv, path);
+  const int status = p.Wait(absl::Seconds(120));
+  CliResult r;
+  r.output = p.LogTail(100000);
+  if (status != -1 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  return r;
+}
+
+TEST_F(IntegrationTest, CliSubmitsWatchesAndGetsAJob) {
+  const fs::path folder = cluster_->dir() / "cli-stripes";
+  WriteStripes(folder.string(), 60, kSize, 2, 11);
+  CliResult submit = RunCli(*cluster_,
+                            {"--json", "submit", folder.string(), "--input", "16x16x3", "--ram",
+                             std::to_string(RamLimit()), "--epochs", "1", "--skip-final"},
+                            "cli-submit.log");
+  ASSERT_EQ(submit.exit_code, 0) << submit.output;
+  const size_t key = submit.output.find("\"job_id\"");
+  ASSERT_NE(key, std::string::npos) << submit.output;
+  const size_t open = submit.output.find('"', submit.output.find(':', key));
+  const size_t close = submit.output.find('"', open + 1);
+  const std::string job_id = submit.output.substr(open + 1, close - open - 1);
+  ASSERT_FALSE(job_id.empty()) << submit.output;
+
+  CliResult watch = RunCli(*cluster_, {"watch", job_id}, "cli-watch.log");
+  EXPECT_EQ(watch.exit_code, 0) << watch.output;
+  CliResult get = RunCli(*cluster_, {"--json", "get", job_id}, "cli-get.log");
+  EXPECT_EQ(get.exit_code, 0) << get.output;
+  EXPECT_THAT(get.output, HasSubstr("SUCCEEDED"));
+  EXPECT_THAT(get.output, HasSubstr(job_id));
+  auto job = cluster_->Get(job_id);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job->num_images(), 120);
+
+  // A one-class folder is refused with exit status 2 and a message that says why.
+  const fs::path lonely = cluster_->dir() / "cli-one-class";
+  WriteStripes(lonely.string(), 10, kSize, 1, 3);
+  CliResult bad = RunCli(*cluster_,
+                         {"submit", lonely.string(), "--input", "16x16x3", "--ram", "64KiB"},
+                         "cli-bad.log");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("class"));
+  CliResult missing = RunCli(*cluster_, {"get", "job-does-not-exist"}, "cli-missing.log");
+  EXPECT_EQ(missing.exit_code, 4) << missing.output;
+}
+#endif  // NANONAS_CLI_BIN
+
 // ---- Failures
 
-TEST(FailureTest, WorkerKilledMidEvaluationAndTheJobStillSucceeds) {
+TEST(IntegrationFailureTest, WorkerKilledMidEvaluationAndTheJobStillSucceeds) {
   Cluster cluster("workerkill");
   ASSERT_TRUE(cluster.StartCoordinator() && cluster.StartWorker() && cluster.StartWorker())
       << cluster.Logs();
@@ -475,7 +532,7 @@ TEST(FailureTest, WorkerKilledMidEvaluationAndTheJobStillSucceeds) {
   }
 }
 
-TEST(FailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunningFinishedCandidates) {
+TEST(IntegrationFailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunningFinishedCandidates) {
   Cluster cluster("coordkill");
   ASSERT_TRUE(cluster.StartCoordinator() && cluster.StartWorker() && cluster.StartWorker())
       << cluster.Logs();
@@ -514,7 +571,7 @@ TEST(FailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunningFinishedCa
   }
 }
 
-TEST(FailureTest, SigtermStopsTheCoordinatorCleanly) {
+TEST(IntegrationFailureTest, SigtermStopsTheCoordinatorCleanly) {
   Cluster cluster("sigterm");
   ASSERT_TRUE(cluster.StartCoordinator()) << cluster.Logs();
   cluster.coordinator()->Signal(SIGTERM);
