@@ -112,6 +112,49 @@ TEST_P(GradientCheckTest, WholeNetworkGradientMatchesFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(Variants, GradientCheckTest,
                          ::testing::Values(Variant::k2023, Variant::k2024));
 
+// The 2023 first-layer shortcut (input BatchNorm gradients from weight gradients, no
+// backward-data convolution) gives the gradients of the plain path. Tolerance: 1e-4 relative to
+// the largest gradient of the tensor (float32 sums in a different order).
+TEST(FirstLayerShortcutTest, GivesTheGradientsOfThePlainBackwardPass) {
+  for (const InputShape in : {InputShape{9, 7, 3}, InputShape{6, 6, 1}}) {
+    const Architecture arch = MakeArch(5, 1, in, 3, Variant::k2023);
+    Dataset data = testing::MakeStripes(5, in.height, in.width, in.channels, 8);
+    data.class_names = {"a", "b", "c"};
+    std::vector<int64_t> idx = {0, 1, 2, 3, 4};
+    std::vector<int32_t> labels = {0, 1, 2, 2, 1};
+    ModelWeights g[2];
+    for (int s = 0; s < 2; ++s) {
+      auto net = Network::Create(arch, {5}, true, s == 0);
+      ASSERT_TRUE(net.ok()) << net.status();
+      (*net)->InitializeKeras(4);
+      ModelWeights w = (*net)->GetWeights();
+      for (float& v : w.batch_norms[0].gamma) v = 0.7f;
+      for (float& v : w.batch_norms[0].beta) v = 0.2f;
+      ASSERT_TRUE((*net)->SetWeights(w).ok());
+      (*net)->LoadImages(data, idx.data(), 5);
+      (*net)->set_dropout_state(1);
+      ASSERT_TRUE((*net)->Forward(5, true).ok());
+      int correct;
+      (*net)->Loss(5, labels.data(), &correct);
+      ASSERT_TRUE((*net)->Backward(5).ok());
+      g[s] = (*net)->GetGradients();
+    }
+    auto expect_close = [](const std::vector<float>& a, const std::vector<float>& b,
+                           const char* what) {
+      ASSERT_EQ(a.size(), b.size());
+      float scale = 0;
+      for (float v : b) scale = std::max(scale, std::abs(v));
+      ASSERT_GT(scale, 0.f) << what;
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * scale) << what << i;
+    };
+    expect_close(g[0].batch_norms[0].gamma, g[1].batch_norms[0].gamma, "input BN dgamma ");
+    expect_close(g[0].batch_norms[0].beta, g[1].batch_norms[0].beta, "input BN dbeta ");
+    expect_close(g[0].convs[0].kernel, g[1].convs[0].kernel, "conv 0 dkernel ");
+    expect_close(g[0].convs[0].bias, g[1].convs[0].bias, "conv 0 dbias ");
+    expect_close(g[0].convs[1].kernel, g[1].convs[1].kernel, "conv 1 dkernel ");
+  }
+}
+
 class InferenceTest : public ::testing::TestWithParam<std::tuple<Variant, int, int, int>> {};
 
 TEST_P(InferenceTest, MatchesNaiveReferenceNetwork) {

@@ -81,7 +81,7 @@ size_t ConvLayer::scratchpad_bytes() const {
 
 absl::Status ConvLayer::Bind(float* src, float* dst, float* weights, float* bias, float* diff_dst,
                              float* diff_src, float* diff_weights, float* diff_bias,
-                             void* scratchpad) {
+                             void* scratchpad, float* weights_grad_src) {
   dst_ = dst;
   fwd_steps_.clear();
   bwd_data_steps_.clear();
@@ -128,7 +128,8 @@ absl::Status ConvLayer::Bind(float* src, float* dst, float* weights, float* bias
       }
       bwd_weights_steps_.push_back(
           {dnnl::convolution_backward_weights(bwd_weights_pd_),
-           {{DNNL_ARG_SRC, memory(bwd_weights_pd_.src_desc(), engine_, src)},
+           {{DNNL_ARG_SRC, memory(bwd_weights_pd_.src_desc(), engine_,
+                                  weights_grad_src != nullptr ? weights_grad_src : src)},
             {DNNL_ARG_DIFF_DST, memory(bwd_weights_pd_.diff_dst_desc(), engine_, diff_dst)},
             {DNNL_ARG_DIFF_WEIGHTS, dw},
             {DNNL_ARG_DIFF_BIAS, memory(bwd_weights_pd_.diff_bias_desc(), engine_, diff_bias)},

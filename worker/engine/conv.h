@@ -41,8 +41,11 @@ class ConvLayer {
 
   // Binds the tensors (all NHWC, batch n; weights in the master layout; bias (cout)). Pointers for
   // the backward pass may be null when not created. `scratchpad` holds scratchpad_bytes().
+  // `weights_grad_src`, when not null, replaces src as the input of the weight gradient (a tensor
+  // of the same shape; see Network's first-layer shortcut).
   absl::Status Bind(float* src, float* dst, float* weights, float* bias, float* diff_dst,
-                    float* diff_src, float* diff_weights, float* diff_bias, void* scratchpad);
+                    float* diff_src, float* diff_weights, float* diff_bias, void* scratchpad,
+                    float* weights_grad_src = nullptr);
 
   void Forward(dnnl::stream& s);
   void BackwardData(dnnl::stream& s);     // diff_src from diff_dst (ReLU mask applied by caller)

@@ -24,9 +24,11 @@ Network::~Network() = default;
 
 absl::StatusOr<std::unique_ptr<Network>> Network::Create(const Architecture& arch,
                                                          std::vector<int> batch_sizes,
-                                                         bool training) {
+                                                         bool training,
+                                                         bool first_layer_shortcut) {
   std::unique_ptr<Network> net(new Network());
-  NANONAS_RETURN_IF_ERROR(net->Build(arch, std::move(batch_sizes), training));
+  NANONAS_RETURN_IF_ERROR(
+      net->Build(arch, std::move(batch_sizes), training, first_layer_shortcut));
   return net;
 }
 
@@ -47,7 +49,7 @@ Network::Plan* Network::FindPlan(int n) {
 }
 
 absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_sizes,
-                            bool training) {
+                            bool training, bool first_layer_shortcut) {
   arch_ = arch;
   training_ = training;
   std::sort(batch_sizes.begin(), batch_sizes.end());
@@ -101,6 +103,9 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
     return Internal("engine", e);
   }
 
+  first_layer_shortcut_ = first_layer_shortcut && training && arch.spec.variant == Variant::k2023 && ops_.size() > 1 &&
+                          ops_[0].kind == OpKind::kBatchNorm && ops_[1].kind == OpKind::kConv &&
+                          !ops_[0].relu;
   // Convolution primitives per batch size; the first one fixes the master weights layouts.
   conv_master_md_.resize(n_conv);
   size_t scratch = 0;
@@ -111,7 +116,8 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
     for (size_t i = 0; i < ops_.size(); ++i) {
       const Op& op = ops_[i];
       if (op.kind != OpKind::kConv) continue;
-      ConvShape s{n, op.h, op.w, op.cin, op.cout, op.relu, training, training && i > 0};
+      const bool need_dx = training && i > 0 && !(first_layer_shortcut_ && i == 1);
+      ConvShape s{n, op.h, op.w, op.cin, op.cout, op.relu, training, need_dx};
       const bool first = plans_.empty();
       NANONAS_RETURN_IF_ERROR(
           plan.convs[op.index].Init(engine_, s, first ? nullptr : &conv_master_md_[op.index]));
@@ -189,13 +195,124 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
       float* gb = training ? param_grads_.get() + conv_b_[op.index].offset : nullptr;
       float* dy = training ? grads_[(i + 1) % 2].get() : nullptr;
       float* dx = training && i > 0 ? grads_[i % 2].get() : nullptr;
+      float* grad_src = nullptr;
+      if (first_layer_shortcut_ && i == 1) {
+        if (dwx_master_ == nullptr) dwx_master_ = AllocateAligned(conv_w_[op.index].count);
+        gw = dwx_master_.get();
+        dx = nullptr;
+        grad_src = acts_[0].get();
+      }
       NANONAS_RETURN_IF_ERROR(plan.convs[op.index].Bind(
           acts_[i].get(), acts_[i + 1].get(), params_.get() + conv_w_[op.index].offset,
-          params_.get() + conv_b_[op.index].offset, dy, dx, gw, gb, scratchpad_.get()));
+          params_.get() + conv_b_[op.index].offset, dy, dx, gw, gb, scratchpad_.get(), grad_src));
     }
   }
+  if (first_layer_shortcut_) NANONAS_RETURN_IF_ERROR(SetUpFirstLayerShortcut());
   InitializeKeras(1);
   return absl::OkStatus();
+}
+
+absl::Status Network::SetUpFirstLayerShortcut() {
+  const Op& cv = ops_[1];
+  const size_t count = static_cast<size_t>(cv.cout) * 9 * cv.cin;
+  w_plain_.assign(count, 0.f);
+  dwx_plain_.assign(count, 0.f);
+  dwz_plain_.assign(count, 0.f);
+  row_sums_.assign(static_cast<size_t>(cv.h) * cv.cout, 0.0);
+  col_sums_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.0);
+  corner_sums_.assign(4 * static_cast<size_t>(cv.cout), 0.0);
+  dw1_.assign(9 * static_cast<size_t>(cv.cout), 0.0);
+  try {
+    const memory::desc plain({cv.cout, cv.cin, 3, 3}, memory::data_type::f32,
+                             memory::format_tag::ohwi);
+    const memory::desc& master = conv_master_md_[cv.index];
+    auto add = [&](const memory::desc& from_md, void* from, const memory::desc& to_md, void* to) {
+      memory a(from_md, engine_, from), b(to_md, engine_, to);
+      first_layer_reorders_.push_back({dnnl::reorder(a, b), a, b});
+    };
+    add(master, params_.get() + conv_w_[cv.index].offset, plain, w_plain_.data());
+    add(master, dwx_master_.get(), plain, dwx_plain_.data());
+    add(plain, dwz_plain_.data(), master, param_grads_.get() + conv_w_[cv.index].offset);
+  } catch (const dnnl::error& e) {
+    return Internal("first-layer reorders", e);
+  }
+  return absl::OkStatus();
+}
+
+void Network::FirstLayerGradients(int n) {
+  const Op& cv = ops_[1];
+  const int h = cv.h, w = cv.w, C = cv.cin, O = cv.cout;
+  const float* dy = grads_[0].get();  // gradient of the conv output (ReLU mask applied)
+  for (int r = 0; r < 2; ++r) first_layer_reorders_[r].prim.execute(
+      stream_, first_layer_reorders_[r].from, first_layer_reorders_[r].to);
+  stream_.wait();
+
+  // dW_1[o, di, dj] = sum of dy[., i, j, o] over the output positions whose tap (di, dj) reads
+  // inside the image: all positions minus the first/last row and column as the tap requires.
+  std::fill(row_sums_.begin(), row_sums_.end(), 0.0);
+  std::fill(col_sums_.begin(), col_sums_.end(), 0.0);
+  std::fill(corner_sums_.begin(), corner_sums_.end(), 0.0);
+  for (int b = 0; b < n; ++b) {
+    for (int i = 0; i < h; ++i) {
+      double* rs = row_sums_.data() + static_cast<size_t>(i) * O;
+      const float* row = dy + (static_cast<int64_t>(b) * h + i) * w * O;
+      for (int j = 0; j < w; ++j) {
+        const float* d = row + static_cast<int64_t>(j) * O;
+        double* cs = col_sums_.data() + static_cast<size_t>(j) * O;
+        for (int o = 0; o < O; ++o) {
+          rs[o] += d[o];
+          cs[o] += d[o];
+        }
+      }
+    }
+    const int ci[4] = {0, 0, h - 1, h - 1}, cj[4] = {0, w - 1, 0, w - 1};
+    for (int q = 0; q < 4; ++q) {
+      const float* d = dy + ((static_cast<int64_t>(b) * h + ci[q]) * w + cj[q]) * O;
+      for (int o = 0; o < O; ++o) corner_sums_[q * O + o] += d[o];
+    }
+  }
+  for (int o = 0; o < O; ++o) {
+    double total = 0;
+    for (int i = 0; i < h; ++i) total += row_sums_[static_cast<size_t>(i) * O + o];
+    for (int di = 0; di < 3; ++di) {
+      for (int dj = 0; dj < 3; ++dj) {
+        double v = total;
+        const bool row_out = di != 1, col_out = dj != 1;
+        const int ei = di == 0 ? 0 : h - 1, ej = dj == 0 ? 0 : w - 1;
+        if (row_out) v -= row_sums_[static_cast<size_t>(ei) * O + o];
+        if (col_out) v -= col_sums_[static_cast<size_t>(ej) * O + o];
+        if (row_out && col_out) v += corner_sums_[((ei == 0 ? 0 : 2) + (ej == 0 ? 0 : 1)) * O + o];
+        dw1_[static_cast<size_t>(o) * 9 + di * 3 + dj] = v;
+      }
+    }
+  }
+
+  const Op& bn = ops_[0];
+  const float* gamma = params_.get() + bn_gamma_[bn.index].offset;
+  const float* beta = params_.get() + bn_beta_[bn.index].offset;
+  const float* mean = bn_mean_[bn.index].data();
+  const float* invstd = bn_invstd_[bn.index].data();
+  float* dgamma = param_grads_.get() + bn_gamma_[bn.index].offset;
+  float* dbeta = param_grads_.get() + bn_beta_[bn.index].offset;
+  for (int c = 0; c < C; ++c) {
+    const double a = static_cast<double>(gamma[c]) * invstd[c];
+    const double b = beta[c] - mean[c] * a;
+    double dg = 0, db = 0;
+    for (int o = 0; o < O; ++o) {
+      for (int t = 0; t < 9; ++t) {
+        const size_t idx = (static_cast<size_t>(o) * 9 + t) * C + c;
+        const double d1 = dw1_[static_cast<size_t>(o) * 9 + t];
+        dwz_plain_[idx] = static_cast<float>(a * dwx_plain_[idx] + b * d1);
+        dg += w_plain_[idx] * (dwx_plain_[idx] - mean[c] * d1);
+        db += w_plain_[idx] * d1;
+      }
+    }
+    dgamma[c] = static_cast<float>(dg * invstd[c]);
+    dbeta[c] = static_cast<float>(db);
+  }
+  first_layer_reorders_[2].prim.execute(stream_, first_layer_reorders_[2].from,
+                                        first_layer_reorders_[2].to);
+  stream_.wait();
 }
 
 void Network::PlainToMaster(int conv, const float* ohwi, float* arena) const {
@@ -465,6 +582,7 @@ absl::Status Network::Backward(int n) {
       const float* y = acts_[i + 1].get();
       float* dy = grads_[(i + 1) % 2].get();
       float* dx = i > 0 ? grads_[i % 2].get() : nullptr;
+      if (first_layer_shortcut_ && i == 0) break;  // done by FirstLayerGradients
       switch (op.kind) {
         case OpKind::kBatchNorm: {
           const int b = op.index;
@@ -477,7 +595,12 @@ absl::Status Network::Backward(int n) {
         case OpKind::kConv:
           if (op.relu) ReluBackwardInPlace(y, static_cast<int64_t>(n) * op.oh * op.ow * op.cout, dy);
           plan->convs[op.index].BackwardWeights(stream_);
-          if (dx != nullptr) plan->convs[op.index].BackwardData(stream_);
+          if (first_layer_shortcut_ && i == 1) {
+            stream_.wait();
+            FirstLayerGradients(n);
+          } else if (dx != nullptr) {
+            plan->convs[op.index].BackwardData(stream_);
+          }
           break;
         case OpKind::kMaxPool:
           if (dx != nullptr) MaxPoolBackward(dy, pool_ws_[i].data(), n, op.h, op.w, op.cin, dx);

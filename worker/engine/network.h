@@ -32,9 +32,12 @@ class Network {
   // batch_sizes: every batch size that will be run (primitives are made for each); training adds
   // the backward pass, gradients and Adam state. INVALID_ARGUMENT for empty or non-positive sizes,
   // INTERNAL on oneDNN failures.
+  // `first_layer_shortcut` (2023 variant) computes the input BatchNorm's gradients without a
+  // backward-data convolution (see below); false only to test it against the plain path.
   static absl::StatusOr<std::unique_ptr<Network>> Create(const Architecture& arch,
                                                          std::vector<int> batch_sizes,
-                                                         bool training);
+                                                         bool training,
+                                                         bool first_layer_shortcut = true);
   ~Network();
 
   // Keras default initialisation from `seed`: Glorot-uniform kernels, zero biases, BN gamma 1,
@@ -86,10 +89,13 @@ class Network {
   };
 
   Network() = default;
-  absl::Status Build(const Architecture& arch, std::vector<int> batch_sizes, bool training);
+  absl::Status Build(const Architecture& arch, std::vector<int> batch_sizes, bool training,
+                     bool first_layer_shortcut);
   Plan* FindPlan(int n);
   int64_t ActSize(int i) const;  // per image, floats
   void PlainToMaster(int conv, const float* ohwi, float* arena) const;
+  absl::Status SetUpFirstLayerShortcut();
+  void FirstLayerGradients(int n);
   void MasterToPlain(int conv, const float* arena, float* ohwi) const;
 
   Architecture arch_;
@@ -119,6 +125,23 @@ class Network {
   int64_t adam_t_ = 0;
   uint64_t dropout_state_ = 0;
   int64_t buffer_bytes_ = 0;
+
+  // First-layer shortcut (2023 variant, training): the input BatchNorm only needs dgamma, dbeta,
+  // which follow from the first conv's weight gradient with the BN *input* x as source (dW_x)
+  // and from dW_1 (the weight gradient of an all-ones input, a few sums of dy):
+  //   z = a x + b (a = gamma invstd, b = beta - mean a) => dW_z = a dW_x + b dW_1,
+  //   dbeta = sum W dW_1, dgamma = invstd sum W (dW_x - mean dW_1).
+  // This replaces the backward-data convolution of 1-3 input channels, oneDNN's slowest primitive
+  // here (channels padded to 16).
+  bool first_layer_shortcut_ = false;
+  AlignedBuffer dwx_master_;
+  std::vector<float> w_plain_, dwx_plain_, dwz_plain_;  // (cout, 3, 3, cin)
+  std::vector<double> row_sums_, col_sums_, corner_sums_, dw1_;
+  struct Reorder {
+    dnnl::reorder prim;
+    dnnl::memory from, to;
+  };
+  std::vector<Reorder> first_layer_reorders_;  // W -> plain, dW_x -> plain, plain dW_z -> grads
 };
 
 }  // namespace nanonas::engine
