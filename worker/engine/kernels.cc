@@ -217,8 +217,9 @@ void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, 
   BackwardPeriod(x, y, dy, total, period_, relu, pa_.data(), pb_.data(), pc_.data(), dx);
 }
 
+namespace {
 NANONAS_VECTOR_CLONES
-void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_t* ws) {
+void MaxPoolForwardGeneric(const float* x, int n, int h, int w, int c, float* y, uint8_t* ws) {
   const int oh = h / 2, ow = w / 2;
   for (int b = 0; b < n; ++b) {
     for (int i = 0; i < oh; ++i) {
@@ -242,6 +243,68 @@ void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_
       }
     }
   }
+}
+
+}  // namespace
+
+#if defined(__x86_64__) && defined(__GNUC__)
+namespace {
+// AVX-512 forward: one window's channels per 16-lane step (masked tail), for any c.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void MaxPoolForwardAvx512(
+    const float* x, int n, int h, int w, int c, float* y, uint8_t* ws) {
+  const int oh = h / 2, ow = w / 2;
+  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2),
+                three = _mm512_set1_epi32(3);
+  for (int b = 0; b < n; ++b) {
+    for (int i = 0; i < oh; ++i) {
+      const float* r0 = x + (static_cast<int64_t>(b) * h + 2 * i) * w * c;
+      const float* r1 = r0 + static_cast<int64_t>(w) * c;
+      const int64_t o = (static_cast<int64_t>(b) * oh + i) * ow * c;
+      for (int j = 0; j < ow; ++j) {
+        const float* p0 = r0 + static_cast<int64_t>(2 * j) * c;
+        const float* p2 = r1 + static_cast<int64_t>(2 * j) * c;
+        float* yo = y + o + static_cast<int64_t>(j) * c;
+        uint8_t* wo = ws + o + static_cast<int64_t>(j) * c;
+        for (int ch = 0; ch < c; ch += 16) {
+          const int left = c - ch;
+          const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                         : static_cast<__mmask16>((1u << left) - 1);
+          __m512 best = _mm512_maskz_loadu_ps(m, p0 + ch);
+          __m512i arg = _mm512_setzero_si512();
+          const __m512 v1 = _mm512_maskz_loadu_ps(m, p0 + c + ch);
+          __mmask16 gt = _mm512_cmp_ps_mask(v1, best, _CMP_GT_OQ);
+          best = _mm512_mask_mov_ps(best, gt, v1);
+          arg = _mm512_mask_mov_epi32(arg, gt, one);
+          const __m512 v2 = _mm512_maskz_loadu_ps(m, p2 + ch);
+          gt = _mm512_cmp_ps_mask(v2, best, _CMP_GT_OQ);
+          best = _mm512_mask_mov_ps(best, gt, v2);
+          arg = _mm512_mask_mov_epi32(arg, gt, two);
+          const __m512 v3 = _mm512_maskz_loadu_ps(m, p2 + c + ch);
+          gt = _mm512_cmp_ps_mask(v3, best, _CMP_GT_OQ);
+          best = _mm512_mask_mov_ps(best, gt, v3);
+          arg = _mm512_mask_mov_epi32(arg, gt, three);
+          _mm512_mask_storeu_ps(yo + ch, m, best);
+          _mm_mask_storeu_epi8(wo + ch, m, _mm512_cvtepi32_epi8(arg));
+        }
+      }
+    }
+  }
+}
+
+bool HasAvx512() {
+  static const bool avx512 = __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl");
+  return avx512;
+}
+}  // namespace
+#endif
+
+void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_t* ws) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (HasAvx512()) return MaxPoolForwardAvx512(x, n, h, w, c, y, ws);
+#endif
+  MaxPoolForwardGeneric(x, n, h, w, c, y, ws);
 }
 
 NANONAS_VECTOR_CLONES
@@ -321,9 +384,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaxPoolBackwardRowAvx5
 
 void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f") &&
-                             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  auto row_fn = avx512 ? MaxPoolBackwardRowAvx512 : MaxPoolBackwardRow;
+  auto row_fn = HasAvx512() ? MaxPoolBackwardRowAvx512 : MaxPoolBackwardRow;
 #else
   auto row_fn = MaxPoolBackwardRow;
 #endif
@@ -348,6 +409,27 @@ void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, in
 NANONAS_VECTOR_CLONES
 void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y) {
   const float scale = 1.0f / static_cast<float>(hw);
+  // Narrow channel counts: accumulate the flat image over a period P (multiple of c and 16) so
+  // that the loop vectorises, then fold the period into the channels.
+  const int period = c / std::gcd(c, 16) * 16;
+  if (c % 16 != 0 && period <= 256) {
+    float acc[256];
+    for (int b = 0; b < n; ++b) {
+      const float* xb = x + static_cast<int64_t>(b) * hw * c;
+      const int64_t total = static_cast<int64_t>(hw) * c;
+      const int64_t full = total / period * period;
+      for (int j = 0; j < period; ++j) acc[j] = 0.f;
+      for (int64_t i = 0; i < full; i += period) {
+        for (int j = 0; j < period; ++j) acc[j] += xb[i + j];
+      }
+      for (int64_t i = full; i < total; ++i) acc[i - full] += xb[i];
+      float* yo = y + static_cast<int64_t>(b) * c;
+      for (int ch = 0; ch < c; ++ch) yo[ch] = 0.f;
+      for (int j = 0; j < period; ++j) yo[j % c] += acc[j];
+      for (int ch = 0; ch < c; ++ch) yo[ch] *= scale;
+    }
+    return;
+  }
   for (int b = 0; b < n; ++b) {
     float* __restrict yo = y + static_cast<int64_t>(b) * c;
     const float* xb = x + static_cast<int64_t>(b) * hw * c;
