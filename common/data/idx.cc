@@ -12,7 +12,7 @@
 namespace nanonas {
 namespace {
 
-// Largest IDX payload accepted: far above Fashion-MNIST's 47 MB, far below a bomb that fills memory.
+// Largest IDX payload accepted: far above Fashion-MNIST's 47 MB, below a bomb that fills memory.
 constexpr int64_t kMaxIdxBytes = int64_t{4} << 30;
 
 struct GzCloser {

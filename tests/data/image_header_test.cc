@@ -89,7 +89,10 @@ TEST(ImageHeaderTest, EveryJpegPrefixIsRejectedAndMutationsNeverCrash) {
     const std::vector<uint8_t> good = Encode(ext, 23, 17);
     for (int trial = 0; trial < 2000; ++trial) {
       std::vector<uint8_t> bad = good;
-      for (int f = 0; f < 3; ++f) bad[rng.uniform(0, static_cast<int>(bad.size()))] = rng.uniform(0, 256);
+      for (int f = 0; f < 3; ++f) {
+        const int at = rng.uniform(0, static_cast<int>(bad.size()));
+        bad[at] = static_cast<uint8_t>(rng.uniform(0, 256));
+      }
       const size_t n = rng.uniform(0, static_cast<int>(bad.size()) + 1);
       // Exact-size heap copy so that an overread would touch memory outside the allocation.
       std::unique_ptr<uint8_t[]> copy(new uint8_t[n + 1]);
