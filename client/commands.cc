@@ -158,10 +158,13 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
                           ? absl::StrFormat("%.4f", c.best_validation_accuracy())
                           : "-";
     std::string note = c.worker();
-    if (!c.error().empty()) note = c.error();
-    for (const auto& v : c.violations()) {
-      absl::StrAppend(&note, note.empty() ? "" : "; ", v.resource(), " ", v.value(), " > ",
-                      v.limit(), " by ", v.excess());
+    if (!c.error().empty()) {
+      note = c.error();
+    } else {
+      for (const auto& v : c.violations()) {
+        absl::StrAppend(&note, note.empty() ? "" : "; ", v.resource(), " ", v.value(), " > ",
+                        v.limit(), " by ", v.excess());
+      }
     }
     absl::StrAppendFormat(
         &o, "%3d %3d %2d  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", c.sequence(), c.k(), c.c(),
@@ -332,8 +335,13 @@ int Cli::Watch(const std::string& job_id) {
         out_ << absl::StrFormat(" acc %.4f in %.1fs", c.best_validation_accuracy(),
                                 c.duration_seconds());
       }
-      if (!c.error().empty()) out_ << " (" << c.error() << ")";
-      for (const auto& v : c.violations()) out_ << " (" << v.resource() << " over by " << v.excess() << ")";
+      if (!c.error().empty()) {
+        out_ << " (" << c.error() << ")";
+      } else {
+        for (const auto& v : c.violations()) {
+          out_ << " (" << v.resource() << " " << v.value() << " > " << v.limit() << ")";
+        }
+      }
       out_ << "\n";
     }
     out_.flush();

@@ -4,16 +4,17 @@
 # subset (Debian package dataset-fashion-mnist), showing the search path live and the result.
 # Ctrl-C stops everything cleanly.
 #
-#   scripts/demo.sh                 defaults: 4 classes x 300 images, 28x28x1, 3 epochs/candidate
-#   DEMO_PER_CLASS=150 scripts/demo.sh      smaller/faster
+#   scripts/demo.sh                 defaults: 4 classes x 1000 images, 28x28x1, 3 epochs/candidate
+#   DEMO_PER_CLASS=300 scripts/demo.sh      smaller/faster
 #   KEEP=1 scripts/demo.sh          keep the temporary folder (logs, state, dataset) afterwards
 #   SKIP_SETUP=1 scripts/demo.sh    do not run scripts/setup.sh (dependencies already installed)
+#   SKIP_BUILD=1 scripts/demo.sh    use the binaries already built under $NANONAS_BUILD_DIR (build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 if [ "${SKIP_SETUP:-0}" != 1 ]; then scripts/setup.sh; fi
-scripts/build.sh
+if [ "${SKIP_BUILD:-0}" != 1 ]; then scripts/build.sh; fi
 BUILD_DIR=${NANONAS_BUILD_DIR:-build}
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 
@@ -47,7 +48,7 @@ free_port() {
 }
 
 # A class-folder dataset of PNGs from Fashion-MNIST (pure Python: gzip IDX in, PNG out).
-PER_CLASS=${DEMO_PER_CLASS:-300}
+PER_CLASS=${DEMO_PER_CLASS:-1000}
 echo "demo: writing a Fashion-MNIST subset ($PER_CLASS images of 4 classes) to $WORK/fashion"
 python3 - "$WORK/fashion" "$PER_CLASS" <<'PY'
 import gzip, os, struct, sys, zlib
@@ -102,14 +103,16 @@ for i in $(seq 1 100); do
   sleep 0.2
 done
 
-# Limits of a tiny MCU so that the search stays a few minutes on 2 cores.
-JOB=$("$NANONAS" submit "$WORK/fashion" --input 28x28x1 --ram 6KiB --flash 64KiB --macc 1M \
+# The limits of a NUCLEO-L010RB (20 KiB RAM, 128 KiB Flash, 750 k MACC): a few minutes on 2 cores.
+JOB=$("$NANONAS" submit "$WORK/fashion" --input 28x28x1 --target NUCLEO-L010RB \
   --epochs 3 --final-epochs 10 --name demo-fashion-mnist)
 echo "demo: job $JOB submitted; watching (Ctrl-C stops the demo)"
-sleep 1
 status=0
 "$NANONAS" watch "$JOB" || status=$?
 echo
-"$NANONAS" get "$JOB"
-if [ "$status" = 0 ]; then echo "demo: search succeeded"; else echo "demo: job ended with status $status"; fi
+if [ "$status" = 0 ]; then
+  echo "demo: search succeeded (nanonas get $JOB --json prints every figure)"
+else
+  echo "demo: the job ended with exit status $status"
+fi
 exit "$status"

@@ -19,6 +19,7 @@
 #include "nanonas/v1/nanonas.grpc.pb.h"
 #include "worker/service/dataset_cache.h"
 #include "worker/service/evaluation_child.h"
+#include "worker/service/weights_codec.h"
 
 extern char** environ;
 
@@ -202,6 +203,19 @@ TEST(EvaluateCandidateTest, TrainsARealCandidateInProcess) {
   EXPECT_EQ(result.epochs_size(), 2);
   EXPECT_EQ(epochs, 2);
   EXPECT_GT(result.train_images_per_second(), 0);
+  EXPECT_TRUE(result.weights().empty());  // only the final training returns the model
+
+  auto final_request = r;
+  final_request.set_final_training(true);
+  final_request.mutable_final_settings()->set_epochs(1);
+  final_request.mutable_final_settings()->set_batch_size(16);
+  auto trained = EvaluateCandidate(final_request, data, 0, [](const v1::EvaluateEvent&) {});
+  ASSERT_EQ(trained.state(), v1::CANDIDATE_STATE_DONE) << trained.error();
+  auto weights = DeserializeModelWeights(trained.weights());
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  EXPECT_EQ(weights->convs.size(), 2u);  // c = 1: the first conv and one cell
+  EXPECT_EQ(weights->dense.out_features, 2);
+
   auto refused = EvaluateCandidate(r, data, 1024, [](const v1::EvaluateEvent&) {});
   EXPECT_EQ(refused.state(), v1::CANDIDATE_STATE_HOST_INFEASIBLE);
   EXPECT_THAT(refused.error(), HasSubstr("estimated training memory"));

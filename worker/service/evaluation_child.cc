@@ -13,6 +13,7 @@
 #include "common/base/units.h"
 #include "worker/engine/trainer.h"
 #include "worker/service/child_protocol.h"
+#include "worker/service/weights_codec.h"
 
 namespace nanonas {
 namespace {
@@ -118,6 +119,9 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   r.set_best_validation_accuracy(trained->best_validation_accuracy);
   r.set_best_epoch(trained->best_epoch);
   r.set_train_images_per_second(trained->train_images_per_second);
+  if (request.final_training() && trained->best_weights.has_value()) {
+    r.set_weights(SerializeModelWeights(*trained->best_weights));
+  }
   return r;
 }
 
