@@ -79,6 +79,10 @@ std::string ShortResource(const std::string& r) {
   return r;
 }
 
+std::string Limit(int64_t value, const char* unit) {
+  return value > 0 ? absl::StrCat(value, unit) : "none";
+}
+
 }  // namespace
 
 std::string SearchReportJson(const v1::Job& job) {
@@ -186,7 +190,7 @@ std::string SearchPathSvg(const v1::Job& job) {
   c_max += 1;
   const int cell = 64, left = 70, top = 70, bottom = 90;
   const int cols = k_max - k_min + 1, rows = c_max + 1;
-  const int width = left + cols * cell + 30, height = top + rows * cell + bottom;
+  const int width = std::max(left + cols * cell + 30, 600), height = top + rows * cell + bottom;
   // Cell centres: k grows to the right, c grows upwards.
   auto cx = [&](int k) { return left + (k - k_min) * cell + cell / 2; };
   auto cy = [&](int c) { return top + (c_max - c) * cell + cell / 2; };
@@ -204,8 +208,9 @@ std::string SearchPathSvg(const v1::Job& job) {
                   Escape(title), "</text>\n");
   const v1::Constraints& lim = job.spec().constraints();
   absl::StrAppend(&s, "<text x=\"", left, "\" y=\"46\" font-size=\"11\" fill=\"#444\">",
-                  Escape(absl::StrCat("limits: RAM ", lim.ram_bytes(), " B, Flash ", lim.flash_bytes(), " B, MACC ",
-                                      lim.macc(), lim.target().empty() ? "" : " (" + lim.target() + ")")),
+                  Escape(absl::StrCat("limits: RAM ", Limit(lim.ram_bytes(), " B"), ", Flash ",
+                                      Limit(lim.flash_bytes(), " B"), ", MACC ", Limit(lim.macc(), ""),
+                                      lim.target().empty() ? "" : " (" + lim.target() + ")")),
                   "</text>\n");
   // Grid and axes.
   for (int k = k_min; k <= k_max; ++k) {
