@@ -118,6 +118,48 @@ TEST(MaxPoolTest, BackwardMatchesFiniteDifferencesAndZeroesUnpooledEdges) {
   for (size_t i = 0; i < x.size(); ++i) ExpectGradNear(dx[i], NumericGrad(x, i, loss), "dx", i);
 }
 
+// The fused ReLU mask equals the ReLU backward applied after the plain backward.
+TEST(MaxPoolTest, FusedReluMaskEqualsSeparateReluBackward) {
+  for (int c : {1, 3, 16, 20}) {
+    const int n = 2, h = 6, w = 5;
+    auto xd = RandomVec(n * h * w * c, 30 + c);
+    std::vector<float> x(xd.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::max(0.f, static_cast<float>(xd[i]));
+    const auto r = ToFloat(RandomVec(n * (h / 2) * (w / 2) * c, 31));
+    std::vector<float> y(r.size()), plain(x.size()), fused(x.size());
+    std::vector<uint8_t> ws(r.size());
+    MaxPoolForward(x.data(), n, h, w, c, y.data(), ws.data());
+    MaxPoolBackward(r.data(), ws.data(), n, h, w, c, plain.data());
+    ReluBackwardInPlace(x.data(), static_cast<int64_t>(x.size()), plain.data());
+    MaxPoolBackward(r.data(), ws.data(), n, h, w, c, fused.data(), y.data());
+    EXPECT_EQ(plain, fused) << "c=" << c;
+  }
+}
+
+TEST(GlobalAvgPoolTest, FusedReluMaskEqualsSeparateReluBackward) {
+  const int n = 2, hw = 7, c = 5;
+  auto xd = RandomVec(n * hw * c, 32);
+  std::vector<float> x(xd.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::max(0.f, static_cast<float>(xd[i]));
+  const auto r = ToFloat(RandomVec(n * c, 33));
+  std::vector<float> plain(x.size()), fused(x.size());
+  GlobalAvgPoolBackward(r.data(), n, hw, c, plain.data());
+  ReluBackwardInPlace(x.data(), static_cast<int64_t>(x.size()), plain.data());
+  GlobalAvgPoolBackward(r.data(), n, hw, c, fused.data(), x.data());
+  EXPECT_EQ(plain, fused);
+}
+
+TEST(GlobalAvgPoolTest, ForwardMatchesReferenceForAnyChannelCount) {
+  for (int c : {1, 2, 3, 16, 17, 32}) {
+    const int n = 2, h = 5, w = 7;
+    const auto x = RandomVec(n * h * w * c, 40 + c);
+    const auto xf = ToFloat(x);
+    std::vector<float> y(n * c);
+    GlobalAvgPoolForward(xf.data(), n, h * w, c, y.data());
+    ExpectForwardNear(y, reference::GlobalAvgPool(x, n, h, w, c));
+  }
+}
+
 TEST(GlobalAvgPoolTest, ForwardAndBackwardMatchReference) {
   const int n = 3, h = 3, w = 2, c = 5;
   auto x = RandomVec(n * h * w * c, 16);

@@ -330,15 +330,17 @@ namespace {
 // One output row of max-pool backward: scatters dy (ow*c) into the two input rows by the argmax.
 // Separate with __restrict parameters so that GCC vectorises the selects.
 NANONAS_VECTOR_CLONES
-void MaxPoolBackwardRow(const float* __restrict g, const uint8_t* __restrict k, int ow, int c,
-                        float* __restrict top, float* __restrict bottom) {
+void MaxPoolBackwardRow(const float* __restrict g, const uint8_t* __restrict k,
+                        const float* __restrict relu_y, int ow, int c, float* __restrict top,
+                        float* __restrict bottom) {
   for (int j = 0; j < ow; ++j) {
     const float* gj = g + static_cast<int64_t>(j) * c;
+    const float* yj = relu_y != nullptr ? relu_y + static_cast<int64_t>(j) * c : nullptr;
     const uint8_t* kj = k + static_cast<int64_t>(j) * c;
     float* t = top + static_cast<int64_t>(2 * j) * c;
     float* b = bottom + static_cast<int64_t>(2 * j) * c;
     for (int ch = 0; ch < c; ++ch) {
-      const float gv = gj[ch];
+      const float gv = yj == nullptr ? gj[ch] : gj[ch] * static_cast<float>(yj[ch] > 0.f);
       const int kk = kj[ch];
       // Multiplications by 0/1 rather than selects: GCC turns the selects into masked stores with
       // branches, 10x slower.
@@ -355,8 +357,8 @@ void MaxPoolBackwardRow(const float* __restrict g, const uint8_t* __restrict k, 
 // AVX-512 version: one window's channels in 16-lane steps (masked tail), whatever c is. GCC's
 // auto-vectorised loop above only vectorises c >= 31 and NanoNAS layers are mostly narrower.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaxPoolBackwardRowAvx512(
-    const float* __restrict g, const uint8_t* __restrict k, int ow, int c, float* __restrict top,
-    float* __restrict bottom) {
+    const float* __restrict g, const uint8_t* __restrict k, const float* __restrict relu_y, int ow,
+    int c, float* __restrict top, float* __restrict bottom) {
   const __m512i k1 = _mm512_set1_epi32(1), k2 = _mm512_set1_epi32(2), k3 = _mm512_set1_epi32(3);
   for (int j = 0; j < ow; ++j) {
     const float* gj = g + static_cast<int64_t>(j) * c;
@@ -367,7 +369,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaxPoolBackwardRowAvx5
       const int left = c - ch;
       const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF)
                                      : static_cast<__mmask16>((1u << left) - 1);
-      const __m512 gv = _mm512_maskz_loadu_ps(m, gj + ch);
+      __m512 gv = _mm512_maskz_loadu_ps(m, gj + ch);
+      if (relu_y != nullptr) {
+        const __m512 yv = _mm512_maskz_loadu_ps(m, relu_y + static_cast<int64_t>(j) * c + ch);
+        gv = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ), gv);
+      }
       const __m512i kv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, kj + ch));
       const __mmask16 is0 = _mm512_testn_epi32_mask(kv, kv);
       const __mmask16 is1 = _mm512_cmpeq_epi32_mask(kv, k1);
@@ -382,7 +388,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaxPoolBackwardRowAvx5
 }
 #endif
 
-void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx) {
+void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx,
+                     const float* relu_y) {
 #if defined(__x86_64__) && defined(__GNUC__)
   auto row_fn = HasAvx512() ? MaxPoolBackwardRowAvx512 : MaxPoolBackwardRow;
 #else
@@ -394,7 +401,8 @@ void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, in
     float* img = dx + static_cast<int64_t>(b) * h * row;
     for (int i = 0; i < oh; ++i) {
       const int64_t o = (static_cast<int64_t>(b) * oh + i) * ow * c;
-      row_fn(dy + o, ws + o, ow, c, img + (2 * i) * row, img + (2 * i + 1) * row);
+      row_fn(dy + o, ws + o, relu_y != nullptr ? relu_y + o : nullptr, ow, c, img + (2 * i) * row,
+             img + (2 * i + 1) * row);
       if (w > 2 * ow) {  // odd width: the last column got no gradient
         const int64_t tail = (w - 2 * ow) * static_cast<int64_t>(c);
         std::memset(img + (2 * i) * row + 2 * ow * static_cast<int64_t>(c), 0, tail * sizeof(float));
@@ -443,11 +451,21 @@ void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y) {
 }
 
 NANONAS_VECTOR_CLONES
-void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx) {
+void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx,
+                           const float* relu_x) {
   const float scale = 1.0f / static_cast<float>(hw);
   for (int b = 0; b < n; ++b) {
     const float* g = dy + static_cast<int64_t>(b) * c;
     float* db = dx + static_cast<int64_t>(b) * hw * c;
+    if (relu_x != nullptr) {
+      const float* xb = relu_x + static_cast<int64_t>(b) * hw * c;
+      for (int p = 0; p < hw; ++p) {
+        float* __restrict dp = db + static_cast<int64_t>(p) * c;
+        const float* __restrict xp = xb + static_cast<int64_t>(p) * c;
+        for (int ch = 0; ch < c; ++ch) dp[ch] = g[ch] * scale * static_cast<float>(xp[ch] > 0.f);
+      }
+      continue;
+    }
     for (int p = 0; p < hw; ++p) {
       float* __restrict dp = db + static_cast<int64_t>(p) * c;
       for (int ch = 0; ch < c; ++ch) dp[ch] = g[ch] * scale;

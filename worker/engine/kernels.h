@@ -54,11 +54,16 @@ void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_
 // Inference: no workspace.
 void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* y);
 // dx (N, H, W, C) from dy (N, H/2, W/2, C) and the workspace; every dx element is written.
-void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx);
+// relu_y (the pool output y, optional) also applies the backward of a ReLU before the pool:
+// gradient only where y > 0 (the pooled maximum of a ReLU output is > 0 iff its input was).
+void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, int c, float* dx,
+                     const float* relu_y = nullptr);
 
 // Global average pooling x (N, H, W, C) -> y (N, C), and its backward.
 void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y);
-void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx);
+// relu_x (the pool input, optional) also applies the backward of a ReLU before the pool.
+void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx,
+                           const float* relu_x = nullptr);
 
 // Inverted dropout: mask (count) holds 0 or 1/(1-rate); y = x * mask. Drawn from `state` (a
 // SplitMix64 state advanced in place).

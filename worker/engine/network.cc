@@ -568,6 +568,13 @@ double Network::Loss(int n, const int32_t* labels, int* correct) {
   return SoftmaxCrossEntropy(acts_.back().get(), labels, n, k, nullptr, dlogits, correct);
 }
 
+bool Network::producer_relu(size_t i) const { return i > 0 && ops_[i - 1].relu; }
+
+bool Network::consumer_masks_relu(size_t i) const {
+  return i + 1 < ops_.size() &&
+         (ops_[i + 1].kind == OpKind::kMaxPool || ops_[i + 1].kind == OpKind::kGlobalAvgPool);
+}
+
 absl::Status Network::Backward(int n) {
   Plan* plan = FindPlan(n);
   if (plan == nullptr || !training_) {
@@ -593,7 +600,10 @@ absl::Status Network::Backward(int n) {
           break;
         }
         case OpKind::kConv:
-          if (op.relu) ReluBackwardInPlace(y, static_cast<int64_t>(n) * op.oh * op.ow * op.cout, dy);
+          // A following max pool or global average pool applied the ReLU mask already.
+          if (op.relu && !consumer_masks_relu(i)) {
+            ReluBackwardInPlace(y, static_cast<int64_t>(n) * op.oh * op.ow * op.cout, dy);
+          }
           plan->convs[op.index].BackwardWeights(stream_);
           if (first_layer_shortcut_ && i == 1) {
             stream_.wait();
@@ -603,10 +613,15 @@ absl::Status Network::Backward(int n) {
           }
           break;
         case OpKind::kMaxPool:
-          if (dx != nullptr) MaxPoolBackward(dy, pool_ws_[i].data(), n, op.h, op.w, op.cin, dx);
+          if (dx != nullptr) {
+            MaxPoolBackward(dy, pool_ws_[i].data(), n, op.h, op.w, op.cin, dx,
+                            producer_relu(i) ? y : nullptr);
+          }
           break;
         case OpKind::kGlobalAvgPool:
-          if (dx != nullptr) GlobalAvgPoolBackward(dy, n, op.h * op.w, op.cin, dx);
+          if (dx != nullptr) {
+            GlobalAvgPoolBackward(dy, n, op.h * op.w, op.cin, dx, producer_relu(i) ? x : nullptr);
+          }
           break;
         case OpKind::kDropout:
           if (dx != nullptr) DropoutBackward(dy, dropout_mask_[i].data(), static_cast<int64_t>(n) * op.cin, dx);

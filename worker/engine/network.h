@@ -93,6 +93,8 @@ class Network {
                      bool first_layer_shortcut);
   Plan* FindPlan(int n);
   int64_t ActSize(int i) const;  // per image, floats
+  bool producer_relu(size_t i) const;        // op i's input comes out of a ReLU
+  bool consumer_masks_relu(size_t i) const;  // op i+1's backward applies op i's ReLU mask
   void PlainToMaster(int conv, const float* ohwi, float* arena) const;
   absl::Status SetUpFirstLayerShortcut();
   void FirstLayerGradients(int n);
