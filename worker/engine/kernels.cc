@@ -587,6 +587,11 @@ void AdamUpdate(float* __restrict w, const float* __restrict g, float* __restric
 }
 
 NANONAS_VECTOR_CLONES
+void AccumulateInto(float* __restrict acc, const float* __restrict x, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) acc[i] += x[i];
+}
+
+NANONAS_VECTOR_CLONES
 void ReluInPlace(float* __restrict y, int64_t count) {
   for (int64_t i = 0; i < count; ++i) y[i] = std::max(y[i], 0.f);
 }

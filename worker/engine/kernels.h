@@ -91,6 +91,8 @@ void Softmax(const float* logits, int n, int k, float* probs);
 void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, float lr_t, float beta1,
                 float beta2, float epsilon);
 
+// acc[i] += x[i].
+void AccumulateInto(float* acc, const float* x, int64_t count);
 // y = max(y, 0) in place.
 void ReluInPlace(float* y, int64_t count);
 // ReLU backward in place for a fused ReLU: dy = y > 0 ? dy : 0.

@@ -218,9 +218,9 @@ absl::Status Network::SetUpFirstLayerShortcut() {
   w_plain_.assign(count, 0.f);
   dwx_plain_.assign(count, 0.f);
   dwz_plain_.assign(count, 0.f);
-  row_sums_.assign(static_cast<size_t>(cv.h) * cv.cout, 0.0);
-  col_sums_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.0);
-  corner_sums_.assign(4 * static_cast<size_t>(cv.cout), 0.0);
+  col_sums_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.f);
+  first_row_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.f);
+  last_row_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.f);
   dw1_.assign(9 * static_cast<size_t>(cv.cout), 0.0);
   try {
     const memory::desc plain({cv.cout, cv.cin, 3, 3}, memory::data_type::f32,
@@ -249,39 +249,37 @@ void Network::FirstLayerGradients(int n) {
 
   // dW_1[o, di, dj] = sum of dy[., i, j, o] over the output positions whose tap (di, dj) reads
   // inside the image: all positions minus the first/last row and column as the tap requires.
-  std::fill(row_sums_.begin(), row_sums_.end(), 0.0);
-  std::fill(col_sums_.begin(), col_sums_.end(), 0.0);
-  std::fill(corner_sums_.begin(), corner_sums_.end(), 0.0);
+  // Sums per (column, o) over the batch and rows, and over the first and last rows only.
+  const int64_t row_len = static_cast<int64_t>(w) * O;
+  std::fill(col_sums_.begin(), col_sums_.end(), 0.f);
+  std::fill(first_row_.begin(), first_row_.end(), 0.f);
+  std::fill(last_row_.begin(), last_row_.end(), 0.f);
   for (int b = 0; b < n; ++b) {
-    for (int i = 0; i < h; ++i) {
-      double* rs = row_sums_.data() + static_cast<size_t>(i) * O;
-      const float* row = dy + (static_cast<int64_t>(b) * h + i) * w * O;
-      for (int j = 0; j < w; ++j) {
-        const float* d = row + static_cast<int64_t>(j) * O;
-        double* cs = col_sums_.data() + static_cast<size_t>(j) * O;
-        for (int o = 0; o < O; ++o) {
-          rs[o] += d[o];
-          cs[o] += d[o];
-        }
-      }
-    }
-    const int ci[4] = {0, 0, h - 1, h - 1}, cj[4] = {0, w - 1, 0, w - 1};
-    for (int q = 0; q < 4; ++q) {
-      const float* d = dy + ((static_cast<int64_t>(b) * h + ci[q]) * w + cj[q]) * O;
-      for (int o = 0; o < O; ++o) corner_sums_[q * O + o] += d[o];
-    }
+    const float* img = dy + static_cast<int64_t>(b) * h * row_len;
+    for (int i = 0; i < h; ++i) AccumulateInto(col_sums_.data(), img + i * row_len, row_len);
+    AccumulateInto(first_row_.data(), img, row_len);
+    AccumulateInto(last_row_.data(), img + (h - 1) * row_len, row_len);
   }
   for (int o = 0; o < O; ++o) {
-    double total = 0;
-    for (int i = 0; i < h; ++i) total += row_sums_[static_cast<size_t>(i) * O + o];
+    double total = 0, row_first = 0, row_last = 0;
+    for (int j = 0; j < w; ++j) {
+      total += col_sums_[static_cast<size_t>(j) * O + o];
+      row_first += first_row_[static_cast<size_t>(j) * O + o];
+      row_last += last_row_[static_cast<size_t>(j) * O + o];
+    }
+    const size_t first_col = o, last_col = static_cast<size_t>(w - 1) * O + o;
     for (int di = 0; di < 3; ++di) {
       for (int dj = 0; dj < 3; ++dj) {
         double v = total;
-        const bool row_out = di != 1, col_out = dj != 1;
-        const int ei = di == 0 ? 0 : h - 1, ej = dj == 0 ? 0 : w - 1;
-        if (row_out) v -= row_sums_[static_cast<size_t>(ei) * O + o];
-        if (col_out) v -= col_sums_[static_cast<size_t>(ej) * O + o];
-        if (row_out && col_out) v += corner_sums_[((ei == 0 ? 0 : 2) + (ej == 0 ? 0 : 1)) * O + o];
+        if (di == 0) v -= row_first;
+        if (di == 2) v -= row_last;
+        if (dj == 0) v -= col_sums_[first_col];
+        if (dj == 2) v -= col_sums_[last_col];
+        // Corners were subtracted twice.
+        if (di != 1 && dj != 1) {
+          const std::vector<float>& r = di == 0 ? first_row_ : last_row_;
+          v += r[dj == 0 ? first_col : last_col];
+        }
         dw1_[static_cast<size_t>(o) * 9 + di * 3 + dj] = v;
       }
     }

@@ -138,7 +138,8 @@ class Network {
   bool first_layer_shortcut_ = false;
   AlignedBuffer dwx_master_;
   std::vector<float> w_plain_, dwx_plain_, dwz_plain_;  // (cout, 3, 3, cin)
-  std::vector<double> row_sums_, col_sums_, corner_sums_, dw1_;
+  std::vector<float> col_sums_, first_row_, last_row_;  // (W, cout) sums of dy over batch/rows
+  std::vector<double> dw1_;                             // (cout, 3, 3)
   struct Reorder {
     dnnl::reorder prim;
     dnnl::memory from, to;
