@@ -1,6 +1,9 @@
 // nanonas-worker end to end: the real binary joins a fake in-process coordinator, fetches a real
 // (tiny, generated) dataset by content hash and trains candidates in child processes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +95,40 @@ class FakeCoordinator final : public v1::Coordinator::Service {
   std::string dataset_id, dataset_bytes;
 };
 
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// GET http://127.0.0.1:port/metrics; the body, or "" on failure.
+std::string HttpGetMetrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string resp;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
+  close(fd);
+  size_t body = resp.find("\r\n\r\n");
+  return body == std::string::npos ? "" : resp.substr(body + 4);
+}
+
 template <typename F>
 bool WaitUntil(F f, int seconds) {
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
@@ -127,9 +164,10 @@ class WorkerProcessTest : public testing::Test {
   }
 
   void StartWorker(const std::vector<std::string>& extra) {
+    metrics_port_ = FreePort();
     std::vector<std::string> args = {WORKER_BINARY, "--coordinator",
                                      "127.0.0.1:" + std::to_string(port_), "--metrics-listen",
-                                     "127.0.0.1:0", "--listen", "127.0.0.1:0", "--cache-dir",
+                                     "127.0.0.1:" + std::to_string(metrics_port_), "--listen", "127.0.0.1:0", "--cache-dir",
                                      cache_dir_, "--slots", "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
@@ -180,6 +218,7 @@ class WorkerProcessTest : public testing::Test {
   FakeCoordinator coordinator_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  int metrics_port_ = 0;
   pid_t pid_ = -1;
   std::string cache_dir_;
   std::unique_ptr<v1::Worker::Stub> stub_;
@@ -257,6 +296,26 @@ TEST_F(WorkerProcessTest, JoinsEvaluatesInAChildAndLeavesOnSigterm) {
   ASSERT_TRUE(Evaluate(small, &events).ok());
   EXPECT_EQ(events.back().result().state(), v1::CANDIDATE_STATE_HOST_INFEASIBLE);
   EXPECT_EQ(coordinator_.fetches.load(), 1);  // the dataset came from the cache the second time
+
+  // Metrics: the evaluations by outcome, and the text passes `promtool check metrics`.
+  std::string metrics = HttpGetMetrics(metrics_port_);
+  EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluations_total{outcome=\"done\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluations_total{outcome=\"host_infeasible\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluation_peak_memory_bytes_count 2"));
+  EXPECT_THAT(metrics, HasSubstr("nanonas_worker_training_images_per_second_count 1"));
+  EXPECT_THAT(metrics, HasSubstr("nanonas_worker_busy_slots 0"));
+  if (access("/usr/bin/promtool", X_OK) == 0) {
+    std::string file = cache_dir_ + "-metrics.txt";
+    std::ofstream(file) << metrics;
+    std::string cmd = "/usr/bin/promtool check metrics < " + file + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string lint;
+    char buf[512];
+    while (fgets(buf, sizeof(buf), p) != nullptr) lint += buf;
+    int rc = pclose(p);
+    EXPECT_EQ(rc, 0) << lint;
+    EXPECT_EQ(lint, "") << lint;
+  }
 
   // The coordinator forgets the worker (restart): it registers again.
   coordinator_.forget = true;
