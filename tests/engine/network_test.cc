@@ -2,11 +2,18 @@
 // both search-space variants, inference against the naive reference network, weight round trips.
 #include "worker/engine/network.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 
 #include "gtest/gtest.h"
 #include "tests/engine/test_util.h"
 #include "worker/engine/reference.h"
+
+// Counts heap allocations of at least 4 KiB (buffers, not oneDNN's small bookkeeping) made
+// through operator new anywhere in this process, for the no-allocation-in-the-loop test.
+std::atomic<int64_t> g_large_allocations{0};
 
 namespace nanonas::engine {
 namespace {
@@ -240,6 +247,39 @@ TEST(NetworkTest, RejectsWeightsOfAnotherArchitecture) {
   EXPECT_NE(s2.message().find("conv 0"), std::string::npos) << s2;
 }
 
+TEST(NetworkTest, TrainingStepsAllocateNoBuffers) {
+  for (const Variant v : {Variant::k2023, Variant::k2024}) {
+    const Architecture arch = MakeArch(8, 2, {20, 20, 3}, 4, v);
+    Dataset data = testing::MakeStripes(40, 20, 20, 3, 2);
+    data.class_names = {"a", "b", "c", "d"};
+    std::vector<int64_t> idx(40);
+    for (int i = 0; i < 40; ++i) idx[i] = (i * 7) % 40;
+    std::vector<int32_t> labels(40, 1);
+    const int64_t at_start = g_large_allocations.load();
+    auto net = Network::Create(arch, {16, 8}, true);
+    ASSERT_TRUE(net.ok()) << net.status();
+    EXPECT_GT(g_large_allocations.load() - at_start, 10);  // the counter sees the buffers
+    auto step = [&](int first, int n) {
+      (*net)->LoadImages(data, idx.data() + first, n);
+      EXPECT_TRUE((*net)->Forward(n, true).ok());
+      int correct = 0;
+      (*net)->Loss(n, labels.data(), &correct);
+      EXPECT_TRUE((*net)->Backward(n).ok());
+      (*net)->AdamStep(1e-3f);
+      EXPECT_TRUE((*net)->Forward(n, false).ok());
+    };
+    step(0, 16);  // warm-up: lazily initialised oneDNN state
+    step(16, 8);
+    const int64_t before = g_large_allocations.load();
+    for (int r = 0; r < 3; ++r) {
+      step(0, 16);
+      step(16, 16);
+      step(32, 8);  // the partial batch has its own primitives, made up front
+    }
+    EXPECT_EQ(g_large_allocations.load() - before, 0) << VariantName(v);
+  }
+}
+
 TEST(NetworkTest, RejectsUnpreparedBatchSize) {
   const Architecture a = MakeArch(2, 1, {8, 8, 3}, 2, Variant::k2023);
   auto net = Network::Create(a, {4}, true);
@@ -251,3 +291,19 @@ TEST(NetworkTest, RejectsUnpreparedBatchSize) {
 
 }  // namespace
 }  // namespace nanonas::engine
+
+void* operator new(std::size_t size) {
+  if (size >= 4096) g_large_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void* operator new(std::size_t size, std::align_val_t align) {
+  if (size >= 4096) g_large_allocations.fetch_add(1, std::memory_order_relaxed);
+  const size_t a = static_cast<size_t>(align);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }

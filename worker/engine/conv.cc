@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "worker/engine/kernels.h"
@@ -14,12 +15,11 @@ using dnnl::prop_kind;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
-void AlignedFree::operator()(float* p) const { std::free(p); }
+void AlignedFree::operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
 
 AlignedBuffer AllocateAligned(size_t floats) {
   const size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64 + 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
+  void* p = ::operator new(bytes, std::align_val_t(64));  // throws std::bad_alloc
   std::memset(p, 0, bytes);
   return AlignedBuffer(static_cast<float*>(p));
 }
@@ -143,21 +143,35 @@ absl::Status ConvLayer::Bind(float* src, float* dst, float* weights, float* bias
   } catch (const dnnl::error& e) {
     return DnnlError("convolution binding", e);
   }
+  for (auto* steps : {&fwd_steps_, &bwd_data_steps_, &bwd_weights_steps_}) {
+    for (Step& step : *steps) {
+      for (const auto& [arg, mem] : step.args) step.c_args.push_back({arg, mem.get()});
+    }
+  }
   return absl::OkStatus();
 }
 
+void ConvLayer::Run(std::vector<Step>& steps, dnnl::stream& s) {
+  for (Step& step : steps) {
+    dnnl::error::wrap_c_api(
+        dnnl_primitive_execute(step.prim.get(), s.get(), static_cast<int>(step.c_args.size()),
+                               step.c_args.data()),
+        "could not execute a primitive");
+  }
+}
+
 void ConvLayer::Forward(dnnl::stream& s) {
-  for (Step& step : fwd_steps_) step.prim.execute(s, step.args);
+  Run(fwd_steps_, s);
   if (shape_.relu) {
     s.wait();
     ReluInPlace(dst_, static_cast<int64_t>(shape_.n) * shape_.h * shape_.w * shape_.cout);
   }
 }
 void ConvLayer::BackwardData(dnnl::stream& s) {
-  for (Step& step : bwd_data_steps_) step.prim.execute(s, step.args);
+  Run(bwd_data_steps_, s);
 }
 void ConvLayer::BackwardWeights(dnnl::stream& s) {
-  for (Step& step : bwd_weights_steps_) step.prim.execute(s, step.args);
+  Run(bwd_weights_steps_, s);
 }
 
 }  // namespace nanonas::engine

@@ -57,7 +57,9 @@ class ConvLayer {
   struct Step {
     dnnl::primitive prim;
     std::unordered_map<int, dnnl::memory> args;
+    std::vector<dnnl_exec_arg_t> c_args;  // built once: the C++ execute() builds one per call
   };
+  static void Run(std::vector<Step>& steps, dnnl::stream& s);
   ConvShape shape_;
   dnnl::engine engine_;
   dnnl::memory::desc master_md_;

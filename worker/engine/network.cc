@@ -239,12 +239,18 @@ absl::Status Network::SetUpFirstLayerShortcut() {
   return absl::OkStatus();
 }
 
+void Network::Reorder::Run(dnnl::stream& s) const {
+  const dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from.get()}, {DNNL_ARG_TO, to.get()}};
+  dnnl::error::wrap_c_api(dnnl_primitive_execute(prim.get(), s.get(), 2, args),
+                          "could not execute a reorder");
+}
+
 void Network::FirstLayerGradients(int n) {
   const Op& cv = ops_[1];
   const int h = cv.h, w = cv.w, C = cv.cin, O = cv.cout;
   const float* dy = grads_[0].get();  // gradient of the conv output (ReLU mask applied)
-  for (int r = 0; r < 2; ++r) first_layer_reorders_[r].prim.execute(
-      stream_, first_layer_reorders_[r].from, first_layer_reorders_[r].to);
+  first_layer_reorders_[0].Run(stream_);
+  first_layer_reorders_[1].Run(stream_);
   stream_.wait();
 
   // dW_1[o, di, dj] = sum of dy[., i, j, o] over the output positions whose tap (di, dj) reads
@@ -308,8 +314,7 @@ void Network::FirstLayerGradients(int n) {
     dgamma[c] = static_cast<float>(dg * invstd[c]);
     dbeta[c] = static_cast<float>(db);
   }
-  first_layer_reorders_[2].prim.execute(stream_, first_layer_reorders_[2].from,
-                                        first_layer_reorders_[2].to);
+  first_layer_reorders_[2].Run(stream_);
   stream_.wait();
 }
 

@@ -143,6 +143,7 @@ class Network {
   struct Reorder {
     dnnl::reorder prim;
     dnnl::memory from, to;
+    void Run(dnnl::stream& s) const;  // through the C API: no argument map per call
   };
   std::vector<Reorder> first_layer_reorders_;  // W -> plain, dW_x -> plain, plain dW_z -> grads
 };
