@@ -6,7 +6,8 @@
 //   nanonas-bench throughput --k 4 --c 2 --input 50x50x3 --threads 2 [--seconds 1 --infer-seconds 0.5]
 //       Steady-state training images/s of Evaluate() on synthetic data (batch 16, Adam 1e-3), timed
 //       between the per-batch progress callbacks after a warm-up (setup, validation and epoch ends
-//       excluded), then cancelled; inference images/s of Predict() with trained weights.
+//       excluded), then cancelled: over the whole window and from the median step; inference
+//       images/s of Predict() with trained weights.
 //   nanonas-bench accuracy --k 4 --c 2 --seed 1 [--epochs 3 --validation 0.3 --limit 0
 //                          --split-out FILE]
 //       A Fashion-MNIST (training set, 28x28x1) Evaluate(); writes the split it used to FILE
@@ -16,6 +17,7 @@
 //       ru_maxrss (bench/run.py also measures it from outside with wait4).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -177,6 +179,7 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
   int last_epoch = -1;
   int64_t last_batch = -1, timed_batches = 0, callbacks = 0;
   double timed = 0;
+  std::vector<double> steps;  // seconds of each timed batch
   bool warm = false;
   auto on_progress = [&](const Progress& p) {
     if (p.kind != Progress::Kind::kBatch) return;
@@ -186,7 +189,9 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
       // Warm-up: at least 3 batches and `warmup` seconds after the first callback are not timed.
       warm = callbacks >= 4 && std::chrono::duration<double>(now - first).count() >= warmup;
     } else if (p.epoch == last_epoch && p.batch == last_batch + 1) {
-      timed += std::chrono::duration<double>(now - last).count();
+      const double step = std::chrono::duration<double>(now - last).count();
+      timed += step;
+      steps.push_back(step);
       ++timed_batches;
       if (timed >= seconds && timed_batches >= 5) cancel.Cancel();
     }
@@ -201,6 +206,9 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
   if (!absl::IsCancelled(run.status())) return run.status();
   if (timed_batches == 0) return absl::InternalError("no batch progress callbacks to time");
   const double train_ips = static_cast<double>(timed_batches * batch) / timed;
+  // The median step resists the stalls other processes cause on a shared machine.
+  std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
+  const double median_step_ips = static_cast<double>(batch) / steps[steps.size() / 2];
 
   // Inference: weights from a short real training, then Predict on the synthetic images: a warm-up
   // call on a few batches, then a call sized for about `infer_seconds`.
@@ -243,6 +251,7 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
               {"channels", arch.channels},
               {"macc", arch.macc},
               {"train_images_per_second", train_ips},
+              {"train_images_per_second_median_step", median_step_ips},
               {"timed_batches", timed_batches},
               {"infer_images_per_second", static_cast<double>(inferred) / infer_timed},
               {"predict_call_images", n},
