@@ -505,7 +505,6 @@ absl::StatusOr<std::vector<float>> FloatReferenceForward(const Architecture& arc
   NANONAS_RETURN_IF_ERROR(CheckWeights(arch, w));
   Dims4 d{arch.spec.input.height, arch.spec.input.width, arch.spec.input.channels};
   std::vector<float> x(image, image + static_cast<size_t>(d.h) * d.w * d.c), y;
-  const bool v2023 = arch.spec.variant == Variant::k2023;
   int conv_i = 0, bn_i = 0;
   for (const Layer& l : arch.layers) {
     switch (l.kind) {
@@ -556,7 +555,6 @@ absl::StatusOr<std::vector<float>> FloatReferenceForward(const Architecture& arc
         break;
     }
   }
-  (void)v2023;
   return x;
 }
 

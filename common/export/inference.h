@@ -26,8 +26,8 @@ absl::StatusOr<std::vector<float>> RunFloatGraph(const Graph& graph, const uint8
 // Runs a quantized graph on one image with integer arithmetic as TFLite Micro's reference kernels
 // (tflite-micro, early 2023): QUANTIZE (requantize), MUL, ADD, CONV_2D per-channel, MAX_POOL_2D,
 // MEAN (integer averaging), FULLY_CONNECTED, SOFTMAX (gemmlowp fixed point). Returns the uint8
-// output (probabilities in 1/256). `int8_activations`, when given, receives every non-constant
-// tensor's raw values (as int32). FAILED_PRECONDITION if the graph is not quantized.
+// output (probabilities in 1/256). `raw_values`, when given, receives every tensor's raw integer
+// values (as int32, constants included). FAILED_PRECONDITION if the graph is not quantized.
 absl::StatusOr<std::vector<uint8_t>> RunIntegerGraph(
     const Graph& graph, const uint8_t* image, std::vector<std::vector<int32_t>>* raw_values = nullptr);
 
