@@ -97,6 +97,25 @@ TEST(TrainerTest, SameSeedGivesIdenticalResultsAndAnotherSeedDiffers) {
   EXPECT_TRUE(any_difference);
 }
 
+TEST(TrainerTest, TwoThreadsAreReproducibleAndCloseToOneThread) {
+  const Dataset data = MakeStripes(200, 24, 24, 3, 7);
+  const Split split = HeadSplit(data, 150);
+  const Architecture arch = MakeArch(8, 2, {24, 24, 3});
+  TrainOptions opt;
+  opt.epochs = 1;
+  opt.threads = 2;
+  auto a = Evaluate(arch, data, split, opt);
+  auto b = Evaluate(arch, data, split, opt);
+  opt.threads = 1;
+  auto c = Evaluate(arch, data, split, opt);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->epochs[0].train_loss, b->epochs[0].train_loss);
+  EXPECT_EQ(a->epochs[0].validation_loss, b->epochs[0].validation_loss);
+  // Different summation orders only: the same training up to float rounding.
+  EXPECT_NEAR(a->epochs[0].train_loss, c->epochs[0].train_loss, 1e-3);
+  EXPECT_NEAR(a->epochs[0].validation_loss, c->epochs[0].validation_loss, 1e-3);
+}
+
 TEST(TrainerTest, CancellationBetweenBatchesReturnsCancelled) {
   const Dataset data = MakeStripes(200, 12, 12, 3, 3);
   const Split split = HeadSplit(data, 160);

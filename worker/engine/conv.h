@@ -55,6 +55,8 @@ class ConvLayer {
 
  private:
   struct Step {
+    Step(dnnl::primitive p, std::unordered_map<int, dnnl::memory> a)
+        : prim(std::move(p)), args(std::move(a)) {}
     dnnl::primitive prim;
     std::unordered_map<int, dnnl::memory> args;
     std::vector<dnnl_exec_arg_t> c_args;  // built once: the C++ execute() builds one per call

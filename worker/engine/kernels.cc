@@ -5,6 +5,8 @@
 #include <cstring>
 #include <numeric>
 
+#include <omp.h>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -20,6 +22,27 @@
 
 namespace nanonas::engine {
 namespace {
+
+// Splits [0, count) into one contiguous chunk per OpenMP thread (chunk starts aligned to `align`)
+// and calls f(begin, end, thread). Serial below `min_count` or with one thread. The split depends
+// only on the thread count, so results are reproducible for a given thread count.
+template <typename F>
+void ParallelChunks(int64_t count, int64_t align, int64_t min_count, int max_threads, F&& f) {
+  const int threads = std::min(omp_get_max_threads(), max_threads);
+  if (threads <= 1 || count < min_count) {
+    f(int64_t{0}, count, 0);
+    return;
+  }
+  const int64_t per = ((count + threads - 1) / threads + align - 1) / align * align;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t begin = std::min(count, t * per), end = std::min(count, begin + per);
+    if (begin < end) f(begin, end, t);
+  }
+}
+constexpr int kAnyThreads = 1 << 20;
+constexpr int64_t kMinParallelFloats = 1 << 15;
 
 // Per-element accumulation over the period: acc0[j] += x[j], acc1[j] += x[j]^2 (square = true).
 NANONAS_VECTOR_CLONES
@@ -125,6 +148,9 @@ BatchNormKernel::BatchNormKernel(int channels) : channels_(channels) {
   period_ = channels / std::gcd(channels, 16) * 16;
   acc0_.resize(period_);
   acc1_.resize(period_);
+  threads_ = std::max(1, omp_get_max_threads());
+  part0_.resize(static_cast<size_t>(threads_) * period_);
+  part1_.resize(static_cast<size_t>(threads_) * period_);
   tot0_.resize(channels);
   tot1_.resize(channels);
   pa_.resize(period_);
@@ -133,6 +159,24 @@ BatchNormKernel::BatchNormKernel(int channels) : channels_(channels) {
   ca_.resize(channels);
   cb_.resize(channels);
   cc_.resize(channels);
+}
+
+void BatchNormKernel::SumParts() {
+  for (int j = 0; j < period_; ++j) {
+    double s0 = 0, s1 = 0;
+    for (int t = 0; t < threads_; ++t) {
+      s0 += part0_[static_cast<size_t>(t) * period_ + j];
+      s1 += part1_[static_cast<size_t>(t) * period_ + j];
+    }
+    acc0_[j] = s0;
+    acc1_[j] = s1;
+  }
+}
+
+void BatchNormKernel::Affine(const float* x, int64_t total, bool relu, float* y) {
+  ParallelChunks(total, period_, kMinParallelFloats, kAnyThreads, [&](int64_t b, int64_t e, int) {
+    AffinePeriod(x + b, e - b, period_, pa_.data(), pb_.data(), relu, y + b);
+  });
 }
 
 void BatchNormKernel::Fold(const double* acc, double* out) const {
@@ -150,9 +194,13 @@ void BatchNormKernel::ForwardTraining(const float* x, int64_t rows, const float*
                                       float* moving_variance) {
   const int C = channels_;
   const int64_t total = rows * C;
-  std::fill(acc0_.begin(), acc0_.end(), 0.0);
-  std::fill(acc1_.begin(), acc1_.end(), 0.0);
-  AccumulatePeriod(x, total, period_, acc0_.data(), acc1_.data());
+  std::fill(part0_.begin(), part0_.end(), 0.0);
+  std::fill(part1_.begin(), part1_.end(), 0.0);
+  ParallelChunks(total, period_, kMinParallelFloats, threads_, [&](int64_t b, int64_t e, int t) {
+    AccumulatePeriod(x + b, e - b, period_, part0_.data() + t * period_,
+                     part1_.data() + t * period_);
+  });
+  SumParts();
   Fold(acc0_.data(), tot0_.data());
   Fold(acc1_.data(), tot1_.data());
   const double m = static_cast<double>(rows);
@@ -170,7 +218,7 @@ void BatchNormKernel::ForwardTraining(const float* x, int64_t rows, const float*
   }
   Spread(ca_.data(), pa_.data());
   Spread(cb_.data(), pb_.data());
-  AffinePeriod(x, total, period_, pa_.data(), pb_.data(), relu, y);
+  Affine(x, total, relu, y);
 }
 
 void BatchNormKernel::ForwardInference(const float* x, int64_t rows, const float* gamma,
@@ -184,7 +232,7 @@ void BatchNormKernel::ForwardInference(const float* x, int64_t rows, const float
   }
   Spread(ca_.data(), pa_.data());
   Spread(cb_.data(), pb_.data());
-  AffinePeriod(x, rows * channels_, period_, pa_.data(), pb_.data(), relu, y);
+  Affine(x, rows * channels_, relu, y);
 }
 
 void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, int64_t rows,
@@ -192,9 +240,13 @@ void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, 
                                bool relu, float* dgamma, float* dbeta, float* dx) {
   const int C = channels_;
   const int64_t total = rows * C;
-  std::fill(acc0_.begin(), acc0_.end(), 0.0);
-  std::fill(acc1_.begin(), acc1_.end(), 0.0);
-  AccumulateBackward(x, y, dy, total, period_, relu, acc0_.data(), acc1_.data());
+  std::fill(part0_.begin(), part0_.end(), 0.0);
+  std::fill(part1_.begin(), part1_.end(), 0.0);
+  ParallelChunks(total, period_, kMinParallelFloats, threads_, [&](int64_t b, int64_t e, int t) {
+    AccumulateBackward(x + b, y + b, dy + b, e - b, period_, relu, part0_.data() + t * period_,
+                       part1_.data() + t * period_);
+  });
+  SumParts();
   Fold(acc0_.data(), tot0_.data());  // sum dy'
   Fold(acc1_.data(), tot1_.data());  // sum dy' x
   const double m = static_cast<double>(rows);
@@ -214,7 +266,10 @@ void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, 
   Spread(ca_.data(), pa_.data());
   Spread(cb_.data(), pb_.data());
   Spread(cc_.data(), pc_.data());
-  BackwardPeriod(x, y, dy, total, period_, relu, pa_.data(), pb_.data(), pc_.data(), dx);
+  ParallelChunks(total, period_, kMinParallelFloats, kAnyThreads, [&](int64_t b, int64_t e, int) {
+    BackwardPeriod(x + b, y + b, dy + b, e - b, period_, relu, pa_.data(), pb_.data(), pc_.data(),
+                   dx + b);
+  });
 }
 
 namespace {
@@ -301,14 +356,20 @@ bool HasAvx512() {
 #endif
 
 void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_t* ws) {
+  auto fn = MaxPoolForwardGeneric;
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (HasAvx512()) return MaxPoolForwardAvx512(x, n, h, w, c, y, ws);
+  if (HasAvx512()) fn = MaxPoolForwardAvx512;
 #endif
-  MaxPoolForwardGeneric(x, n, h, w, c, y, ws);
+  const int64_t in = static_cast<int64_t>(h) * w * c, out = static_cast<int64_t>(h / 2) * (w / 2) * c;
+  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+                 kAnyThreads, [&](int64_t b, int64_t e, int) {
+                   fn(x + b * in, static_cast<int>(e - b), h, w, c, y + b * out, ws + b * out);
+                 });
 }
 
+namespace {
 NANONAS_VECTOR_CLONES
-void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* y) {
+void MaxPoolForwardInferenceSerial(const float* x, int n, int h, int w, int c, float* y) {
   const int oh = h / 2, ow = w / 2;
   for (int b = 0; b < n; ++b) {
     for (int i = 0; i < oh; ++i) {
@@ -325,6 +386,7 @@ void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* 
     }
   }
 }
+}  // namespace
 
 namespace {
 // One output row of max-pool backward: scatters dy (ow*c) into the two input rows by the argmax.
@@ -397,10 +459,13 @@ void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, in
 #endif
   const int oh = h / 2, ow = w / 2;
   const int64_t row = static_cast<int64_t>(w) * c;
-  for (int b = 0; b < n; ++b) {
-    float* img = dx + static_cast<int64_t>(b) * h * row;
+  const int64_t in = h * row;
+  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+                 kAnyThreads, [&](int64_t b0, int64_t b1, int) {
+  for (int64_t b = b0; b < b1; ++b) {
+    float* img = dx + b * h * row;
     for (int i = 0; i < oh; ++i) {
-      const int64_t o = (static_cast<int64_t>(b) * oh + i) * ow * c;
+      const int64_t o = (b * oh + i) * ow * c;
       row_fn(dy + o, ws + o, relu_y != nullptr ? relu_y + o : nullptr, ow, c, img + (2 * i) * row,
              img + (2 * i + 1) * row);
       if (w > 2 * ow) {  // odd width: the last column got no gradient
@@ -412,10 +477,12 @@ void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, in
     }
     if (h > 2 * oh) std::memset(img + 2 * oh * row, 0, (h - 2 * oh) * row * sizeof(float));
   }
+  });
 }
 
+namespace {
 NANONAS_VECTOR_CLONES
-void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y) {
+void GlobalAvgPoolForwardSerial(const float* x, int n, int hw, int c, float* y) {
   const float scale = 1.0f / static_cast<float>(hw);
   // Narrow channel counts: accumulate the flat image over a period P (multiple of c and 16) so
   // that the loop vectorises, then fold the period into the channels.
@@ -449,9 +516,11 @@ void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y) {
     for (int ch = 0; ch < c; ++ch) yo[ch] *= scale;
   }
 }
+}  // namespace
 
+namespace {
 NANONAS_VECTOR_CLONES
-void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx,
+void GlobalAvgPoolBackwardSerial(const float* dy, int n, int hw, int c, float* dx,
                            const float* relu_x) {
   const float scale = 1.0f / static_cast<float>(hw);
   for (int b = 0; b < n; ++b) {
@@ -472,6 +541,7 @@ void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx,
     }
   }
 }
+}  // namespace
 
 void DropoutForward(const float* x, int64_t count, float rate, uint64_t* state, float* mask,
                     float* y) {
@@ -574,8 +644,9 @@ void Softmax(const float* logits, int n, int k, float* probs) {
   }
 }
 
+namespace {
 NANONAS_VECTOR_CLONES
-void AdamUpdate(float* __restrict w, const float* __restrict g, float* __restrict m,
+void AdamUpdateSerial(float* __restrict w, const float* __restrict g, float* __restrict m,
                 float* __restrict v, int64_t count, float lr_t, float beta1, float beta2,
                 float epsilon) {
   const float c1 = 1.f - beta1, c2 = 1.f - beta2;
@@ -585,30 +656,91 @@ void AdamUpdate(float* __restrict w, const float* __restrict g, float* __restric
     w[i] -= lr_t * m[i] / (std::sqrt(v[i]) + epsilon);
   }
 }
+}  // namespace
 
 NANONAS_VECTOR_CLONES
 void AccumulateInto(float* __restrict acc, const float* __restrict x, int64_t count) {
   for (int64_t i = 0; i < count; ++i) acc[i] += x[i];
 }
 
+namespace {
 NANONAS_VECTOR_CLONES
-void ReluInPlace(float* __restrict y, int64_t count) {
+void ReluInPlaceSerial(float* __restrict y, int64_t count) {
   for (int64_t i = 0; i < count; ++i) y[i] = std::max(y[i], 0.f);
 }
+}  // namespace
 
+namespace {
 NANONAS_VECTOR_CLONES
-void ReluBackwardInPlace(const float* __restrict y, int64_t count, float* __restrict dy) {
+void ReluBackwardInPlaceSerial(const float* __restrict y, int64_t count, float* __restrict dy) {
   for (int64_t i = 0; i < count; ++i) dy[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
+}  // namespace
 
+namespace {
 NANONAS_VECTOR_CLONES
-void GatherImages(const uint8_t* images, int64_t image_bytes, const int64_t* indices, int n,
+void GatherImagesSerial(const uint8_t* images, int64_t image_bytes, const int64_t* indices, int n,
                   float scale, float* out) {
   for (int b = 0; b < n; ++b) {
     const uint8_t* __restrict src = images + indices[b] * image_bytes;
     float* __restrict dst = out + static_cast<int64_t>(b) * image_bytes;
     for (int64_t j = 0; j < image_bytes; ++j) dst[j] = static_cast<float>(src[j]) * scale;
   }
+}
+}  // namespace
+
+void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* y) {
+  const int64_t in = static_cast<int64_t>(h) * w * c, out = static_cast<int64_t>(h / 2) * (w / 2) * c;
+  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+                 kAnyThreads, [&](int64_t b, int64_t e, int) {
+                   MaxPoolForwardInferenceSerial(x + b * in, static_cast<int>(e - b), h, w, c,
+                                                 y + b * out);
+                 });
+}
+
+void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y) {
+  const int64_t in = static_cast<int64_t>(hw) * c;
+  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+                 kAnyThreads, [&](int64_t b, int64_t e, int) {
+                   GlobalAvgPoolForwardSerial(x + b * in, static_cast<int>(e - b), hw, c, y + b * c);
+                 });
+}
+
+void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx, const float* relu_x) {
+  const int64_t in = static_cast<int64_t>(hw) * c;
+  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+                 kAnyThreads, [&](int64_t b, int64_t e, int) {
+                   GlobalAvgPoolBackwardSerial(dy + b * c, static_cast<int>(e - b), hw, c,
+                                               dx + b * in,
+                                               relu_x != nullptr ? relu_x + b * in : nullptr);
+                 });
+}
+
+void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, float lr_t,
+                float beta1, float beta2, float epsilon) {
+  ParallelChunks(count, 16, kMinParallelFloats, kAnyThreads, [&](int64_t b, int64_t e, int) {
+    AdamUpdateSerial(w + b, g + b, m + b, v + b, e - b, lr_t, beta1, beta2, epsilon);
+  });
+}
+
+void ReluInPlace(float* y, int64_t count) {
+  ParallelChunks(count, 16, kMinParallelFloats, kAnyThreads,
+                 [&](int64_t b, int64_t e, int) { ReluInPlaceSerial(y + b, e - b); });
+}
+
+void ReluBackwardInPlace(const float* y, int64_t count, float* dy) {
+  ParallelChunks(count, 16, kMinParallelFloats, kAnyThreads, [&](int64_t b, int64_t e, int) {
+    ReluBackwardInPlaceSerial(y + b, e - b, dy + b);
+  });
+}
+
+void GatherImages(const uint8_t* images, int64_t image_bytes, const int64_t* indices, int n,
+                  float scale, float* out) {
+  ParallelChunks(n, 1, image_bytes < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(image_bytes, 1) : 2,
+                 kAnyThreads, [&](int64_t b, int64_t e, int) {
+                   GatherImagesSerial(images, image_bytes, indices + b, static_cast<int>(e - b),
+                                      scale, out + b * image_bytes);
+                 });
 }
 
 }  // namespace nanonas::engine

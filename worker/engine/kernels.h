@@ -1,7 +1,9 @@
 // Hand-written float32 kernels for the small layers where oneDNN 2.6 is slow or absent: batch norm
 // (any channel count, NHWC), max pooling 2x2/2 VALID, global average pooling, dropout, dense,
 // softmax cross-entropy, Adam and the input preprocessing. All tensors are NHWC, batch first.
-// Loops are plain and vectorisable; nothing allocates after construction.
+// Loops are plain and vectorisable; nothing allocates after construction. Large loops are split
+// over the calling thread's OpenMP threads (omp_get_max_threads(), i.e. TrainOptions::threads) in
+// chunks fixed by the thread count, so results are reproducible for a given thread count.
 #ifndef NANONAS_WORKER_ENGINE_KERNELS_H_
 #define NANONAS_WORKER_ENGINE_KERNELS_H_
 
@@ -38,11 +40,15 @@ class BatchNormKernel {
  private:
   // Per-channel totals of the period accumulators acc_[0..P) into out[0..C).
   void Fold(const double* acc, double* out) const;
+  void SumParts();  // per-thread partial sums -> acc0_, acc1_ (fixed order)
+  void Affine(const float* x, int64_t total, bool relu, float* y);  // y = pa x + pb, parallel
   void Spread(const float* per_channel, float* pattern) const;
 
   int channels_;
   int period_;
+  int threads_ = 1;                   // OpenMP threads at construction (the run's thread count)
   std::vector<double> acc0_, acc1_;   // (P)
+  std::vector<double> part0_, part1_; // (threads, P) per-thread partial sums
   std::vector<double> tot0_, tot1_;   // (C)
   std::vector<float> pa_, pb_, pc_;   // (P) per-element coefficients
   std::vector<float> ca_, cb_, cc_;   // (C)
