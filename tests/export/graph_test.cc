@@ -42,7 +42,9 @@ TEST(ExportGraphTest, Variant2024FoldsBatchNormIntoConv) {
   EXPECT_EQ(OpNames(*g), (std::vector<std::string>{"CONV_2D", "MAX_POOL_2D", "CONV_2D", "MEAN",
                                                    "FULLY_CONNECTED", "SOFTMAX"}));
   for (const GraphOp& op : g->ops) {
-    if (op.kind == OpKind::kConv2D) EXPECT_TRUE(op.fused_relu);
+    if (op.kind == OpKind::kConv2D) {
+      EXPECT_TRUE(op.fused_relu);
+    }
   }
 }
 

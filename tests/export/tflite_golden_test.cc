@@ -44,7 +44,9 @@ void ExpectGolden(Variant v, const std::vector<Golden>& golden) {
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_EQ(std::vector<int32_t>(out->begin(), out->end()), golden[i].output) << "image " << i;
     for (const GraphOp& op : g.ops) {
-      if (op.kind == OpKind::kMean) EXPECT_EQ(raw[op.outputs[0]], golden[i].mean) << "image " << i;
+      if (op.kind == OpKind::kMean) {
+        EXPECT_EQ(raw[op.outputs[0]], golden[i].mean) << "image " << i;
+      }
     }
   }
 }

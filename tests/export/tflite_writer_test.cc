@@ -91,7 +91,9 @@ TEST(ExportTfliteWriterTest, WrittenFileParsesBackToTheGraph) {
         EXPECT_EQ(p.stride_w, 2);
         EXPECT_EQ(p.filter_h, 2);
       }
-      if (g.ops[i].kind == OpKind::kMean) EXPECT_FALSE(p.keep_dims);
+      if (g.ops[i].kind == OpKind::kMean) {
+        EXPECT_FALSE(p.keep_dims);
+      }
     }
     // The exact op sequences of mcu-memory-model.md.
     std::vector<std::string> want = {"QUANTIZE"};
