@@ -6,6 +6,7 @@
 #include "common/base/status_macros.h"
 #include "common/export/c_header.h"
 #include "common/export/quantize.h"
+#include "common/export/report.h"
 #include "common/export/tflite_writer.h"
 
 namespace nanonas {
@@ -21,6 +22,18 @@ absl::StatusOr<ExportedModel> ExportModel(const Architecture& arch, const ModelW
   m.c_header = MakeCHeader(m.tflite, array_name,
                            absl::StrCat(DescribeArchitecture(arch), "\nfull-integer uint8 TFLite model"));
   return m;
+}
+
+std::vector<std::pair<std::string, std::string>> JobArtifacts(const nanonas::v1::Job& job,
+                                                              const ExportedModel* model) {
+  std::vector<std::pair<std::string, std::string>> files;
+  if (model != nullptr) {
+    files.emplace_back("model.tflite", model->tflite);
+    files.emplace_back("model.h", model->c_header);
+  }
+  files.emplace_back("report.json", SearchReportJson(job));
+  files.emplace_back("search-path.svg", SearchPathSvg(job));
+  return files;
 }
 
 }  // namespace nanonas

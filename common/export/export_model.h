@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,6 +18,7 @@
 #include "common/arch/weights.h"
 #include "common/data/dataset.h"
 #include "common/export/graph.h"
+#include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas {
 
@@ -31,6 +33,11 @@ struct ExportedModel {
 absl::StatusOr<ExportedModel> ExportModel(const Architecture& arch, const ModelWeights& weights,
                                           const Dataset& data, const std::vector<int64_t>& train_indices,
                                           const std::string& array_name);
+
+// A job's artifact files by their API names (proto Artifact.name), contents in memory:
+// "model.tflite" and "model.h" when `model` is given, then "report.json" and "search-path.svg".
+std::vector<std::pair<std::string, std::string>> JobArtifacts(const nanonas::v1::Job& job,
+                                                              const ExportedModel* model);
 
 }  // namespace nanonas
 
