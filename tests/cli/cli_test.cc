@@ -67,7 +67,7 @@ TEST(CliParseTest, TargetPresetsFillLimitsAndExplicitFlagsWin) {
   EXPECT_EQ(c->spec.constraints().target(), "NUCLEO-L412KB");
 }
 
-TEST(TargetsTest, EveryBoardOfThePapersHasAPreset) {
+TEST(CliTargetsTest, EveryBoardOfThePapersHasAPreset) {
   for (const char* name : {"NUCLEO-L010RB", "NUCLEO-L412KB", "STM32L151UC", "Arduino Nano 33 IoT",
                            "STM32F412", "STM32F446RE"}) {
     const BoardPreset* b = FindBoard(name);
@@ -125,7 +125,7 @@ TEST(CliParseTest, ServerComesFromFlagThenEnvironmentThenDefault) {
   EXPECT_THAT(Usage(), HasSubstr("4  no such job"));
 }
 
-TEST(RenderTest, ProgressBarAndJobTable) {
+TEST(CliRenderTest, ProgressBarAndJobTable) {
   EXPECT_EQ(ProgressBar(0.5, 10), "[#####-----]  50%");
   v1::Job job;
   job.set_id("job-1");

@@ -73,7 +73,7 @@ std::string ReadAll(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-class LiveTest : public testing::Test {
+class CliLiveTest : public testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("nanonas-live-" + std::to_string(getpid()));
@@ -146,15 +146,15 @@ class LiveTest : public testing::Test {
   static pid_t coordinator_, worker_;
   static bool ready_;
 };
-fs::path LiveTest::dir_;
-int LiveTest::port_ = 0;
-std::string LiveTest::server_;
-pid_t LiveTest::coordinator_ = -1, LiveTest::worker_ = -1;
-bool LiveTest::ready_ = false;
+fs::path CliLiveTest::dir_;
+int CliLiveTest::port_ = 0;
+std::string CliLiveTest::server_;
+pid_t CliLiveTest::coordinator_ = -1, CliLiveTest::worker_ = -1;
+bool CliLiveTest::ready_ = false;
 
 const char kLimits[] = " --input 16x16x3 --ram 8KiB --flash 32KiB --epochs 1 ";
 
-TEST_F(LiveTest, CliSubmitsWatchesAndGetsARealSearch) {
+TEST_F(CliLiveTest, CliSubmitsWatchesAndGetsARealSearch) {
   std::string out;
   const std::string cli = std::string(CLI_BINARY) + " --server " + server_;
   ASSERT_EQ(RunCommand(cli + " submit " + (dir_ / "images").string() + kLimits +
@@ -178,7 +178,7 @@ TEST_F(LiveTest, CliSubmitsWatchesAndGetsARealSearch) {
             2);
 }
 
-TEST_F(LiveTest, PythonExampleClientRunsASearch) {
+TEST_F(CliLiveTest, PythonExampleClientRunsASearch) {
   std::string out;
   std::string cmd = SYSTEM_PYTHON " " NANONAS_SOURCE_DIR "/client/python/nanonas_client_example.py"
                     " --stubs " PYTHON_STUBS_DIR " --server " + server_ + " " +

@@ -8,7 +8,7 @@
 namespace nanonas {
 namespace {
 
-TEST(ChildProtocolTest, RoundTripsFramesOverAPipe) {
+TEST(WorkerChildProtocolTest, RoundTripsFramesOverAPipe) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   nanonas::v1::EvaluateRequest sent;
@@ -28,7 +28,7 @@ TEST(ChildProtocolTest, RoundTripsFramesOverAPipe) {
   close(fds[0]);
 }
 
-TEST(ChildProtocolTest, DecoderAssemblesFramesSplitAnywhere) {
+TEST(WorkerChildProtocolTest, DecoderAssemblesFramesSplitAnywhere) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   nanonas::v1::EvaluateEvent e1, e2;
@@ -55,7 +55,7 @@ TEST(ChildProtocolTest, DecoderAssemblesFramesSplitAnywhere) {
   EXPECT_EQ(decoder.pending_bytes(), 0u);
 }
 
-TEST(ChildProtocolTest, RejectsAbsurdLengths) {
+TEST(WorkerChildProtocolTest, RejectsAbsurdLengths) {
   FrameDecoder decoder;
   decoder.Append("\xff\xff\xff\xff", 4);
   std::string payload;

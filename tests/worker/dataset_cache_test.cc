@@ -42,17 +42,17 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-TEST(Sha256Test, MatchesKnownVector) {
+TEST(WorkerSha256Test, MatchesKnownVector) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
-TEST(DatasetIdTest, RejectsIdsThatAreNotContentHashes) {
+TEST(WorkerDatasetIdTest, RejectsIdsThatAreNotContentHashes) {
   EXPECT_FALSE(DatasetIdHex("../../etc/passwd").ok());
   EXPECT_FALSE(DatasetIdHex("sha256:xyz").ok());
   EXPECT_EQ(DatasetIdHex("sha256:" + std::string(64, 'a')).value(), std::string(64, 'a'));
 }
 
-TEST(DatasetCacheTest, FetchesOnceThenServesFromDisk) {
+TEST(WorkerDatasetCacheTest, FetchesOnceThenServesFromDisk) {
   FakeServer server;
   std::string id = server.Add(std::string(100, 'x'));
   DatasetCache cache(TempDir("once"), 1000);
@@ -69,7 +69,7 @@ TEST(DatasetCacheTest, FetchesOnceThenServesFromDisk) {
   EXPECT_EQ(cache.misses(), 1);
 }
 
-TEST(DatasetCacheTest, RejectsBytesThatDoNotMatchTheHash) {
+TEST(WorkerDatasetCacheTest, RejectsBytesThatDoNotMatchTheHash) {
   FakeServer server;
   std::string id = server.Add("genuine");
   server.blobs[id] = "tampered";
@@ -81,7 +81,7 @@ TEST(DatasetCacheTest, RejectsBytesThatDoNotMatchTheHash) {
   EXPECT_FALSE(cache.Contains(id));
 }
 
-TEST(DatasetCacheTest, AcceptsWhatTheVerifierVouchesFor) {
+TEST(WorkerDatasetCacheTest, AcceptsWhatTheVerifierVouchesFor) {
   std::string hex(64, 'c');
   DatasetCache cache(TempDir("verifier"), 1000,
                      [&](const std::string& h, const std::string& bytes) {
@@ -94,7 +94,7 @@ TEST(DatasetCacheTest, AcceptsWhatTheVerifierVouchesFor) {
   EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
-TEST(DatasetCacheTest, EvictsLeastRecentlyUsedBeyondTheBound) {
+TEST(WorkerDatasetCacheTest, EvictsLeastRecentlyUsedBeyondTheBound) {
   FakeServer server;
   std::string a = server.Add(std::string(100, 'a'));
   std::string b = server.Add(std::string(100, 'b'));
@@ -111,7 +111,7 @@ TEST(DatasetCacheTest, EvictsLeastRecentlyUsedBeyondTheBound) {
   EXPECT_LE(cache.size_bytes(), 250);
 }
 
-TEST(DatasetCacheTest, NeverEvictsADatasetInUse) {
+TEST(WorkerDatasetCacheTest, NeverEvictsADatasetInUse) {
   FakeServer server;
   std::string a = server.Add(std::string(200, 'a'));
   std::string b = server.Add(std::string(200, 'b'));
@@ -127,7 +127,7 @@ TEST(DatasetCacheTest, NeverEvictsADatasetInUse) {
   EXPECT_TRUE(cache.Contains(b));
 }
 
-TEST(DatasetCacheTest, PicksUpFilesFromAPreviousRun) {
+TEST(WorkerDatasetCacheTest, PicksUpFilesFromAPreviousRun) {
   FakeServer server;
   std::string a = server.Add("persisted");
   std::string dir = TempDir("restart");
@@ -144,7 +144,7 @@ TEST(DatasetCacheTest, PicksUpFilesFromAPreviousRun) {
   EXPECT_EQ(server.fetches, 1);
 }
 
-TEST(DatasetCacheTest, ReportsFetchErrors) {
+TEST(WorkerDatasetCacheTest, ReportsFetchErrors) {
   FakeServer server;
   DatasetCache cache(TempDir("missing"), 1000);
   ASSERT_TRUE(cache.Init().ok());
@@ -152,7 +152,7 @@ TEST(DatasetCacheTest, ReportsFetchErrors) {
   EXPECT_EQ(lease.status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST(DatasetCacheTest, RejectsANonPositiveBound) {
+TEST(WorkerDatasetCacheTest, RejectsANonPositiveBound) {
   DatasetCache cache(TempDir("zero"), 0);
   EXPECT_EQ(cache.Init().code(), absl::StatusCode::kInvalidArgument);
 }

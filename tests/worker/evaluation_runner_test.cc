@@ -20,7 +20,7 @@ namespace {
 using nanonas::v1::CandidateState;
 using testing::HasSubstr;
 
-class EvaluationRunnerTest : public testing::Test {
+class WorkerEvaluationRunnerTest : public testing::Test {
  protected:
   void SetUp() override {
     signal(SIGPIPE, SIG_IGN);
@@ -75,7 +75,7 @@ class EvaluationRunnerTest : public testing::Test {
   int fetches_ = 0;
 };
 
-TEST_F(EvaluationRunnerTest, RelaysEventsAndTheChildsResult) {
+TEST_F(WorkerEvaluationRunnerTest, RelaysEventsAndTheChildsResult) {
   auto runner = MakeRunner(1, 0);
   std::vector<nanonas::v1::EvaluateEvent> events;
   auto result = runner->Run(Request(1), [&](const auto& e) { events.push_back(e); }, nullptr);
@@ -91,7 +91,7 @@ TEST_F(EvaluationRunnerTest, RelaysEventsAndTheChildsResult) {
   EXPECT_THAT(MetricsText(), HasSubstr("nanonas_worker_evaluations_total{outcome=\"done\"} 1"));
 }
 
-TEST_F(EvaluationRunnerTest, ACrashingChildFailsAndTheRunnerKeepsServing) {
+TEST_F(WorkerEvaluationRunnerTest, ACrashingChildFailsAndTheRunnerKeepsServing) {
   auto runner = MakeRunner(1, 0);
   auto crashed = runner->Run(Request(2), nullptr, nullptr);
   ASSERT_TRUE(crashed.ok());
@@ -113,7 +113,7 @@ TEST_F(EvaluationRunnerTest, ACrashingChildFailsAndTheRunnerKeepsServing) {
   EXPECT_THAT(MetricsText(), HasSubstr("nanonas_worker_evaluations_total{outcome=\"failed\"} 3"));
 }
 
-TEST_F(EvaluationRunnerTest, AChildOverTheMemoryBudgetIsKilledHostInfeasible) {
+TEST_F(WorkerEvaluationRunnerTest, AChildOverTheMemoryBudgetIsKilledHostInfeasible) {
   const int64_t budget = 200LL << 20;
   auto runner = MakeRunner(1, budget);
   auto result = runner->Run(Request(3), nullptr, nullptr);
@@ -124,7 +124,7 @@ TEST_F(EvaluationRunnerTest, AChildOverTheMemoryBudgetIsKilledHostInfeasible) {
   EXPECT_LT(result->peak_memory_bytes(), 4 * budget);  // killed early, not at 4 GiB
 }
 
-TEST_F(EvaluationRunnerTest, TheJobsHostMemoryLowersTheBudget) {
+TEST_F(WorkerEvaluationRunnerTest, TheJobsHostMemoryLowersTheBudget) {
   auto runner = MakeRunner(1, 8LL << 30);
   auto request = Request(3);
   request.set_host_memory_bytes(150LL << 20);
@@ -134,7 +134,7 @@ TEST_F(EvaluationRunnerTest, TheJobsHostMemoryLowersTheBudget) {
   EXPECT_EQ(result->state(), nanonas::v1::CANDIDATE_STATE_HOST_INFEASIBLE);
 }
 
-TEST_F(EvaluationRunnerTest, CancelKillsTheChild) {
+TEST_F(WorkerEvaluationRunnerTest, CancelKillsTheChild) {
   auto runner = MakeRunner(1, 0);
   std::atomic<bool> cancel{false};
   std::atomic<bool> started{false};
@@ -151,7 +151,7 @@ TEST_F(EvaluationRunnerTest, CancelKillsTheChild) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
 
-TEST_F(EvaluationRunnerTest, MoreEvaluationsThanSlotsAreRefused) {
+TEST_F(WorkerEvaluationRunnerTest, MoreEvaluationsThanSlotsAreRefused) {
   auto runner = MakeRunner(1, 0);
   std::atomic<bool> started{false}, cancel{false};
   absl::StatusOr<nanonas::v1::EvaluateResult> first = absl::UnknownError("not run");
@@ -171,7 +171,7 @@ TEST_F(EvaluationRunnerTest, MoreEvaluationsThanSlotsAreRefused) {
   EXPECT_EQ(third->state(), nanonas::v1::CANDIDATE_STATE_DONE);
 }
 
-TEST_F(EvaluationRunnerTest, BadRequestsAndMissingDatasets) {
+TEST_F(WorkerEvaluationRunnerTest, BadRequestsAndMissingDatasets) {
   auto runner = MakeRunner(1, 0);
   auto bad = Request(0);
   EXPECT_EQ(runner->Run(bad, nullptr, nullptr).status().code(),

@@ -30,7 +30,7 @@ ModelWeights Sample() {
   return w;
 }
 
-TEST(WeightsCodecTest, RoundTripsExactly) {
+TEST(WorkerWeightsCodecTest, RoundTripsExactly) {
   ModelWeights w = Sample();
   auto back = DeserializeModelWeights(SerializeModelWeights(w));
   ASSERT_TRUE(back.ok()) << back.status();
@@ -43,7 +43,7 @@ TEST(WeightsCodecTest, RoundTripsExactly) {
   EXPECT_EQ(back->dense.out_features, 2);
 }
 
-TEST(WeightsCodecTest, RejectsDamagedInput) {
+TEST(WorkerWeightsCodecTest, RejectsDamagedInput) {
   std::string bytes = SerializeModelWeights(Sample());
   EXPECT_EQ(DeserializeModelWeights("").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(DeserializeModelWeights(bytes.substr(0, bytes.size() - 3)).status().code(),

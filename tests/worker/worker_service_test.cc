@@ -224,7 +224,7 @@ class WorkerProcessTest : public testing::Test {
   std::unique_ptr<v1::Worker::Stub> stub_;
 };
 
-TEST(EvaluateCandidateTest, TrainsARealCandidateInProcess) {
+TEST(WorkerEvaluateCandidateTest, TrainsARealCandidateInProcess) {
   Dataset data = StripesDataset(40);
   v1::EvaluateRequest r;
   r.mutable_input()->set_height(16);
