@@ -93,7 +93,16 @@ INSTANTIATE_TEST_SUITE_P(Channels, BatchNormTest,
                          ::testing::Combine(::testing::Values(1, 2, 3, 8, 16, 20),
                                             ::testing::Bool()));
 
-TEST(MaxPoolTest, ForwardMatchesReferenceOnOddSizes) {
+// Max pooling runs an AVX-512 path where available and a portable one elsewhere: test both.
+class MaxPoolTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { UseAvx512KernelsForTesting(GetParam()); }
+  void TearDown() override { UseAvx512KernelsForTesting(true); }
+};
+INSTANTIATE_TEST_SUITE_P(Paths, MaxPoolTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Avx512" : "Portable"; });
+
+TEST_P(MaxPoolTest, ForwardMatchesReferenceOnOddSizes) {
   const int n = 2, h = 5, w = 7, c = 3;
   const auto x = RandomVec(n * h * w * c, 13);
   const auto xf = ToFloat(x);
@@ -105,7 +114,27 @@ TEST(MaxPoolTest, ForwardMatchesReferenceOnOddSizes) {
   EXPECT_EQ(y, yi);
 }
 
-TEST(MaxPoolTest, BackwardMatchesFiniteDifferencesAndZeroesUnpooledEdges) {
+TEST_P(MaxPoolTest, ForwardAndWorkspaceAgreeForWideLayers) {
+  for (int c : {1, 16, 20, 37}) {
+    const int n = 3, h = 4, w = 6;
+    const auto x = RandomVec(n * h * w * c, 50 + c);
+    const auto xf = ToFloat(x);
+    std::vector<float> y(n * (h / 2) * (w / 2) * c), yi(y.size());
+    std::vector<uint8_t> ws(y.size());
+    MaxPoolForward(xf.data(), n, h, w, c, y.data(), ws.data());
+    MaxPoolForwardInference(xf.data(), n, h, w, c, yi.data());
+    ExpectForwardNear(y, reference::MaxPool2x2(x, n, h, w, c));
+    EXPECT_EQ(y, yi);
+    for (size_t q = 0; q < y.size(); ++q) {  // the workspace names the maximum's position
+      const int ch = q % c, j = (q / c) % (w / 2), i = (q / c / (w / 2)) % (h / 2),
+                b = q / c / (w / 2) / (h / 2);
+      const int di = ws[q] / 2, dj = ws[q] % 2;
+      ASSERT_EQ(xf[((static_cast<size_t>(b) * h + 2 * i + di) * w + 2 * j + dj) * c + ch], y[q]);
+    }
+  }
+}
+
+TEST_P(MaxPoolTest, BackwardMatchesFiniteDifferencesAndZeroesUnpooledEdges) {
   const int n = 2, h = 5, w = 7, c = 4;
   auto x = RandomVec(n * h * w * c, 14);
   const auto r = RandomVec(n * (h / 2) * (w / 2) * c, 15);
@@ -119,7 +148,7 @@ TEST(MaxPoolTest, BackwardMatchesFiniteDifferencesAndZeroesUnpooledEdges) {
 }
 
 // The fused ReLU mask equals the ReLU backward applied after the plain backward.
-TEST(MaxPoolTest, FusedReluMaskEqualsSeparateReluBackward) {
+TEST_P(MaxPoolTest, FusedReluMaskEqualsSeparateReluBackward) {
   for (int c : {1, 3, 16, 20}) {
     const int n = 2, h = 6, w = 5;
     auto xd = RandomVec(n * h * w * c, 30 + c);

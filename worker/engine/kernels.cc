@@ -9,6 +9,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+// GCC 12's AVX-512 conversion intrinsics start from _mm*_undefined_*() and trip this warning.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 // Hot loops are compiled for AVX-512 and AVX2 too and picked at load time by CPU features, so the
@@ -346,14 +348,22 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaxPoolForwardAvx512(
   }
 }
 
+bool g_allow_avx512 = true;
+
 bool HasAvx512() {
   static const bool avx512 = __builtin_cpu_supports("avx512f") &&
                              __builtin_cpu_supports("avx512bw") &&
                              __builtin_cpu_supports("avx512vl");
-  return avx512;
+  return avx512 && g_allow_avx512;
 }
 }  // namespace
 #endif
+
+void UseAvx512KernelsForTesting(bool enable) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  g_allow_avx512 = enable;
+#endif
+}
 
 void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_t* ws) {
   auto fn = MaxPoolForwardGeneric;

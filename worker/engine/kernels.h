@@ -104,6 +104,10 @@ void ReluInPlace(float* y, int64_t count);
 // ReLU backward in place for a fused ReLU: dy = y > 0 ? dy : 0.
 void ReluBackwardInPlace(const float* y, int64_t count, float* dy);
 
+// Tests only: false forces the portable (auto-vectorised) paths where an AVX-512 one exists, so
+// that both are tested on AVX-512 machines. Not thread-safe; default true.
+void UseAvx512KernelsForTesting(bool enable);
+
 // Gathers images (uint8, image_bytes each) into a float batch, multiplied by scale.
 void GatherImages(const uint8_t* images, int64_t image_bytes, const int64_t* indices, int n,
                   float scale, float* out);
