@@ -94,7 +94,8 @@ TEST_P(ConvTest, BackwardMatchesFiniteDifferences) {
   auto near = [](double a, double num) { return std::abs(a - num) <= 1e-3 * std::abs(num) + 1e-4; };
   for (size_t i = 0; i < x.size(); ++i) {
     const double num = NumericGrad(x, i, loss);
-    EXPECT_TRUE(near(f.diff_src.get()[i], num)) << "dx " << i << ": " << f.diff_src.get()[i] << " vs " << num;
+    EXPECT_TRUE(near(f.diff_src.get()[i], num))
+        << "dx " << i << ": " << f.diff_src.get()[i] << " vs " << num;
   }
   const auto dk = f.DiffWeightsOhwi();
   for (size_t i = 0; i < k.size(); ++i) {
@@ -108,7 +109,8 @@ TEST_P(ConvTest, BackwardMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Channels, ConvTest,
-                         ::testing::Values(std::make_tuple(1, 2, false), std::make_tuple(3, 4, true),
+                         ::testing::Values(std::make_tuple(1, 2, false),
+                                           std::make_tuple(3, 4, true),
                                            std::make_tuple(3, 16, false),
                                            std::make_tuple(8, 12, true),
                                            std::make_tuple(16, 24, false),

@@ -63,7 +63,8 @@ TEST_P(BatchNormTest, InferenceForwardMatchesReference) {
              vf = ToFloat(var);
   k.ForwardInference(xf.data(), rows, gf.data(), bf.data(), mf.data(), vf.data(), 1e-3f, relu,
                      y.data());
-  ExpectForwardNear(y, reference::BatchNormInference(x, rows, c, gamma, beta, mean, var, 1e-3, relu));
+  ExpectForwardNear(y,
+                    reference::BatchNormInference(x, rows, c, gamma, beta, mean, var, 1e-3, relu));
 }
 
 TEST_P(BatchNormTest, BackwardMatchesFiniteDifferences) {

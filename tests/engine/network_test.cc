@@ -292,6 +292,8 @@ TEST(NetworkTest, RejectsUnpreparedBatchSize) {
 }  // namespace
 }  // namespace nanonas::engine
 
+// The replacements pair malloc/aligned_alloc with free; GCC cannot see that they are the pair.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t size) {
   if (size >= 4096) g_large_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;

@@ -159,7 +159,9 @@ TEST(TrainerTest, TrainKeepsBestWeightsWhosePredictionsGiveTheBestAccuracy) {
   ASSERT_TRUE(pred.ok()) << pred.status();
   ASSERT_EQ(pred->size(), split.validation.size());
   int correct = 0;
-  for (size_t i = 0; i < pred->size(); ++i) correct += (*pred)[i] == data.labels[split.validation[i]];
+  for (size_t i = 0; i < pred->size(); ++i) {
+    correct += (*pred)[i] == data.labels[split.validation[i]];
+  }
   EXPECT_DOUBLE_EQ(static_cast<double>(correct) / split.validation.size(),
                    r->best_validation_accuracy);
 

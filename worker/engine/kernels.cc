@@ -45,6 +45,10 @@ void ParallelChunks(int64_t count, int64_t align, int64_t min_count, int max_thr
 }
 constexpr int kAnyThreads = 1 << 20;
 constexpr int64_t kMinParallelFloats = 1 << 15;
+// The fewest images worth splitting over threads for images of `per_image` floats.
+int64_t MinImages(int64_t per_image) {
+  return std::max<int64_t>(2, kMinParallelFloats / std::max<int64_t>(per_image, 1));
+}
 
 // Per-element accumulation over the period: acc0[j] += x[j], acc1[j] += x[j]^2 (square = true).
 NANONAS_VECTOR_CLONES
@@ -370,8 +374,9 @@ void MaxPoolForward(const float* x, int n, int h, int w, int c, float* y, uint8_
 #if defined(__x86_64__) && defined(__GNUC__)
   if (HasAvx512()) fn = MaxPoolForwardAvx512;
 #endif
-  const int64_t in = static_cast<int64_t>(h) * w * c, out = static_cast<int64_t>(h / 2) * (w / 2) * c;
-  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+  const int64_t in = static_cast<int64_t>(h) * w * c;
+  const int64_t out = static_cast<int64_t>(h / 2) * (w / 2) * c;
+  ParallelChunks(n, 1, MinImages(in),
                  kAnyThreads, [&](int64_t b, int64_t e, int) {
                    fn(x + b * in, static_cast<int>(e - b), h, w, c, y + b * out, ws + b * out);
                  });
@@ -470,7 +475,7 @@ void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, in
   const int oh = h / 2, ow = w / 2;
   const int64_t row = static_cast<int64_t>(w) * c;
   const int64_t in = h * row;
-  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+  ParallelChunks(n, 1, MinImages(in),
                  kAnyThreads, [&](int64_t b0, int64_t b1, int) {
   for (int64_t b = b0; b < b1; ++b) {
     float* img = dx + b * h * row;
@@ -480,7 +485,8 @@ void MaxPoolBackward(const float* dy, const uint8_t* ws, int n, int h, int w, in
              img + (2 * i + 1) * row);
       if (w > 2 * ow) {  // odd width: the last column got no gradient
         const int64_t tail = (w - 2 * ow) * static_cast<int64_t>(c);
-        std::memset(img + (2 * i) * row + 2 * ow * static_cast<int64_t>(c), 0, tail * sizeof(float));
+        std::memset(img + (2 * i) * row + 2 * ow * static_cast<int64_t>(c), 0,
+                    tail * sizeof(float));
         std::memset(img + (2 * i + 1) * row + 2 * ow * static_cast<int64_t>(c), 0,
                     tail * sizeof(float));
       }
@@ -700,8 +706,9 @@ void GatherImagesSerial(const uint8_t* images, int64_t image_bytes, const int64_
 }  // namespace
 
 void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* y) {
-  const int64_t in = static_cast<int64_t>(h) * w * c, out = static_cast<int64_t>(h / 2) * (w / 2) * c;
-  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+  const int64_t in = static_cast<int64_t>(h) * w * c;
+  const int64_t out = static_cast<int64_t>(h / 2) * (w / 2) * c;
+  ParallelChunks(n, 1, MinImages(in),
                  kAnyThreads, [&](int64_t b, int64_t e, int) {
                    MaxPoolForwardInferenceSerial(x + b * in, static_cast<int>(e - b), h, w, c,
                                                  y + b * out);
@@ -710,15 +717,16 @@ void MaxPoolForwardInference(const float* x, int n, int h, int w, int c, float* 
 
 void GlobalAvgPoolForward(const float* x, int n, int hw, int c, float* y) {
   const int64_t in = static_cast<int64_t>(hw) * c;
-  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+  ParallelChunks(n, 1, MinImages(in),
                  kAnyThreads, [&](int64_t b, int64_t e, int) {
-                   GlobalAvgPoolForwardSerial(x + b * in, static_cast<int>(e - b), hw, c, y + b * c);
+                   GlobalAvgPoolForwardSerial(x + b * in, static_cast<int>(e - b), hw, c,
+                                              y + b * c);
                  });
 }
 
 void GlobalAvgPoolBackward(const float* dy, int n, int hw, int c, float* dx, const float* relu_x) {
   const int64_t in = static_cast<int64_t>(hw) * c;
-  ParallelChunks(n, 1, in < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(in, 1) : 2,
+  ParallelChunks(n, 1, MinImages(in),
                  kAnyThreads, [&](int64_t b, int64_t e, int) {
                    GlobalAvgPoolBackwardSerial(dy + b * c, static_cast<int>(e - b), hw, c,
                                                dx + b * in,
@@ -746,7 +754,7 @@ void ReluBackwardInPlace(const float* y, int64_t count, float* dy) {
 
 void GatherImages(const uint8_t* images, int64_t image_bytes, const int64_t* indices, int n,
                   float scale, float* out) {
-  ParallelChunks(n, 1, image_bytes < kMinParallelFloats ? kMinParallelFloats / std::max<int64_t>(image_bytes, 1) : 2,
+  ParallelChunks(n, 1, MinImages(image_bytes),
                  kAnyThreads, [&](int64_t b, int64_t e, int) {
                    GatherImagesSerial(images, image_bytes, indices + b, static_cast<int>(e - b),
                                       scale, out + b * image_bytes);

@@ -93,9 +93,9 @@ double SoftmaxCrossEntropy(const float* logits, const int32_t* labels, int n, in
 void Softmax(const float* logits, int n, int k, float* probs);
 
 // Adam, Keras form: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-// w -= lr_t m / (sqrt(v) + eps) with lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) (the caller passes lr_t).
-void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, float lr_t, float beta1,
-                float beta2, float epsilon);
+// w -= lr_t m / (sqrt(v) + eps), lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) (the caller passes lr_t).
+void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, float lr_t,
+                float beta1, float beta2, float epsilon);
 
 // acc[i] += x[i].
 void AccumulateInto(float* acc, const float* x, int64_t count);

@@ -103,7 +103,8 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
     return Internal("engine", e);
   }
 
-  first_layer_shortcut_ = first_layer_shortcut && training && arch.spec.variant == Variant::k2023 && ops_.size() > 1 &&
+  first_layer_shortcut_ = first_layer_shortcut && training &&
+                          arch.spec.variant == Variant::k2023 && ops_.size() > 1 &&
                           ops_[0].kind == OpKind::kBatchNorm && ops_[1].kind == OpKind::kConv &&
                           !ops_[0].relu;
   // Convolution primitives per batch size; the first one fixes the master weights layouts.
@@ -581,7 +582,8 @@ bool Network::consumer_masks_relu(size_t i) const {
 absl::Status Network::Backward(int n) {
   Plan* plan = FindPlan(n);
   if (plan == nullptr || !training_) {
-    return absl::FailedPreconditionError("backward pass needs a training network and a prepared batch size");
+    return absl::FailedPreconditionError(
+        "backward pass needs a training network and a prepared batch size");
   }
   float* p = params_.get();
   float* g = param_grads_.get();
@@ -627,7 +629,9 @@ absl::Status Network::Backward(int n) {
           }
           break;
         case OpKind::kDropout:
-          if (dx != nullptr) DropoutBackward(dy, dropout_mask_[i].data(), static_cast<int64_t>(n) * op.cin, dx);
+          if (dx != nullptr) {
+            DropoutBackward(dy, dropout_mask_[i].data(), static_cast<int64_t>(n) * op.cin, dx);
+          }
           break;
         case OpKind::kDense:
           DenseBackward(x, dy, n, op.cin, op.cout, p + dense_w_.offset, g + dense_w_.offset,

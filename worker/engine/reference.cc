@@ -62,7 +62,8 @@ Vec MaxPool2x2(const Vec& x, int n, int h, int w, int c) {
           double m = -INFINITY;
           for (int di = 0; di < 2; ++di)
             for (int dj = 0; dj < 2; ++dj)
-              m = std::max(m, x[((static_cast<size_t>(b) * h + 2 * i + di) * w + 2 * j + dj) * c + ch]);
+              m = std::max(
+                  m, x[((static_cast<size_t>(b) * h + 2 * i + di) * w + 2 * j + dj) * c + ch]);
           y[((static_cast<size_t>(b) * oh + i) * ow + j) * c + ch] = m;
         }
   return y;
@@ -73,7 +74,8 @@ Vec GlobalAvgPool(const Vec& x, int n, int h, int w, int c) {
   for (int b = 0; b < n; ++b)
     for (int p = 0; p < h * w; ++p)
       for (int ch = 0; ch < c; ++ch)
-        y[static_cast<size_t>(b) * c + ch] += x[(static_cast<size_t>(b) * h * w + p) * c + ch] / (h * w);
+        y[static_cast<size_t>(b) * c + ch] +=
+            x[(static_cast<size_t>(b) * h * w + p) * c + ch] / (h * w);
   return y;
 }
 
@@ -82,7 +84,9 @@ Vec Dense(const Vec& x, int n, int in, const Vec& kernel, const Vec& bias, int o
   for (int b = 0; b < n; ++b)
     for (int o = 0; o < out; ++o) {
       double s = bias[o];
-      for (int i = 0; i < in; ++i) s += kernel[static_cast<size_t>(o) * in + i] * x[static_cast<size_t>(b) * in + i];
+      for (int i = 0; i < in; ++i) {
+        s += kernel[static_cast<size_t>(o) * in + i] * x[static_cast<size_t>(b) * in + i];
+      }
       y[static_cast<size_t>(b) * out + o] = s;
     }
   return y;
@@ -128,7 +132,8 @@ Vec InferLogits(const Architecture& arch, const ModelWeights& weights, const Dat
         break;
       case LayerKind::kBatchNorm: {
         const BatchNormWeights& b = weights.batch_norms[bn++];
-        const bool relu = li + 1 < arch.layers.size() && arch.layers[li + 1].kind == LayerKind::kReLU;
+        const bool relu =
+            li + 1 < arch.layers.size() && arch.layers[li + 1].kind == LayerKind::kReLU;
         x = BatchNormInference(x, static_cast<int64_t>(n) * h * w, c, ToVec(b.gamma),
                                ToVec(b.beta), ToVec(b.moving_mean), ToVec(b.moving_variance),
                                b.epsilon, relu);
