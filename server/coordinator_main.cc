@@ -47,6 +47,9 @@ ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30, "largest dataset upload a
 ABSL_FLAG(int32_t, worker_timeout_ms, 3000,
           "a worker silent this long is lost and its evaluation dispatched elsewhere");
 ABSL_FLAG(int32_t, max_attempts, 3, "dispatches of one candidate before it is FAILED");
+ABSL_FLAG(bool, speculate, true,
+          "idle worker slots evaluate the candidates a search will probably need next; results "
+          "still reach the search in path order (same result as a sequential search)");
 
 namespace {
 
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
       "the nanonas coordinator: runs NanoNAS searches on registered workers.\n"
       "  nanonas-coordinator --listen HOST:PORT --metrics-listen HOST:PORT --state-dir DIR "
       "[--data-dir DIR] [--max-upload-bytes N] [--worker-timeout-ms N] [--max-attempts N]\n"
+      "  [--speculate=false]\n"
       "Flags may be spelled with dashes or underscores (--state-dir = --state_dir).");
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {
@@ -133,6 +137,7 @@ int main(int argc, char** argv) {
   coord::CoordinatorOptions options;
   options.worker_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_worker_timeout_ms));
   options.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  options.speculate = absl::GetFlag(FLAGS_speculate);
   options.heartbeat_interval_ms = std::max(100, absl::GetFlag(FLAGS_worker_timeout_ms) / 4);
   coord::CoordinatorDeps deps;
   deps.store = &store;

@@ -408,60 +408,133 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& raw) {
 }
 
 void Coordinator::StepJob(JobRuntime& rt) {
-  if (rt.job.state() != v1::JOB_STATE_RUNNING) return;
-  // Candidates the search recorded by itself (infeasible, host-infeasible, failed checks).
-  const auto& path = rt.search->Path();
-  for (size_t i = rt.job.candidates_size(); i < path.size(); ++i) {
-    const PathEntry& e = path[i];
+  while (rt.job.state() == v1::JOB_STATE_RUNNING) {
+    // Candidates the search recorded by itself (infeasible, host-infeasible, failed checks).
+    const auto& path = rt.search->Path();
+    for (size_t i = rt.job.candidates_size(); i < path.size(); ++i) {
+      const PathEntry& e = path[i];
+      v1::Candidate* cand = rt.job.add_candidates();
+      cand->set_k(e.k);
+      cand->set_c(e.c);
+      cand->set_sequence(static_cast<int>(i));
+      cand->set_state(StateOf(e.outcome));
+      cand->set_macc(e.figures.macc);
+      cand->set_flash_bytes(e.figures.flash_bytes);
+      cand->set_ram_bytes(e.figures.ram_bytes);
+      for (const auto& v : e.violations) ToProto(v, cand->add_violations());
+      if (e.outcome == Outcome::kInfeasible && !e.violations.empty()) {
+        cand->set_error(DescribeViolations(cand->violations()));
+      } else {
+        cand->set_error(e.reason);
+      }
+      if (deps_.metrics) deps_.metrics->CountCandidate(cand->state());
+      NANONAS_LOG(INFO) << "job " << rt.job.id() << " candidate (" << e.k << "," << e.c << ") "
+                        << v1::CandidateState_Name(cand->state()) << " without training: "
+                        << cand->error();
+      EmitCandidate(rt, static_cast<int>(i));
+    }
+    auto next = rt.search->Done() ? std::nullopt : rt.search->Next();
+    if (!next.has_value()) {
+      FinishSearch(rt);
+      break;
+    }
+    if (rt.job.candidates_size() > static_cast<int>(path.size())) {
+      // The candidate on the way is already on the job's path (queued or running).
+      const v1::Candidate& last = rt.job.candidates(rt.job.candidates_size() - 1);
+      if (last.k() != next->spec.k || last.c() != next->spec.c) {
+        (void)TransitionJob(rt, v1::JOB_STATE_FAILED,
+                            absl::StrCat("internal: queued candidate (", last.k(), ",", last.c(),
+                                         ") is not the search's (", next->spec.k, ",",
+                                         next->spec.c, ")"));
+      }
+      break;
+    }
+    const int index = rt.job.candidates_size();
     v1::Candidate* cand = rt.job.add_candidates();
-    cand->set_k(e.k);
-    cand->set_c(e.c);
-    cand->set_sequence(static_cast<int>(i));
-    cand->set_state(StateOf(e.outcome));
-    cand->set_macc(e.figures.macc);
-    cand->set_flash_bytes(e.figures.flash_bytes);
-    cand->set_ram_bytes(e.figures.ram_bytes);
-    for (const auto& v : e.violations) ToProto(v, cand->add_violations());
-    if (e.outcome == Outcome::kInfeasible && !e.violations.empty()) {
-      cand->set_error(DescribeViolations(cand->violations()));
-    } else {
-      cand->set_error(e.reason);
+    cand->set_k(next->spec.k);
+    cand->set_c(next->spec.c);
+    cand->set_sequence(next->sequence);
+    cand->set_state(v1::CANDIDATE_STATE_PENDING);
+    cand->set_macc(next->figures.macc);
+    cand->set_flash_bytes(next->figures.flash_bytes);
+    cand->set_ram_bytes(next->figures.ram_bytes);
+    // Evaluated ahead of time?
+    auto ahead = rt.speculative.find({next->spec.k, next->spec.c});
+    if (ahead != rt.speculative.end()) {
+      const JobRuntime::SpeculativeResult r = ahead->second;
+      rt.speculative.erase(ahead);
+      cand->set_attempts(1);
+      cand->set_worker(r.worker);
+      NANONAS_LOG(INFO) << "job " << rt.job.id() << " candidate (" << cand->k() << ","
+                        << cand->c() << ") was evaluated ahead of time";
+      ApplyResult(rt, index, r.result, r.worker, r.seconds);
+      continue;
     }
-    if (deps_.metrics) deps_.metrics->CountCandidate(cand->state());
-    NANONAS_LOG(INFO) << "job " << rt.job.id() << " candidate (" << e.k << "," << e.c << ") "
-                      << v1::CandidateState_Name(cand->state()) << " without training: "
-                      << cand->error();
-    EmitCandidate(rt, static_cast<int>(i));
-  }
-  if (rt.search->Done()) {
-    FinishSearch(rt);
-    return;
-  }
-  auto next = rt.search->Next();
-  if (!next.has_value()) {
-    FinishSearch(rt);
-    return;
-  }
-  if (rt.job.candidates_size() > static_cast<int>(path.size())) {
-    // The candidate on the way is already on the job's path (queued or running).
-    const v1::Candidate& last = rt.job.candidates(rt.job.candidates_size() - 1);
-    if (last.k() != next->spec.k || last.c() != next->spec.c) {
-      (void)TransitionJob(rt, v1::JOB_STATE_FAILED,
-                          absl::StrCat("internal: queued candidate (", last.k(), ",", last.c(),
-                                       ") is not the search's (", next->spec.k, ",",
-                                       next->spec.c, ")"));
+    std::string running_ahead;
+    for (auto& [id, e] : evals_) {
+      if (e.job_id == rt.job.id() && e.index < 0 && e.k == cand->k() && e.c == cand->c()) {
+        e.index = index;
+        running_ahead = e.worker_id;
+        break;
+      }
     }
-    return;
+    if (!running_ahead.empty()) {
+      cand->set_state(v1::CANDIDATE_STATE_RUNNING);
+      cand->set_worker(running_ahead);
+      cand->set_attempts(1);
+    }
+    EmitCandidate(rt, index);
+    break;
   }
-  v1::Candidate* cand = rt.job.add_candidates();
-  cand->set_k(next->spec.k);
-  cand->set_c(next->spec.c);
-  cand->set_sequence(next->sequence);
-  cand->set_state(v1::CANDIDATE_STATE_PENDING);
-  cand->set_macc(next->figures.macc);
-  cand->set_flash_bytes(next->figures.flash_bytes);
-  cand->set_ram_bytes(next->figures.ram_bytes);
-  EmitCandidate(rt, rt.job.candidates_size() - 1);
+  PruneSpeculation(rt);
+}
+
+void Coordinator::PruneSpeculation(JobRuntime& rt) {
+  std::vector<std::pair<int, int>> wanted;
+  if (rt.job.state() == v1::JOB_STATE_RUNNING && rt.search && !rt.search->Done()) {
+    wanted = rt.search->SpeculativeCandidates();
+  }
+  std::vector<std::string> drop;
+  for (const auto& [id, e] : evals_) {
+    if (e.job_id != rt.job.id() || e.index >= 0) continue;
+    if (std::find(wanted.begin(), wanted.end(), std::make_pair(e.k, e.c)) == wanted.end()) {
+      drop.push_back(id);
+    }
+  }
+  for (const auto& id : drop) CancelEvaluation(id);
+}
+
+void Coordinator::ApplyResult(JobRuntime& rt, int index, const v1::EvaluateResult& r,
+                              const std::string& worker, double wall_seconds) {
+  v1::Candidate* cand = rt.job.mutable_candidates(index);
+  switch (r.state()) {
+    case v1::CANDIDATE_STATE_DONE:
+    case v1::CANDIDATE_STATE_HOST_INFEASIBLE:
+    case v1::CANDIDATE_STATE_FAILED:
+      cand->set_state(r.state());
+      break;
+    default:
+      cand->set_state(v1::CANDIDATE_STATE_FAILED);
+      cand->set_error(absl::StrCat("worker returned state ", v1::CandidateState_Name(r.state())));
+  }
+  cand->set_worker(worker);
+  cand->mutable_epochs()->CopyFrom(r.epochs());
+  cand->set_best_validation_accuracy(r.best_validation_accuracy());
+  cand->set_peak_memory_bytes(r.peak_memory_bytes());
+  cand->set_duration_seconds(r.duration_seconds() > 0 ? r.duration_seconds() : wall_seconds);
+  cand->set_train_images_per_second(r.train_images_per_second());
+  if (!r.error().empty()) cand->set_error(r.error());
+  if (cand->state() == v1::CANDIDATE_STATE_HOST_INFEASIBLE && cand->violations_size() == 0 &&
+      r.peak_memory_bytes() > 0) {
+    v1::Violation* v = cand->add_violations();
+    v->set_resource("host_memory_bytes");
+    v->set_value(r.peak_memory_bytes());
+    const int64_t limit = rt.job.spec().constraints().host_memory_bytes();
+    v->set_limit(limit);
+    v->set_excess(limit > 0 ? r.peak_memory_bytes() - limit : 0);
+  }
+  if (deps_.metrics) deps_.metrics->ObserveEvaluationSeconds(cand->duration_seconds());
+  FinishCandidate(rt, index);
 }
 
 void Coordinator::FinishCandidate(JobRuntime& rt, int index) {
@@ -508,64 +581,129 @@ void Coordinator::FinishSearch(JobRuntime& rt) {
   }
 }
 
+Coordinator::WorkerEntry* Coordinator::FreeWorker() {
+  WorkerEntry* best = nullptr;
+  int best_free = 0;
+  const absl::Time now = Now();
+  for (auto& [id, w] : workers_) {
+    if (now < w.busy_until) continue;
+    const int free = std::max(1, w.desc.slots()) - w.running;
+    if (free > best_free) {
+      best = &w;
+      best_free = free;
+    }
+  }
+  return best;
+}
+
+Coordinator::WorkerEntry* Coordinator::PreemptSpeculation() {
+  for (const auto& [id, e] : evals_) {
+    if (e.index >= 0) continue;
+    auto w = workers_.find(e.worker_id);
+    if (w == workers_.end()) continue;
+    NANONAS_LOG(INFO) << "job " << e.job_id << " speculative (" << e.k << "," << e.c
+                      << ") yields worker " << e.worker_id << " to a queued candidate";
+    const std::string eval_id = id;
+    CancelEvaluation(eval_id);
+    return &w->second;
+  }
+  return nullptr;
+}
+
+void Coordinator::StartEvaluation(JobRuntime& rt, int k, int c, int index, WorkerEntry* worker) {
+  const std::string& job_id = rt.job.id();
+  const std::string eval_id =
+      absl::StrCat(job_id, "-", k, "-", c, index < 0 ? "-ahead-" : "-", ++eval_counter_);
+  v1::EvaluateRequest req;
+  req.set_job_id(job_id);
+  req.set_evaluation_id(eval_id);
+  req.set_dataset_id(rt.job.evaluation_dataset_id());
+  *req.mutable_input() = rt.job.spec().input();
+  req.set_k(k);
+  req.set_c(c);
+  req.set_variant(rt.job.spec().variant());
+  req.set_validation_split(rt.job.spec().validation_split());
+  *req.mutable_settings() = rt.job.spec().evaluation();
+  req.set_host_memory_bytes(rt.job.spec().constraints().host_memory_bytes());
+  req.set_test_dataset_id(rt.job.spec().test_dataset_id());
+
+  EvaluationCallbacks cb;
+  cb.on_event = [this, eval_id](const v1::EvaluateEvent& e) { OnEvaluationEvent(eval_id, e); };
+  cb.on_done = [this, eval_id](absl::StatusOr<v1::EvaluateResult> r) {
+    OnEvaluationDone(eval_id, std::move(r));
+  };
+  handles_[eval_id] = deps_.connector->Start(worker->desc, req, std::move(cb));
+  EvalEntry entry;
+  entry.job_id = job_id;
+  entry.index = index;
+  entry.k = k;
+  entry.c = c;
+  entry.worker_id = worker->desc.id();
+  entry.started = Now();
+  evals_[eval_id] = entry;
+  worker->running++;
+  if (deps_.metrics) deps_.metrics->CountDispatch();
+  if (index < 0) {
+    NANONAS_LOG(INFO) << "job " << job_id << " candidate (" << k << "," << c << ") -> worker "
+                      << worker->desc.id() << " ahead of time";
+    return;
+  }
+  v1::Candidate* cand = rt.job.mutable_candidates(index);
+  cand->set_state(v1::CANDIDATE_STATE_RUNNING);
+  cand->set_worker(worker->desc.id());
+  cand->set_attempts(cand->attempts() + 1);
+  cand->clear_epochs();
+  NANONAS_LOG(INFO) << "job " << job_id << " candidate (" << k << "," << c << ") -> worker "
+                    << worker->desc.id() << " (attempt " << cand->attempts() << ")";
+  EmitCandidate(rt, index);
+}
+
 void Coordinator::Dispatch() {
   if (shutting_down_) return;
+  // Candidates the searches asked for, oldest job first.
   for (const std::string& job_id : job_order_) {
     JobRuntime& rt = jobs_[job_id];
     if (rt.job.state() != v1::JOB_STATE_RUNNING || rt.job.candidates_size() == 0) continue;
     const int index = rt.job.candidates_size() - 1;
-    v1::Candidate* cand = rt.job.mutable_candidates(index);
-    if (cand->state() != v1::CANDIDATE_STATE_PENDING) continue;
-    // The worker with the most free slots.
-    WorkerEntry* best = nullptr;
-    int best_free = 0;
-    for (auto& [id, w] : workers_) {
-      const int free = std::max(1, w.desc.slots()) - w.running;
-      if (free > best_free) {
-        best = &w;
-        best_free = free;
+    const v1::Candidate& cand = rt.job.candidates(index);
+    if (cand.state() != v1::CANDIDATE_STATE_PENDING) continue;
+    WorkerEntry* worker = FreeWorker();
+    if (worker == nullptr) worker = PreemptSpeculation();
+    if (worker == nullptr) return;  // no free slot anywhere
+    StartEvaluation(rt, cand.k(), cand.c(), index, worker);
+  }
+  if (!options_.speculate) return;
+  // Idle slots: the candidates the searches will probably ask for next.
+  for (const std::string& job_id : job_order_) {
+    JobRuntime& rt = jobs_[job_id];
+    if (rt.job.state() != v1::JOB_STATE_RUNNING || !rt.search || rt.search->Done()) continue;
+    for (const auto& [k, c] : rt.search->SpeculativeCandidates()) {
+      if (rt.speculative.count({k, c})) continue;
+      bool running = false;
+      for (const auto& [id, e] : evals_) {
+        running |= e.job_id == job_id && e.k == k && e.c == c;
       }
+      if (running) continue;
+      WorkerEntry* worker = FreeWorker();
+      if (worker == nullptr) return;
+      // Only candidates that would be trained: the same feasibility the search applies.
+      CandidateSpec spec;
+      spec.k = k;
+      spec.c = c;
+      spec.input = SearchOptions(rt.job).input;
+      spec.classes = rt.job.num_classes();
+      spec.variant = SearchOptions(rt.job).variant;
+      auto verdict = MakeFeasibility(rt.job)(spec);
+      if (!verdict.ok() || verdict->fit != FeasibilityVerdict::Fit::kFits) continue;
+      StartEvaluation(rt, k, c, -1, worker);
     }
-    if (best == nullptr) return;  // no free slot anywhere
-    const std::string eval_id = absl::StrCat(job_id, "-", index, "-", ++eval_counter_);
-    v1::EvaluateRequest req;
-    req.set_job_id(job_id);
-    req.set_evaluation_id(eval_id);
-    req.set_dataset_id(rt.job.evaluation_dataset_id());
-    *req.mutable_input() = rt.job.spec().input();
-    req.set_k(cand->k());
-    req.set_c(cand->c());
-    req.set_variant(rt.job.spec().variant());
-    req.set_validation_split(rt.job.spec().validation_split());
-    *req.mutable_settings() = rt.job.spec().evaluation();
-    req.set_host_memory_bytes(rt.job.spec().constraints().host_memory_bytes());
-    req.set_test_dataset_id(rt.job.spec().test_dataset_id());
-
-    EvaluationCallbacks cb;
-    cb.on_event = [this, eval_id](const v1::EvaluateEvent& e) { OnEvaluationEvent(eval_id, e); };
-    cb.on_done = [this, eval_id](absl::StatusOr<v1::EvaluateResult> r) {
-      OnEvaluationDone(eval_id, std::move(r));
-    };
-    auto handle = deps_.connector->Start(best->desc, req, std::move(cb));
-    handles_[eval_id] = std::move(handle);
-    evals_[eval_id] = EvalEntry{job_id, index, best->desc.id(), Now()};
-    best->running++;
-    cand->set_state(v1::CANDIDATE_STATE_RUNNING);
-    cand->set_worker(best->desc.id());
-    cand->set_attempts(cand->attempts() + 1);
-    cand->clear_epochs();
-    if (deps_.metrics) deps_.metrics->CountDispatch();
-    NANONAS_LOG(INFO) << "job " << job_id << " candidate (" << cand->k() << "," << cand->c()
-                      << ") -> worker " << best->desc.id() << " (attempt " << cand->attempts()
-                      << ")";
-    EmitCandidate(rt, index);
   }
 }
 
 void Coordinator::OnEvaluationEvent(const std::string& eval_id, const v1::EvaluateEvent& event) {
   absl::MutexLock lock(&mu_);
   auto it = evals_.find(eval_id);
-  if (it == evals_.end()) return;
+  if (it == evals_.end() || it->second.index < 0) return;  // speculative: not on the path yet
   JobRuntime* rt = FindJob(it->second.job_id);
   if (rt == nullptr) return;
   if (event.has_progress()) {
@@ -605,7 +743,26 @@ void Coordinator::OnEvaluationDone(const std::string& eval_id,
   const EvalEntry entry = it->second;
   JobRuntime* rt = FindJob(entry.job_id);
   if (rt == nullptr || rt->job.state() != v1::JOB_STATE_RUNNING) {
-    evals_.erase(it);
+    CancelEvaluation(eval_id);
+    return;
+  }
+  if (!result.ok() && result.status().code() == absl::StatusCode::kResourceExhausted) {
+    // The worker's slots are still busy (e.g. a cancelled evaluation winding down): not a failed
+    // attempt. Queue the candidate again and leave that worker alone for a moment.
+    auto w = workers_.find(entry.worker_id);
+    if (w != workers_.end()) w->second.busy_until = Now() + absl::Milliseconds(300);
+    CancelEvaluation(eval_id);
+    if (entry.index >= 0) {
+      v1::Candidate* cand = rt->job.mutable_candidates(entry.index);
+      if (cand->state() == v1::CANDIDATE_STATE_RUNNING) {
+        cand->set_attempts(std::max(0, cand->attempts() - 1));
+        cand->set_state(v1::CANDIDATE_STATE_PENDING);
+        cand->clear_worker();
+        EmitCandidate(*rt, entry.index);
+      }
+    }
+    Dispatch();
+    UpdateMetrics();
     return;
   }
   if (!result.ok()) {
@@ -630,40 +787,15 @@ void Coordinator::OnEvaluationDone(const std::string& eval_id,
     UpdateMetrics();
     return;
   }
-  evals_.erase(it);
-  auto w = workers_.find(entry.worker_id);
-  if (w != workers_.end()) w->second.running = std::max(0, w->second.running - 1);
-  v1::Candidate* cand = rt->job.mutable_candidates(entry.index);
-  switch (r.state()) {
-    case v1::CANDIDATE_STATE_DONE:
-    case v1::CANDIDATE_STATE_HOST_INFEASIBLE:
-    case v1::CANDIDATE_STATE_FAILED:
-      cand->set_state(r.state());
-      break;
-    default:
-      cand->set_state(v1::CANDIDATE_STATE_FAILED);
-      cand->set_error(absl::StrCat("worker returned state ", v1::CandidateState_Name(r.state())));
+  CancelEvaluation(eval_id);  // bookkeeping only: the RPC has ended
+  const double wall = absl::ToDoubleSeconds(Now() - entry.started);
+  if (entry.index < 0) {
+    // Finished ahead of time: kept until the search asks for it.
+    rt->speculative[{entry.k, entry.c}] = JobRuntime::SpeculativeResult{r, entry.worker_id, wall};
+  } else {
+    ApplyResult(*rt, entry.index, r, entry.worker_id, wall);
+    StepJob(*rt);
   }
-  cand->mutable_epochs()->CopyFrom(r.epochs());
-  cand->set_best_validation_accuracy(r.best_validation_accuracy());
-  cand->set_peak_memory_bytes(r.peak_memory_bytes());
-  cand->set_duration_seconds(r.duration_seconds() > 0
-                                 ? r.duration_seconds()
-                                 : absl::ToDoubleSeconds(Now() - entry.started));
-  cand->set_train_images_per_second(r.train_images_per_second());
-  if (!r.error().empty()) cand->set_error(r.error());
-  if (cand->state() == v1::CANDIDATE_STATE_HOST_INFEASIBLE && cand->violations_size() == 0 &&
-      r.peak_memory_bytes() > 0) {
-    v1::Violation* v = cand->add_violations();
-    v->set_resource("host_memory_bytes");
-    v->set_value(r.peak_memory_bytes());
-    const int64_t limit = rt->job.spec().constraints().host_memory_bytes();
-    v->set_limit(limit);
-    v->set_excess(limit > 0 ? r.peak_memory_bytes() - limit : 0);
-  }
-  if (deps_.metrics) deps_.metrics->ObserveEvaluationSeconds(cand->duration_seconds());
-  FinishCandidate(*rt, entry.index);
-  StepJob(*rt);
   Dispatch();
   UpdateMetrics();
 }
@@ -675,6 +807,7 @@ void Coordinator::RetryOrFail(const std::string& eval_id, const std::string& rea
   evals_.erase(it);
   auto w = workers_.find(entry.worker_id);
   if (w != workers_.end()) w->second.running = std::max(0, w->second.running - 1);
+  if (entry.index < 0) return;  // speculative: nothing waits for it
   JobRuntime* rt = FindJob(entry.job_id);
   if (rt == nullptr || rt->job.state() != v1::JOB_STATE_RUNNING) return;
   v1::Candidate* cand = rt->job.mutable_candidates(entry.index);

@@ -7,8 +7,10 @@
 //                    RUNNING -> PENDING (worker lost, attempts left); created INFEASIBLE /
 //                    HOST_INFEASIBLE directly when the models say it cannot fit (never trained).
 //
-// Each running job has one candidate on the way at a time (the one its search asks for next); all
-// jobs share the registered workers, oldest job first. Every change of a job is written to the
+// Each running job has one candidate on its path on the way at a time (the one its search asks for
+// next); all jobs share the registered workers, oldest job first. Idle slots may run speculative
+// evaluations of the likely next candidates (CoordinatorOptions::speculate), kept in memory until
+// the search asks for them. Every change of a job is written to the
 // store before it is visible, so Recover() after a crash replays the recorded path into a fresh
 // search and goes on without running any finished evaluation again.
 //
@@ -42,6 +44,10 @@ struct CoordinatorOptions {
   int max_attempts = 3;              // dispatches of one candidate before it is FAILED
   int heartbeat_interval_ms = 1000;  // told to workers at registration
   size_t progress_buffer = 256;      // live progress events kept per job
+  // Idle worker slots evaluate the candidates a job's search will probably ask for next
+  // ((k, c + 1) and (k + 1, 0)); results still reach the search in path order, so the outcome
+  // equals the sequential search's. Speculative work yields its slot to any queued candidate.
+  bool speculate = true;
   std::function<absl::Time()> clock; // default absl::Now
 };
 
@@ -126,15 +132,23 @@ class Coordinator {
     std::vector<nanonas::v1::JobEvent> events;  // persisted, in order
     int64_t last_sequence = 0;
     std::deque<std::pair<uint64_t, nanonas::v1::JobEvent>> progress;  // live only
+    struct SpeculativeResult {
+      nanonas::v1::EvaluateResult result;
+      std::string worker;
+      double seconds = 0;
+    };
+    std::map<std::pair<int, int>, SpeculativeResult> speculative;  // (k, c) -> finished ahead
   };
   struct WorkerEntry {
     nanonas::v1::WorkerDescription desc;
     absl::Time last_seen;
     int running = 0;  // evaluations dispatched here and not finished
+    absl::Time busy_until = absl::InfinitePast();  // said "all slots busy": skip until then
   };
   struct EvalEntry {
     std::string job_id;
-    int index = 0;  // candidate position on the job's path
+    int index = -1;  // candidate position on the job's path; -1: speculative, not asked for yet
+    int k = 0, c = 0;
     std::string worker_id;
     absl::Time started;
   };
@@ -155,6 +169,19 @@ class Coordinator {
   FeasibilityFunction MakeFeasibility(const nanonas::v1::Job& job) const;
   NanoNasSearch::Options SearchOptions(const nanonas::v1::Job& job) const;
   void Dispatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The worker with the most free slots, or null.
+  WorkerEntry* FreeWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Cancels one speculative evaluation and returns its (now free) worker, or null.
+  WorkerEntry* PreemptSpeculation() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts (k, c) of the job on `worker`; index >= 0 for the candidate on the path.
+  void StartEvaluation(JobRuntime& rt, int k, int c, int index, WorkerEntry* worker)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Cancels speculative evaluations of the job the search can no longer ask for.
+  void PruneSpeculation(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills the candidate from a worker's result and finishes it.
+  void ApplyResult(JobRuntime& rt, int index, const nanonas::v1::EvaluateResult& r,
+                   const std::string& worker, double wall_seconds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The evaluation ended without a result (worker lost, RPC error): retry or fail the candidate.
   void RetryOrFail(const std::string& eval_id, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -492,5 +492,128 @@ TEST(CoordinatorTest, WorkerReportedHostInfeasibleEndsTheRowAndTheWorkerKeepsSer
   EXPECT_EQ(h.core->NumWorkers(), 1);
 }
 
+
+double AccuracyOr(const std::map<std::pair<int, int>, double>& table, int k, int c) {
+  auto it = table.find({k, c});
+  return it == table.end() ? 0.3 : it->second;  // candidates off the sequential path
+}
+
+TEST(CoordinatorSpeculationTest, IdleWorkersEvaluateAheadAndTheResultEqualsTheSequentialSearch) {
+  Harness h(nullptr, nullptr, 3, /*speculate=*/true);
+  h.AddWorker("w1");
+  h.AddWorker("w2");
+  h.AddWorker("w3");
+  auto job = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(job.ok()) << job.status();
+  size_t most_open = 0;
+  const auto table = Table();
+  for (int guard = 0; guard < 200; ++guard) {
+    auto j = h.core->GetJob(job->id());
+    ASSERT_TRUE(j.ok());
+    if (j->state() != v1::JOB_STATE_RUNNING) break;
+    // Cancelled (pruned) speculative calls end as the transport would end them.
+    for (const auto& call : h.connector.Open()) {
+      if (call->cancelled) FakeConnector::Finish(call, absl::CancelledError("cancelled"));
+    }
+    auto open = h.connector.Open();
+    most_open = std::max(most_open, open.size());
+    ASSERT_FALSE(open.empty()) << "running job with nothing dispatched";
+    // Finish the newest call first: results arrive out of path order.
+    const auto& call = open.back();
+    FakeConnector::Complete(call, AccuracyOr(table, call->request.k(), call->request.c()));
+  }
+  auto done = h.core->GetJob(job->id());
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error();
+  EXPECT_EQ(done->result().k(), 2);
+  EXPECT_EQ(done->result().c(), 1);
+  EXPECT_DOUBLE_EQ(done->result().validation_accuracy(), 0.70);
+  const std::vector<std::pair<int, int>> expected = {{1, 0}, {1, 1}, {1, 2}, {2, 0}, {2, 1},
+                                                     {2, 2}, {3, 0}, {3, 1}, {3, 2}, {3, 3}};
+  EXPECT_EQ(PathOf(*done), expected);
+  for (const auto& c : done->candidates()) {
+    EXPECT_EQ(c.state(), v1::CANDIDATE_STATE_DONE);
+    EXPECT_DOUBLE_EQ(c.best_validation_accuracy(), table.at({c.k(), c.c()}));
+    EXPECT_EQ(c.attempts(), 1);
+    EXPECT_FALSE(c.worker().empty());
+  }
+  EXPECT_GE(most_open, 2u) << "idle workers were used for speculative evaluations";
+  // Every path candidate was trained exactly once (speculative or not).
+  std::map<std::pair<int, int>, int> trained;
+  for (const auto& call : h.connector.calls) {
+    if (!call->cancelled) trained[{call->request.k(), call->request.c()}]++;
+  }
+  for (const auto& kc : expected) EXPECT_EQ(trained[kc], 1) << kc.first << "," << kc.second;
+}
+
+TEST(CoordinatorSpeculationTest, AQueuedCandidateTakesTheSlotOfASpeculativeEvaluation) {
+  Harness h(nullptr, nullptr, 3, /*speculate=*/true);
+  h.AddWorker("w1");
+  h.AddWorker("w2");
+  auto a = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(a.ok());
+  auto open = h.connector.Open();
+  ASSERT_EQ(open.size(), 2u) << "(1,0) and one candidate ahead of time";
+  EXPECT_EQ(open[0]->request.k(), 1);
+  EXPECT_EQ(open[0]->request.c(), 0);
+  const auto speculative = open[1];
+  EXPECT_EQ(speculative->request.k(), 1);
+  EXPECT_EQ(speculative->request.c(), 1);
+  auto b = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(speculative->cancelled) << "the speculative evaluation yields its slot";
+  FakeConnector::Finish(speculative, absl::CancelledError("cancelled"));
+  open = h.connector.Open();
+  ASSERT_EQ(open.size(), 2u);
+  EXPECT_EQ(open[1]->request.job_id(), b->id());
+  EXPECT_EQ(h.core->QueueDepth(), 0);
+}
+
+TEST(CoordinatorSpeculationTest, ACandidateRunningAheadIsAdoptedWhenTheSearchAsksForIt) {
+  Harness h(nullptr, nullptr, 3, /*speculate=*/true);
+  h.AddWorker("w1");
+  h.AddWorker("w2");
+  auto job = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(job.ok());
+  auto open = h.connector.Open();
+  ASSERT_EQ(open.size(), 2u);
+  const auto ahead = open[1];  // (1,1), still running
+  FakeConnector::Complete(open[0], 0.5);  // (1,0) improves: the search asks for (1,1)
+  auto j = h.core->GetJob(job->id());
+  ASSERT_TRUE(j.ok());
+  ASSERT_EQ(j->candidates_size(), 2);
+  EXPECT_EQ(j->candidates(1).state(), v1::CANDIDATE_STATE_RUNNING);
+  EXPECT_EQ(j->candidates(1).worker(), ahead->worker.id());
+  EXPECT_FALSE(ahead->cancelled);
+  FakeConnector::Complete(ahead, 0.6);
+  j = h.core->GetJob(job->id());
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->candidates(1).state(), v1::CANDIDATE_STATE_DONE);
+  EXPECT_DOUBLE_EQ(j->candidates(1).best_validation_accuracy(), 0.6);
+  EXPECT_EQ(j->candidates(1).attempts(), 1);
+}
+
+TEST(CoordinatorTest, ABusyWorkerIsNotAFailedAttemptAndIsSkippedForAMoment) {
+  Harness h;
+  h.AddWorker("w1");
+  auto job = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(job.ok());
+  for (int i = 0; i < 5; ++i) {  // more rejections than max_attempts
+    auto open = h.connector.Open();
+    ASSERT_EQ(open.size(), 1u) << "round " << i;
+    FakeConnector::Finish(open[0], absl::ResourceExhaustedError("all 1 evaluation slots busy"));
+    EXPECT_TRUE(h.connector.Open().empty()) << "the busy worker is left alone for a moment";
+    h.now += absl::Milliseconds(500);
+    h.core->Tick();
+  }
+  auto j = h.core->GetJob(job->id());
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->candidates(0).state(), v1::CANDIDATE_STATE_RUNNING);
+  EXPECT_EQ(j->candidates(0).attempts(), 1);
+  FakeConnector::Complete(h.connector.Open()[0], 0.5);
+  j = h.core->GetJob(job->id());
+  EXPECT_EQ(j->candidates(0).state(), v1::CANDIDATE_STATE_DONE);
+}
+
 }  // namespace
 }  // namespace nanonas::coordinator::testing

@@ -128,11 +128,12 @@ inline v1::JobSpec GoodSpec() {
 // Everything a core needs, with a manual clock.
 struct Harness {
   explicit Harness(CoordinatorStore* shared_store = nullptr, CoordinatorMetrics* metrics = nullptr,
-                   int max_attempts = 3) {
+                   int max_attempts = 3, bool speculate = false) {
     store = shared_store != nullptr ? shared_store : &own_store;
     CoordinatorOptions options;
     options.clock = [this] { return now; };
     options.max_attempts = max_attempts;
+    options.speculate = speculate;
     options.worker_timeout = absl::Milliseconds(3000);
     CoordinatorDeps deps;
     deps.store = store;

@@ -507,7 +507,7 @@ TEST(IntegrationFailureTest, WorkerKilledMidEvaluationAndTheJobStillSucceeds) {
       << cluster.Logs();
   auto data = cluster.UploadStripes(2);
   ASSERT_TRUE(data.ok()) << data.status();
-  auto job = cluster.Submit(Spec(data->id(), 20));
+  auto job = cluster.Submit(Spec(data->id(), 300));
   ASSERT_TRUE(job.ok()) << job.status();
   auto running = cluster.WaitJob(job->id(), absl::Seconds(30), [](const v1::Job& j) {
     return j.candidates_size() > 0 &&
@@ -534,11 +534,13 @@ TEST(IntegrationFailureTest, WorkerKilledMidEvaluationAndTheJobStillSucceeds) {
 
 TEST(IntegrationFailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunningFinishedCandidates) {
   Cluster cluster("coordkill");
-  ASSERT_TRUE(cluster.StartCoordinator() && cluster.StartWorker() && cluster.StartWorker())
+  // Sequential dispatch, so that the kill lands between a finished and a running candidate.
+  const std::vector<std::string> flags = {"--speculate=false"};
+  ASSERT_TRUE(cluster.StartCoordinator(flags) && cluster.StartWorker() && cluster.StartWorker())
       << cluster.Logs();
   auto data = cluster.UploadStripes(2);
   ASSERT_TRUE(data.ok()) << data.status();
-  auto job = cluster.Submit(Spec(data->id(), 20));
+  auto job = cluster.Submit(Spec(data->id(), 300));
   ASSERT_TRUE(job.ok()) << job.status();
   // At least one finished candidate and the next one running.
   auto mid = cluster.WaitJob(job->id(), absl::Seconds(60), [](const v1::Job& j) {
@@ -549,7 +551,7 @@ TEST(IntegrationFailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunnin
   cluster.coordinator()->Signal(SIGKILL);
   ASSERT_NE(cluster.coordinator()->Wait(absl::Seconds(5)), -1);
   // The last state the dead coordinator committed.
-  cluster.RestartCoordinatorProcess();
+  cluster.RestartCoordinatorProcess(flags);
   auto before = cluster.Get(job->id());
   ASSERT_TRUE(before.ok()) << before.status();
   std::map<int, v1::Candidate> finished;
