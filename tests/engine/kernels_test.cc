@@ -166,17 +166,24 @@ TEST_P(MaxPoolTest, FusedReluMaskEqualsSeparateReluBackward) {
   }
 }
 
-TEST(GlobalAvgPoolTest, FusedReluMaskEqualsSeparateReluBackward) {
-  const int n = 2, hw = 7, c = 5;
-  auto xd = RandomVec(n * hw * c, 32);
-  std::vector<float> x(xd.size());
-  for (size_t i = 0; i < x.size(); ++i) x[i] = std::max(0.f, static_cast<float>(xd[i]));
-  const auto r = ToFloat(RandomVec(n * c, 33));
-  std::vector<float> plain(x.size()), fused(x.size());
-  GlobalAvgPoolBackward(r.data(), n, hw, c, plain.data());
-  ReluBackwardInPlace(x.data(), static_cast<int64_t>(x.size()), plain.data());
-  GlobalAvgPoolBackward(r.data(), n, hw, c, fused.data(), x.data());
-  EXPECT_EQ(plain, fused);
+TEST(GlobalAvgPoolTest, BackwardSpreadsTheMeanGradientWithAndWithoutReluMask) {
+  for (int c : {1, 3, 5, 16, 17, 32}) {  // periods 16 .. 272 (the last takes the plain loop)
+    const int n = 2, hw = 7;
+    auto xd = RandomVec(n * hw * c, 32 + c);
+    std::vector<float> x(xd.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::max(0.f, static_cast<float>(xd[i]));
+    const auto r = ToFloat(RandomVec(n * c, 33));
+    std::vector<float> plain(x.size()), fused(x.size());
+    GlobalAvgPoolBackward(r.data(), n, hw, c, plain.data());
+    GlobalAvgPoolBackward(r.data(), n, hw, c, fused.data(), x.data());
+    for (int b = 0; b < n; ++b)
+      for (int p = 0; p < hw; ++p)
+        for (int ch = 0; ch < c; ++ch) {
+          const size_t i = (static_cast<size_t>(b) * hw + p) * c + ch;
+          ASSERT_FLOAT_EQ(plain[i], r[b * c + ch] / hw) << "c=" << c;
+          ASSERT_FLOAT_EQ(fused[i], x[i] > 0 ? r[b * c + ch] / hw : 0.f) << "c=" << c;
+        }
+  }
 }
 
 TEST(GlobalAvgPoolTest, ForwardMatchesReferenceForAnyChannelCount) {

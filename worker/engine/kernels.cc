@@ -537,23 +537,45 @@ void GlobalAvgPoolForwardSerial(const float* x, int n, int hw, int c, float* y) 
 namespace {
 NANONAS_VECTOR_CLONES
 void GlobalAvgPoolBackwardSerial(const float* dy, int n, int hw, int c, float* dx,
-                           const float* relu_x) {
+                                 const float* relu_x) {
   const float scale = 1.0f / static_cast<float>(hw);
+  // The flat image is written over a period P (multiple of c and 16) holding dy * scale in
+  // channel order, so that the loop vectorises for any c.
+  const int period = c / std::gcd(c, 16) * 16;
+  const int64_t total = static_cast<int64_t>(hw) * c;
+  if (period <= 256) {
+    float pattern[256];
+    for (int b = 0; b < n; ++b) {
+      const float* g = dy + static_cast<int64_t>(b) * c;
+      for (int j = 0; j < period; ++j) pattern[j] = g[j % c] * scale;
+      float* db = dx + static_cast<int64_t>(b) * total;
+      const float* xb = relu_x != nullptr ? relu_x + static_cast<int64_t>(b) * total : nullptr;
+      const int64_t full = total / period * period;
+      for (int64_t i = 0; i < full; i += period) {
+        float* __restrict d = db + i;
+        if (xb != nullptr) {
+          const float* __restrict xp = xb + i;
+          for (int j = 0; j < period; ++j) d[j] = pattern[j] * static_cast<float>(xp[j] > 0.f);
+        } else {
+          for (int j = 0; j < period; ++j) d[j] = pattern[j];
+        }
+      }
+      for (int64_t i = full; i < total; ++i) {
+        db[i] = pattern[i - full] * (xb == nullptr ? 1.f : static_cast<float>(xb[i] > 0.f));
+      }
+    }
+    return;
+  }
   for (int b = 0; b < n; ++b) {
     const float* g = dy + static_cast<int64_t>(b) * c;
-    float* db = dx + static_cast<int64_t>(b) * hw * c;
-    if (relu_x != nullptr) {
-      const float* xb = relu_x + static_cast<int64_t>(b) * hw * c;
-      for (int p = 0; p < hw; ++p) {
-        float* __restrict dp = db + static_cast<int64_t>(p) * c;
-        const float* __restrict xp = xb + static_cast<int64_t>(p) * c;
-        for (int ch = 0; ch < c; ++ch) dp[ch] = g[ch] * scale * static_cast<float>(xp[ch] > 0.f);
-      }
-      continue;
-    }
+    float* db = dx + static_cast<int64_t>(b) * total;
     for (int p = 0; p < hw; ++p) {
       float* __restrict dp = db + static_cast<int64_t>(p) * c;
-      for (int ch = 0; ch < c; ++ch) dp[ch] = g[ch] * scale;
+      const float* xp =
+          relu_x != nullptr ? relu_x + (static_cast<int64_t>(b) * hw + p) * c : nullptr;
+      for (int ch = 0; ch < c; ++ch) {
+        dp[ch] = g[ch] * scale * (xp == nullptr ? 1.f : static_cast<float>(xp[ch] > 0.f));
+      }
     }
   }
 }
