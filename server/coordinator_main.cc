@@ -25,6 +25,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "nanonas/v1/nanonas.grpc.pb.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/coordinator/coordinator.h"
@@ -179,6 +180,7 @@ int main(int argc, char** argv) {
   if (server == nullptr || port == 0) {
     return Fail(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen)));
   }
+  server->GetHealthCheckService()->SetServingStatus(v1::Coordinator::service_full_name(), true);
   server->GetHealthCheckService()->SetServingStatus(true);
   NANONAS_LOG(INFO) << "nanonas-coordinator listening on " << absl::GetFlag(FLAGS_listen)
                     << " (port " << port << "), metrics on "

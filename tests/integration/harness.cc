@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cctype>
 #include <cstdio>
 #include <mutex>
 #include <cstdlib>
@@ -165,6 +166,87 @@ bool HealthServing(const std::shared_ptr<grpc::Channel>& channel, const std::str
   std::string bytes;
   for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return bytes.size() == 2 && bytes[0] == 0x08 && bytes[1] == 0x01;
+}
+
+namespace {
+
+// One request, one response, over a raw bidi stream (callback API).
+class OneShotBidi : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit OneShotBidi(std::string request) : request_(std::move(request)) {}
+  void Run() {
+    grpc::Slice slice(request_);
+    out_ = grpc::ByteBuffer(&slice, 1);
+    StartWrite(&out_);
+    StartRead(&in_);
+    StartCall();
+  }
+  void OnWriteDone(bool) override { StartWritesDone(); }
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      std::vector<grpc::Slice> slices;
+      if (in_.Dump(&slices).ok()) {
+        for (const auto& s : slices) {
+          response_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        }
+      }
+    }
+  }
+  void OnDone(const grpc::Status& s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = s;
+    done_ = true;
+    cv_.notify_all();
+  }
+  grpc::Status Await() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+    return status_;
+  }
+  const std::string& response() const { return response_; }
+
+ private:
+  std::string request_, response_;
+  grpc::ByteBuffer out_, in_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  grpc::Status status_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReflectionServices(
+    const std::shared_ptr<grpc::Channel>& channel) {
+  // ServerReflectionRequest{list_services = 7: "*"}.
+  std::string req = {0x3a, 0x01, '*'};
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  OneShotBidi call(req);
+  stub.PrepareBidiStreamingCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                grpc::StubOptions(), &call);
+  call.Run();
+  absl::Status st = FromGrpc(call.Await());
+  if (!st.ok()) return st;
+  // ServerReflectionResponse{list_services_response = 6 {service = 1 {name = 1}}}: pull the
+  // printable names out of the nested messages.
+  std::vector<std::string> names;
+  const std::string& r = call.response();
+  for (size_t i = 0; i + 1 < r.size(); ++i) {
+    if (r[i] == 0x0a) {  // field 1, length-delimited
+      const size_t len = static_cast<unsigned char>(r[i + 1]);
+      if (i + 2 + len <= r.size() && len > 0) {
+        std::string name = r.substr(i + 2, len);
+        if (std::all_of(name.begin(), name.end(),
+                        [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) ||
+                                             ch == '.' || ch == '_'; })) {
+          names.push_back(name);
+        }
+      }
+    }
+  }
+  return names;
 }
 
 bool WaitHealthy(const std::string& address, absl::Duration timeout) {

@@ -45,6 +45,9 @@ int FreePort();
 
 // grpc.health.v1.Health/Check for `service` ("" = the server); true when SERVING.
 bool HealthServing(const std::shared_ptr<grpc::Channel>& channel, const std::string& service = "");
+// grpc.reflection.v1alpha list_services: the service names the server reports.
+absl::StatusOr<std::vector<std::string>> ReflectionServices(
+    const std::shared_ptr<grpc::Channel>& channel);
 // Polls HealthServing until true or the timeout.
 bool WaitHealthy(const std::string& address, absl::Duration timeout);
 

@@ -427,6 +427,16 @@ TEST_F(IntegrationTest, CancelStopsTheWorkersTraining) {
   EXPECT_TRUE(cluster_->worker(w)->Alive());
 }
 
+TEST_F(IntegrationTest, HealthAndReflectionServeStockTools) {
+  auto channel = grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials());
+  EXPECT_TRUE(HealthServing(channel));
+  EXPECT_TRUE(HealthServing(channel, "nanonas.v1.Coordinator"));
+  auto services = ReflectionServices(channel);
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_THAT(*services, ::testing::Contains("nanonas.v1.Coordinator"));
+  EXPECT_THAT(*services, ::testing::Contains("grpc.health.v1.Health"));
+}
+
 TEST_F(IntegrationTest, MetricsOfCoordinatorAndWorkerPassPromtool) {
   auto coord = HttpGet(cluster_->metrics_address(), "/metrics");
   ASSERT_TRUE(coord.ok()) << coord.status();
