@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -90,6 +91,11 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   const double split_fraction = request.validation_split() > 0 ? request.validation_split() : 0.3;
   auto split = SplitTrainValidation(*data, split_fraction, options.seed);
   if (!split.ok()) return Failed(std::string(split.status().message()));
+
+  // About 20 progress events per epoch, whatever the dataset size.
+  const int64_t batches =
+      (static_cast<int64_t>(split->train.size()) + options.batch_size - 1) / options.batch_size;
+  options.progress_every_batches = static_cast<int>(std::max<int64_t>(1, batches / 20));
 
   auto on_progress = [&](const Progress& p) {
     EvaluateEvent e;
