@@ -3,12 +3,14 @@
 // end (Process destructors).
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/arch/architecture.h"
@@ -581,6 +583,45 @@ TEST(IntegrationFailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunnin
     EXPECT_EQ(after.worker(), c.worker());
     EXPECT_EQ(after.best_validation_accuracy(), c.best_validation_accuracy());
   }
+}
+
+TEST(IntegrationFailureTest, AFrozenWorkerIsDroppedAfterMissedHeartbeatsAndItsWorkRedone) {
+  Cluster cluster("frozen");
+  const std::vector<std::string> flags = {"--speculate=false"};  // --worker-timeout-ms 2000
+  ASSERT_TRUE(cluster.StartCoordinator(flags) && cluster.StartWorker() && cluster.StartWorker())
+      << cluster.Logs();
+  auto data = cluster.UploadStripes(2);
+  ASSERT_TRUE(data.ok()) << data.status();
+  auto job = cluster.Submit(Spec(data->id(), 300));
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto running = cluster.WaitJob(job->id(), absl::Seconds(30), [](const v1::Job& j) {
+    return j.candidates_size() > 0 &&
+           j.candidates(j.candidates_size() - 1).state() == v1::CANDIDATE_STATE_RUNNING;
+  });
+  ASSERT_TRUE(running.ok()) << running.status() << cluster.Logs();
+  const v1::Candidate victim = running->candidates(running->candidates_size() - 1);
+  const int w = cluster.WorkerIndex(victim.worker());
+  ASSERT_GE(w, 0);
+  // Stopped, not dead: its connections stay open, only its heartbeats stop.
+  cluster.worker(w)->Signal(SIGSTOP);
+  const std::vector<pid_t> children = cluster.worker(w)->Children();
+  for (pid_t child : children) kill(child, SIGSTOP);
+  // Whatever happens below, no stopped process outlives the test.
+  absl::Cleanup kill_children = [&children] {
+    for (pid_t child : children) kill(child, SIGKILL);
+  };
+  const absl::Time frozen = absl::Now();
+  auto moved = cluster.WaitJob(job->id(), absl::Seconds(15), [&](const v1::Job& j) {
+    return j.candidates(victim.sequence()).attempts() >= 2 || IsTerminal(j.state());
+  });
+  ASSERT_TRUE(moved.ok()) << moved.status() << cluster.Logs();
+  const double noticed = absl::ToDoubleSeconds(absl::Now() - frozen);
+  std::printf("frozen worker noticed and its candidate re-dispatched after %.2f s\n", noticed);
+  EXPECT_GE(moved->candidates(victim.sequence()).attempts(), 2);
+  EXPECT_NE(moved->candidates(victim.sequence()).worker(), victim.worker());
+  auto done = cluster.WaitEnd(job->id(), absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status() << cluster.Logs();
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster.Logs();
 }
 
 TEST(IntegrationFailureTest, SigtermStopsTheCoordinatorCleanly) {
