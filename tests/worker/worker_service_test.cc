@@ -292,9 +292,13 @@ TEST_F(WorkerProcessTest, JoinsEvaluatesInAChildAndLeavesOnSigterm) {
   // The job's host memory below the estimate: refused before training.
   events.clear();
   auto small = Request(2, 1, 1);
-  small.set_host_memory_bytes(1 << 20);
+  // 40 MiB: below this candidate's measured peak (~60 MiB). Today the engine's estimate is below
+  // 40 MiB, so the RSS watchdog kills the child; were the estimate above, the child would refuse
+  // before training. Either way: HOST_INFEASIBLE against that budget.
+  small.set_host_memory_bytes(40 << 20);
   ASSERT_TRUE(Evaluate(small, &events).ok());
   EXPECT_EQ(events.back().result().state(), v1::CANDIDATE_STATE_HOST_INFEASIBLE);
+  EXPECT_THAT(events.back().result().error(), HasSubstr("the budget 40.00 MiB"));
   EXPECT_EQ(coordinator_.fetches.load(), 1);  // the dataset came from the cache the second time
 
   // Metrics: the evaluations by outcome, and the text passes `promtool check metrics`.
