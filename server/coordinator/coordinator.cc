@@ -944,13 +944,20 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::NextEvents(const std::str
     }
     rt = FindJob(job_id);
   }
-  for (const auto& ev : rt->events) {
-    if (ev.sequence() > cursor->sequence) out.push_back(ev);
-  }
-  if (!rt->events.empty()) cursor->sequence = std::max(cursor->sequence, rt->last_sequence);
+  // Persisted events after the cursor and live progress, merged in the order they happened: a
+  // progress event carries the sequence of the last persisted event before it.
+  std::vector<const v1::JobEvent*> live;
   for (const auto& [n, ev] : rt->progress) {
-    if (n > cursor->progress) out.push_back(ev);
+    if (n > cursor->progress) live.push_back(&ev);
   }
+  size_t j = 0;
+  for (const auto& ev : rt->events) {
+    if (ev.sequence() <= cursor->sequence) continue;
+    while (j < live.size() && live[j]->sequence() < ev.sequence()) out.push_back(*live[j++]);
+    out.push_back(ev);
+  }
+  while (j < live.size()) out.push_back(*live[j++]);
+  cursor->sequence = std::max(cursor->sequence, rt->last_sequence);
   cursor->progress = progress_counter_;
   *ended = (IsTerminalJob(rt->job.state()) && cursor->sequence >= rt->last_sequence) ||
            shutting_down_;

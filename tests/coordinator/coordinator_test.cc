@@ -402,6 +402,11 @@ TEST(CoordinatorTest, WatchGivesASnapshotThenEventsAndResumesFromACursor) {
   auto next = h.core->NextEvents(job->id(), &cursor, absl::ZeroDuration(), &ended);
   ASSERT_TRUE(next.ok());
   bool saw_progress = false, saw_done = false;
+  for (size_t i = 1; i < next->size(); ++i) {
+    EXPECT_GE((*next)[i].sequence(), (*next)[i - 1].sequence()) << "events in the order they happened";
+  }
+  ASSERT_GE(next->size(), 2u);
+  EXPECT_TRUE((*next)[0].has_progress()) << "the progress came before the result";
   for (const auto& ev : *next) {
     if (ev.has_progress() && ev.progress().batch() == 7) saw_progress = true;
     if (ev.has_candidate() && ev.candidate().state() == v1::CANDIDATE_STATE_DONE) saw_done = true;

@@ -326,6 +326,41 @@ TEST_F(IntegrationTest, TwoWorkersRunARealSearchToTheEnd) {
   for (size_t i = 1; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], seqs[i - 1] + 1);
 }
 
+TEST_F(IntegrationTest, WatchRelaysProgressAndEndsWithTheJob) {
+  auto job = cluster_->Submit(Spec(*dataset_, 40));
+  ASSERT_TRUE(job.ok()) << job.status();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(120));
+  v1::WatchJobRequest req;
+  req.set_job_id(job->id());
+  auto reader = cluster_->stub()->WatchJob(&ctx, req);
+  v1::JobEvent ev;
+  int progress = 0, candidates = 0, states = 0;
+  int64_t last_sequence = 0;
+  v1::JobState last_state = v1::JOB_STATE_UNSPECIFIED;
+  ASSERT_TRUE(reader->Read(&ev));
+  EXPECT_EQ(ev.job().id(), job->id()) << "snapshot first";
+  while (reader->Read(&ev)) {
+    EXPECT_GE(ev.sequence(), last_sequence) << "sequences never go back";
+    last_sequence = ev.sequence();
+    if (ev.has_progress()) {
+      ++progress;
+      EXPECT_GE(ev.progress().k(), 1);
+      EXPECT_GE(ev.progress().epoch(), 1);
+    }
+    if (ev.has_candidate()) ++candidates;
+    if (ev.has_job_state()) {
+      ++states;
+      last_state = ev.job_state();
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(last_state, v1::JOB_STATE_SUCCEEDED);
+  EXPECT_GT(progress, 0) << "live progress from the workers";
+  EXPECT_GE(candidates, 2);
+  EXPECT_GE(states, 1);
+}
+
 TEST_F(IntegrationTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
   struct Case {
     const char* what;
