@@ -41,25 +41,27 @@ TrainOptions Options(const Case& cs) {
   return opt;
 }
 
-// Runs in the child only: one evaluation, then prints the peak RSS.
-TEST(MemoryChildTest, RunOneEvaluation) {
-  const char* env = std::getenv(kChildEnv);
-  if (env == nullptr) GTEST_SKIP() << "only run as the memory test's child process";
+// The child process's whole work (see main below): one evaluation, then its peak RSS on stdout.
+int RunChild(const char* env) {
   Case cs{};
-  ASSERT_EQ(std::sscanf(env, "%d,%d,%d,%d", &cs.k, &cs.c, &cs.images, &cs.batch), 4);
+  if (std::sscanf(env, "%d,%d,%d,%d", &cs.k, &cs.c, &cs.images, &cs.batch) != 4) return 2;
   const Dataset data = engine::testing::MakeStripes(cs.images, 50, 50, 3, 1);
   const Split split = engine::testing::HeadSplit(data, cs.images * 7 / 10);
   auto r = Evaluate(Arch(cs), data, split, Options(cs));
-  ASSERT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) {
+    std::fprintf(stderr, "evaluation failed: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("NANONAS_MAXRSS_KB=%ld\n", usage.ru_maxrss);
+  return 0;
 }
 
 int64_t MeasureChildPeakBytes(const Case& cs) {
   const std::string cmd =
       absl::StrCat(kChildEnv, "=", cs.k, ",", cs.c, ",", cs.images, ",", cs.batch,
-                   " /proc/", getpid(), "/exe --gtest_filter=MemoryChildTest.RunOneEvaluation");
+                   " /proc/", getpid(), "/exe");
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return -1;
   char line[512];
@@ -108,3 +110,11 @@ TEST(MemoryEstimateTest, GrowsWithDatasetBatchAndModel) {
 
 }  // namespace
 }  // namespace nanonas
+
+// With the child variable set this binary is the measured child process: it runs one evaluation
+// and exits before GoogleTest starts, so the child's peak RSS holds nothing but that evaluation.
+int main(int argc, char** argv) {
+  if (const char* env = std::getenv(nanonas::kChildEnv)) return nanonas::RunChild(env);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
