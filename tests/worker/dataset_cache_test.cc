@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -12,10 +13,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Folders made by TempDir(), removed when the test program ends.
+struct TempDirs : testing::Environment {
+  std::vector<fs::path> made;
+  void TearDown() override {
+    for (const auto& p : made) fs::remove_all(p);
+  }
+};
+TempDirs* const temp_dirs =
+    static_cast<TempDirs*>(testing::AddGlobalTestEnvironment(new TempDirs));
+
 std::string TempDir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("nanonas-cache-test-" + name + "-" +
                                             std::to_string(::getpid()));
   fs::remove_all(p);
+  temp_dirs->made.push_back(p);
   return p.string();
 }
 

@@ -35,6 +35,11 @@ class WorkerEvaluationRunnerTest : public testing::Test {
     metrics_ = std::make_unique<WorkerMetrics>(registry_);
   }
 
+  void TearDown() override {
+    cache_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
   std::unique_ptr<EvaluationRunner> MakeRunner(int slots, int64_t budget) {
     EvaluationRunnerOptions o;
     o.child_command = {FAKE_CHILD_PATH};

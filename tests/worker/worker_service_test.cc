@@ -161,6 +161,8 @@ class WorkerProcessTest : public testing::Test {
       waitpid(pid_, nullptr, 0);
     }
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    std::filesystem::remove_all(cache_dir_);
+    std::filesystem::remove(cache_dir_ + "-metrics.txt");
   }
 
   void StartWorker(const std::vector<std::string>& extra) {
