@@ -86,17 +86,22 @@ absl::StatusOr<bool> ReadFrame(int fd, google::protobuf::MessageLite* message) {
   return true;
 }
 
-int64_t OwnPeakRssBytes() {
+namespace {
+int64_t ReadStatusKib(const char* format) {
   FILE* f = std::fopen("/proc/self/status", "r");
   if (f == nullptr) return 0;
   char line[256];
   long long kib = 0;
   while (std::fgets(line, sizeof(line), f) != nullptr) {
-    if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+    if (std::sscanf(line, format, &kib) == 1) break;
   }
   std::fclose(f);
   return static_cast<int64_t>(kib) * 1024;
 }
+}  // namespace
+
+int64_t OwnPeakRssBytes() { return ReadStatusKib("VmHWM: %lld kB"); }
+int64_t OwnRssBytes() { return ReadStatusKib("VmRSS: %lld kB"); }
 
 absl::StatusOr<bool> FrameDecoder::Next(std::string* payload) {
   if (buffer_.size() < 4) return false;

@@ -31,6 +31,8 @@ absl::StatusOr<bool> ReadFrame(int fd, google::protobuf::MessageLite* message);
 // reports it with its result: wait4's ru_maxrss cannot be used, because a posix_spawn child
 // (vfork semantics) inherits the parent's high-water mark through exec.
 int64_t OwnPeakRssBytes();
+// This process's resident memory now (VmRSS), 0 if unknown.
+int64_t OwnRssBytes();
 
 class FrameDecoder {
  public:
