@@ -396,8 +396,8 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::RegisterPath(const std::string&
   }
   // Content hash over sorted names and bytes.
   std::vector<fs::path> files;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  const fs::recursive_directory_iterator end;
+  for (auto it = fs::recursive_directory_iterator(root, ec); it != end; it.increment(ec)) {
     if (ec) break;
     if (it->is_regular_file()) files.push_back(it->path());
   }

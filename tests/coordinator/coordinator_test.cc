@@ -403,7 +403,8 @@ TEST(CoordinatorTest, WatchGivesASnapshotThenEventsAndResumesFromACursor) {
   ASSERT_TRUE(next.ok());
   bool saw_progress = false, saw_done = false;
   for (size_t i = 1; i < next->size(); ++i) {
-    EXPECT_GE((*next)[i].sequence(), (*next)[i - 1].sequence()) << "events in the order they happened";
+    EXPECT_GE((*next)[i].sequence(), (*next)[i - 1].sequence())
+        << "events in the order they happened";
   }
   ASSERT_GE(next->size(), 2u);
   EXPECT_TRUE((*next)[0].has_progress()) << "the progress came before the result";

@@ -224,8 +224,9 @@ absl::StatusOr<std::vector<std::string>> ReflectionServices(
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   OneShotBidi call(req);
-  stub.PrepareBidiStreamingCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                                grpc::StubOptions(), &call);
+  stub.PrepareBidiStreamingCall(
+      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc::StubOptions(),
+      &call);
   call.Run();
   absl::Status st = FromGrpc(call.Await());
   if (!st.ok()) return st;

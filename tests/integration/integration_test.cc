@@ -579,7 +579,7 @@ TEST(IntegrationFailureTest, WorkerKilledMidEvaluationAndTheJobStillSucceeds) {
   }
 }
 
-TEST(IntegrationFailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunningFinishedCandidates) {
+TEST(IntegrationFailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunningFinished) {
   Cluster cluster("coordkill");
   // Sequential dispatch, so that the kill lands between a finished and a running candidate.
   const std::vector<std::string> flags = {"--speculate=false"};
