@@ -142,9 +142,10 @@ bool WaitUntil(F f, int seconds) {
 class WorkerProcessTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string bytes = SerializeDataset(StripesDataset(40));
-    coordinator_.dataset_bytes = bytes;
-    coordinator_.dataset_id = "sha256:" + Sha256Hex(bytes);
+    // Named as the coordinator names decoded datasets: by ContentHash (verified by decoding).
+    Dataset data = StripesDataset(40);
+    coordinator_.dataset_bytes = SerializeDataset(data);
+    coordinator_.dataset_id = "sha256:" + ContentHash(data);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&coordinator_);
