@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -324,6 +325,26 @@ TEST_F(IntegrationTest, TwoWorkersRunARealSearchToTheEnd) {
   EXPECT_TRUE(replay->Finish().ok());
   ASSERT_GE(seqs.size(), 3u);
   for (size_t i = 1; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], seqs[i - 1] + 1);
+}
+
+TEST_F(IntegrationTest, TwoJobsShareTheWorkersAndBothSucceed) {
+  v1::JobSpec second = Spec(*dataset_, 2);
+  second.mutable_evaluation()->set_seed(2);
+  auto a = cluster_->Submit(Spec(*dataset_, 2));
+  auto b = cluster_->Submit(second);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  auto done_a = cluster_->WaitEnd(a->id(), absl::Seconds(120));
+  auto done_b = cluster_->WaitEnd(b->id(), absl::Seconds(120));
+  ASSERT_TRUE(done_a.ok() && done_b.ok()) << cluster_->Logs();
+  EXPECT_EQ(done_a->state(), v1::JOB_STATE_SUCCEEDED) << done_a->error();
+  EXPECT_EQ(done_b->state(), v1::JOB_STATE_SUCCEEDED) << done_b->error();
+  std::set<std::string> workers;
+  for (const auto* j : {&*done_a, &*done_b}) {
+    for (const auto& c : j->candidates()) {
+      if (!c.worker().empty()) workers.insert(c.worker());
+    }
+  }
+  EXPECT_EQ(workers.size(), 2u) << "both workers took part";
 }
 
 TEST_F(IntegrationTest, WatchRelaysProgressAndEndsWithTheJob) {
