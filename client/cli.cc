@@ -123,7 +123,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
     }
     auto take = [&]() -> absl::StatusOr<std::string> {
       if (inline_value) return value;
-      if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat(a, " needs a value"));
+      if (i + 1 >= args.size())
+        return absl::InvalidArgumentError(absl::StrCat(a, " needs a value"));
       return args[++i];
     };
     if (a == "--server") {
@@ -207,7 +208,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
   }
   if (name == "targets") {
     cmd.kind = Command::Kind::kTargets;
-    if (!positional.empty()) return absl::InvalidArgumentError("`nanonas targets` takes no argument");
+    if (!positional.empty())
+      return absl::InvalidArgumentError("`nanonas targets` takes no argument");
     absl::Status s = no_flags();
     if (!s.ok()) return s;
     return cmd;
@@ -240,7 +242,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
   cmd.kind = Command::Kind::kSubmit;
   if (positional.size() != 1) {
     return absl::InvalidArgumentError(
-        "`nanonas submit` takes one DATASET_DIR (a folder with one sub-folder of images per class)");
+        "`nanonas submit` takes one DATASET_DIR (a folder with one sub-folder of images per "
+        "class)");
   }
   cmd.dataset_dir = positional[0];
   nanonas::v1::JobSpec& spec = cmd.spec;
@@ -267,8 +270,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
     if (b == nullptr) {
       std::vector<std::string> names;
       for (const auto& p : BoardPresets()) names.push_back(p.name);
-      return absl::InvalidArgumentError(absl::StrCat("--target: unknown board '", v,
-                                                     "'; known: ", absl::StrJoin(names, ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--target: unknown board '", v, "'; known: ", absl::StrJoin(names, ", ")));
     }
     lim->set_ram_bytes(b->ram_bytes);
     lim->set_flash_bytes(b->flash_bytes);
@@ -280,8 +283,9 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
     if (f == "--target") continue;
     if (f == "--input") {
       auto s = ParseInputShape(v);
-      if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("--input: ", s.status().message(),
-                                                                  " (e.g. 50x50x3 or 28x28x1)"));
+      if (!s.ok())
+        return absl::InvalidArgumentError(
+            absl::StrCat("--input: ", s.status().message(), " (e.g. 50x50x3 or 28x28x1)"));
       if (s->height <= 0 || s->width <= 0) {
         return absl::InvalidArgumentError(
             absl::StrCat("--input: ", v, " has a zero size (e.g. 50x50x3 or 28x28x1)"));
@@ -321,14 +325,14 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
       auto d = ParseFloat(f, v);
       if (!d.ok()) return d.status();
       if (*d <= 0 || *d >= 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--val-split: ", v, " is outside (0, 1); e.g. 0.3 keeps 30% for validation"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--val-split: ", v, " is outside (0, 1); e.g. 0.3 keeps 30% for validation"));
       }
       spec.set_validation_split(*d);
     } else if (f == "--variant") {
       auto var = ParseVariant(v);
-      if (!var.ok()) return absl::InvalidArgumentError(absl::StrCat("--variant: '", v,
-                                                                    "' is not 2023 or 2024"));
+      if (!var.ok())
+        return absl::InvalidArgumentError(absl::StrCat("--variant: '", v, "' is not 2023 or 2024"));
       spec.set_variant(VariantName(*var));
     } else if (f == "--name") {
       spec.set_name(v);

@@ -28,8 +28,7 @@ constexpr int64_t kMaxUploadBytes = 4LL << 30;
 constexpr size_t kChunkBytes = 1 << 20;
 
 bool Terminal(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
 }
 
 std::string Sha256Hex(const std::string& bytes) {
@@ -53,7 +52,8 @@ std::string FormatTime(const google::protobuf::Timestamp& t) {
 }
 
 // Applies one watch event to the local copy of the job.
-void Apply(const v1::JobEvent& e, v1::Job* job, v1::CandidateProgress* progress, bool* has_progress) {
+void Apply(const v1::JobEvent& e, v1::Job* job, v1::CandidateProgress* progress,
+           bool* has_progress) {
   if (e.has_job()) *job = e.job();
   switch (e.kind_case()) {
     case v1::JobEvent::kJobState:
@@ -70,9 +70,11 @@ void Apply(const v1::JobEvent& e, v1::Job* job, v1::CandidateProgress* progress,
       }
       if (!found) *job->add_candidates() = c;
       std::sort(job->mutable_candidates()->begin(), job->mutable_candidates()->end(),
-                [](const v1::Candidate& a, const v1::Candidate& b) { return a.sequence() < b.sequence(); });
-      if (c.state() != v1::CANDIDATE_STATE_RUNNING && *has_progress &&
-          progress->k() == c.k() && progress->c() == c.c() && !progress->final_training()) {
+                [](const v1::Candidate& a, const v1::Candidate& b) {
+                  return a.sequence() < b.sequence();
+                });
+      if (c.state() != v1::CANDIDATE_STATE_RUNNING && *has_progress && progress->k() == c.k() &&
+          progress->c() == c.c() && !progress->final_training()) {
         *has_progress = false;
       }
       break;
@@ -140,14 +142,15 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
   std::string o;
   const auto& spec = job.spec();
   const auto& lim = spec.constraints();
-  absl::StrAppend(&o, "job ", job.id(), spec.name().empty() ? "" : " \"" + spec.name() + "\"",
-                  "  ", JobStateName(job.state()), "\n");
+  absl::StrAppend(&o, "job ", job.id(), spec.name().empty() ? "" : " \"" + spec.name() + "\"", "  ",
+                  JobStateName(job.state()), "\n");
   absl::StrAppend(&o, "  input ", spec.input().height(), "x", spec.input().width(), "x",
                   spec.input().channels(), ", variant ",
                   spec.variant().empty() ? "2023" : spec.variant(), ", limits: RAM ",
                   Limit(lim.ram_bytes(), true), ", Flash ", Limit(lim.flash_bytes(), true),
                   ", MACC ", Limit(lim.macc(), false));
-  if (lim.host_memory_bytes() > 0) absl::StrAppend(&o, ", host ", FormatBytes(lim.host_memory_bytes()));
+  if (lim.host_memory_bytes() > 0)
+    absl::StrAppend(&o, ", host ", FormatBytes(lim.host_memory_bytes()));
   if (!lim.target().empty()) absl::StrAppend(&o, " (", lim.target(), ")");
   absl::StrAppend(&o, "\n\n");
   absl::StrAppendFormat(&o, "%3s %3s %2s  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", "#", "k",
@@ -182,20 +185,19 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
                    static_cast<double>(progress->batch())) /
                   (static_cast<double>(epochs) * per_epoch);
     absl::StrAppendFormat(&o, "\n  %s k=%d c=%d  epoch %d/%d  %s  loss %.4f  acc %.4f\n",
-                          progress->final_training() ? "final training" : "training",
-                          progress->k(), progress->c(), progress->epoch(), epochs,
-                          ProgressBar(frac, 30), progress->running_loss(),
-                          progress->running_accuracy());
+                          progress->final_training() ? "final training" : "training", progress->k(),
+                          progress->c(), progress->epoch(), epochs, ProgressBar(frac, 30),
+                          progress->running_loss(), progress->running_accuracy());
   }
   if (job.state() == v1::JOB_STATE_SUCCEEDED || job.result().found() ||
       !job.result().stop_reason().empty()) {
     const auto& r = job.result();
     if (r.found()) {
-      absl::StrAppendFormat(&o, "\nresult: k=%d c=%d, validation accuracy %.4f, MACC %s, Flash %s, RAM %s\n",
-                            r.k(), r.c(), r.validation_accuracy(),
-                            r.macc() > 0 ? FormatCount(r.macc()) : "-",
-                            r.flash_bytes() > 0 ? FormatBytes(r.flash_bytes()) : "-",
-                            r.ram_bytes() > 0 ? FormatBytes(r.ram_bytes()) : "-");
+      absl::StrAppendFormat(
+          &o, "\nresult: k=%d c=%d, validation accuracy %.4f, MACC %s, Flash %s, RAM %s\n", r.k(),
+          r.c(), r.validation_accuracy(), r.macc() > 0 ? FormatCount(r.macc()) : "-",
+          r.flash_bytes() > 0 ? FormatBytes(r.flash_bytes()) : "-",
+          r.ram_bytes() > 0 ? FormatBytes(r.ram_bytes()) : "-");
     } else if (Terminal(job.state())) {
       absl::StrAppend(&o, "\nresult: no candidate fits the limits\n");
     }
@@ -221,7 +223,10 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
 
 Cli::Cli(std::shared_ptr<v1::Coordinator::StubInterface> stub, GlobalOptions global,
          std::ostream& out, std::ostream& err, bool interactive)
-    : stub_(std::move(stub)), global_(std::move(global)), out_(out), err_(err),
+    : stub_(std::move(stub)),
+      global_(std::move(global)),
+      out_(out),
+      err_(err),
       interactive_(interactive) {}
 
 void Cli::SetDeadline(grpc::ClientContext* ctx, double seconds) const {
@@ -231,13 +236,21 @@ void Cli::SetDeadline(grpc::ClientContext* ctx, double seconds) const {
 
 int Cli::Run(const Command& c) {
   switch (c.kind) {
-    case Command::Kind::kSubmit: return Submit(c);
-    case Command::Kind::kWatch: return Watch(c.job_id);
-    case Command::Kind::kList: return List(c);
-    case Command::Kind::kGet: return Get(c.job_id);
-    case Command::Kind::kCancel: return Cancel(c.job_id);
-    case Command::Kind::kTargets: return Targets();
-    case Command::Kind::kHelp: out_ << Usage(); return kExitOk;
+    case Command::Kind::kSubmit:
+      return Submit(c);
+    case Command::Kind::kWatch:
+      return Watch(c.job_id);
+    case Command::Kind::kList:
+      return List(c);
+    case Command::Kind::kGet:
+      return Get(c.job_id);
+    case Command::Kind::kCancel:
+      return Cancel(c.job_id);
+    case Command::Kind::kTargets:
+      return Targets();
+    case Command::Kind::kHelp:
+      out_ << Usage();
+      return kExitOk;
   }
   return kExitUsage;
 }
@@ -374,14 +387,15 @@ int Cli::Watch(const std::string& job_id) {
     grpc::Status s = reader->Finish();
     if (have_job && Terminal(job.state())) break;
     if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE &&
-        s.error_code() != grpc::StatusCode::INTERNAL && s.error_code() != grpc::StatusCode::UNKNOWN) {
+        s.error_code() != grpc::StatusCode::INTERNAL &&
+        s.error_code() != grpc::StatusCode::UNKNOWN) {
       return ReportRpcError(s, "watch " + job_id, global_, err_);
     }
     // The stream broke (coordinator restart, network): resume after the last event seen.
     if (++reconnects > 30) {
-      return ReportRpcError(s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended")
-                                   : s,
-                            "watch " + job_id, global_, err_);
+      return ReportRpcError(
+          s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended") : s,
+          "watch " + job_id, global_, err_);
     }
     if (!global_.json) err_ << "nanonas: watch stream interrupted; reconnecting...\n";
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500 * reconnects, 3000)));
@@ -458,11 +472,11 @@ int Cli::Targets() {
     std::string o = "[";
     bool first = true;
     for (const BoardPreset& b : BoardPresets()) {
-      absl::StrAppend(&o, first ? "" : ", ",
-                      absl::StrFormat("{\"name\": \"%s\", \"mcu\": \"%s\", \"ram_bytes\": %d, "
-                                      "\"flash_bytes\": %d, \"coremark\": %d, \"macc\": %d}",
-                                      b.name, b.mcu, b.ram_bytes, b.flash_bytes, b.coremark,
-                                      b.macc()));
+      absl::StrAppend(
+          &o, first ? "" : ", ",
+          absl::StrFormat("{\"name\": \"%s\", \"mcu\": \"%s\", \"ram_bytes\": %d, "
+                          "\"flash_bytes\": %d, \"coremark\": %d, \"macc\": %d}",
+                          b.name, b.mcu, b.ram_bytes, b.flash_bytes, b.coremark, b.macc()));
       first = false;
     }
     out_ << o << "]\n";

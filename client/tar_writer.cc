@@ -63,8 +63,9 @@ absl::StatusOr<TarredFolder> TarDatasetFolder(const std::string& dir, int64_t ma
       if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", f.string()));
       std::string data((std::istreambuf_iterator<char>(in)), {});
       if (static_cast<int64_t>(out.bytes.size() + data.size()) > max_bytes) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "dataset folder '", dir, "' is larger than ", max_bytes, " bytes; upload a smaller one"));
+        return absl::ResourceExhaustedError(absl::StrCat("dataset folder '", dir,
+                                                         "' is larger than ", max_bytes,
+                                                         " bytes; upload a smaller one"));
       }
       std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(
           archive_entry_new(), archive_entry_free);
@@ -84,7 +85,8 @@ absl::StatusOr<TarredFolder> TarDatasetFolder(const std::string& dir, int64_t ma
     return absl::InternalError(absl::StrCat("libarchive: ", archive_error_string(a.get())));
   }
   if (out.files == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("'", dir, "' holds no files in its class folders"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", dir, "' holds no files in its class folders"));
   }
   return out;
 }

@@ -14,9 +14,9 @@
 namespace nanonas {
 
 struct BoardPreset {
-  std::string name;    // "NUCLEO-L412KB"
-  std::string mcu;     // "STM32L412KB (Cortex-M4, 80 MHz)"
-  int64_t ram_bytes;   // SRAM
+  std::string name;   // "NUCLEO-L412KB"
+  std::string mcu;    // "STM32L412KB (Cortex-M4, 80 MHz)"
+  int64_t ram_bytes;  // SRAM
   int64_t flash_bytes;
   int coremark;        // CoreMark score the MACC bound derives from
   std::string source;  // where the figures come from

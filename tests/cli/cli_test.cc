@@ -24,9 +24,10 @@ absl::StatusOr<Command> Parse(std::vector<std::string> args, const char* env = n
 }
 
 TEST(CliParseTest, SubmitTakesHumanUnits) {
-  auto c = Parse({"submit", "data", "--ram", "40KiB", "--flash", "128KiB", "--macc", "2.73M",
-                  "--host-memory", "512MiB", "--input", "28x28x1", "--epochs", "2", "--seed", "7",
-                  "--val-split", "0.25", "--variant", "2024", "--name", "demo", "--json"});
+  auto c = Parse({"submit",    "data",  "--ram",         "40KiB",  "--flash",     "128KiB",
+                  "--macc",    "2.73M", "--host-memory", "512MiB", "--input",     "28x28x1",
+                  "--epochs",  "2",     "--seed",        "7",      "--val-split", "0.25",
+                  "--variant", "2024",  "--name",        "demo",   "--json"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->kind, Command::Kind::kSubmit);
   EXPECT_EQ(c->dataset_dir, "data");
@@ -291,7 +292,8 @@ class CliServerTest : public testing::Test {
     b.RegisterService(&fake_);
     server_ = b.BuildAndStart();
     ASSERT_TRUE(server_);
-    dir_ = std::filesystem::temp_directory_path() / ("nanonas-cli-test-" + std::to_string(getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("nanonas-cli-test-" + std::to_string(getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "cats");
     std::filesystem::create_directories(dir_ / "dogs");

@@ -1,11 +1,11 @@
 // Clients against a live coordinator and worker on loopback: the `nanonas` CLI and the Python
 // example client (client/python) each run a real small search to the end.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -44,7 +44,8 @@ int FreePort() {
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
   posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -100,10 +101,10 @@ class CliLiveTest : public testing::Test {
     }
     port_ = FreePort();
     server_ = "127.0.0.1:" + std::to_string(port_);
-    coordinator_ = Spawn({COORDINATOR_BINARY, "--listen", server_, "--metrics-listen",
-                          "127.0.0.1:" + std::to_string(FreePort()), "--state-dir",
-                          (dir_ / "state").string()},
-                         (dir_ / "coordinator.log").string());
+    coordinator_ =
+        Spawn({COORDINATOR_BINARY, "--listen", server_, "--metrics-listen",
+               "127.0.0.1:" + std::to_string(FreePort()), "--state-dir", (dir_ / "state").string()},
+              (dir_ / "coordinator.log").string());
     worker_ = Spawn({WORKER_BINARY, "--coordinator", server_, "--metrics-listen",
                      "127.0.0.1:" + std::to_string(FreePort()), "--listen", "127.0.0.1:0",
                      "--cache-dir", (dir_ / "cache").string(), "--slots", "2"},
@@ -133,7 +134,8 @@ class CliLiveTest : public testing::Test {
     fs::remove_all(dir_);
   }
   void SetUp() override {
-    ASSERT_TRUE(ready_) << "coordinator not ready:\n" << ReadAll((dir_ / "coordinator.log").string());
+    ASSERT_TRUE(ready_) << "coordinator not ready:\n"
+                        << ReadAll((dir_ / "coordinator.log").string());
   }
   std::string Logs() {
     return "\n--- coordinator ---\n" + ReadAll((dir_ / "coordinator.log").string()) +
@@ -158,7 +160,8 @@ TEST_F(CliLiveTest, CliSubmitsWatchesAndGetsARealSearch) {
   std::string out;
   const std::string cli = std::string(CLI_BINARY) + " --server " + server_;
   ASSERT_EQ(RunCommand(cli + " submit " + (dir_ / "images").string() + kLimits +
-                           "--skip-final --name cli-live --json", &out),
+                           "--skip-final --name cli-live --json",
+                       &out),
             0)
       << out << Logs();
   size_t at = out.find("{\"job_id\": \"");
@@ -174,15 +177,17 @@ TEST_F(CliLiveTest, CliSubmitsWatchesAndGetsARealSearch) {
   EXPECT_THAT(out, HasSubstr(job));
   EXPECT_EQ(RunCommand(cli + " get no-such-job", &out), 4) << out;
   EXPECT_EQ(RunCommand(cli + " submit " + (dir_ / "images").string() +
-                           " --input 16x16x3 --ram 3KiB --variant 1999", &out),
+                           " --input 16x16x3 --ram 3KiB --variant 1999",
+                       &out),
             2);
 }
 
 TEST_F(CliLiveTest, PythonExampleClientRunsASearch) {
   std::string out;
-  std::string cmd = SYSTEM_PYTHON " " NANONAS_SOURCE_DIR "/client/python/nanonas_client_example.py"
-                    " --stubs " PYTHON_STUBS_DIR " --server " + server_ + " " +
-                    (dir_ / "images").string() +
+  std::string cmd = SYSTEM_PYTHON " " NANONAS_SOURCE_DIR
+                                  "/client/python/nanonas_client_example.py"
+                                  " --stubs " PYTHON_STUBS_DIR " --server " +
+                    server_ + " " + (dir_ / "images").string() +
                     " --input 16x16x3 --ram 8192 --flash 32768 --epochs 1 --name py-live";
   ASSERT_EQ(RunCommand(cmd, &out), 0) << out << Logs();
   EXPECT_THAT(out, HasSubstr("JOB_STATE_SUCCEEDED"));

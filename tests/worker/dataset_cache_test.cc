@@ -20,12 +20,11 @@ struct TempDirs : testing::Environment {
     for (const auto& p : made) fs::remove_all(p);
   }
 };
-TempDirs* const temp_dirs =
-    static_cast<TempDirs*>(testing::AddGlobalTestEnvironment(new TempDirs));
+TempDirs* const temp_dirs = static_cast<TempDirs*>(testing::AddGlobalTestEnvironment(new TempDirs));
 
 std::string TempDir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("nanonas-cache-test-" + name + "-" +
-                                            std::to_string(::getpid()));
+  fs::path p =
+      fs::temp_directory_path() / ("nanonas-cache-test-" + name + "-" + std::to_string(::getpid()));
   fs::remove_all(p);
   temp_dirs->made.push_back(p);
   return p.string();

@@ -69,9 +69,7 @@ class WorkerEvaluationRunnerTest : public testing::Test {
     return r;
   }
 
-  std::string MetricsText() {
-    return prometheus::TextSerializer().Serialize(registry_.Collect());
-  }
+  std::string MetricsText() { return prometheus::TextSerializer().Serialize(registry_.Collect()); }
 
   std::string dir_, dataset_, dataset_id_;
   std::unique_ptr<DatasetCache> cache_;
@@ -83,7 +81,8 @@ class WorkerEvaluationRunnerTest : public testing::Test {
 TEST_F(WorkerEvaluationRunnerTest, RelaysEventsAndTheChildsResult) {
   auto runner = MakeRunner(1, 0);
   std::vector<nanonas::v1::EvaluateEvent> events;
-  auto result = runner->Run(Request(1), [&](const auto& e) { events.push_back(e); }, nullptr);
+  auto result = runner->Run(
+      Request(1), [&](const auto& e) { events.push_back(e); }, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->state(), nanonas::v1::CANDIDATE_STATE_DONE) << result->error();
   EXPECT_EQ(result->error(), "");  // the child found its dataset file
@@ -148,8 +147,8 @@ TEST_F(WorkerEvaluationRunnerTest, CancelKillsTheChild) {
     cancel = true;
   });
   auto t0 = std::chrono::steady_clock::now();
-  auto result = runner->Run(Request(4), [&](const auto&) { started = true; },
-                            [&] { return cancel.load(); });
+  auto result = runner->Run(
+      Request(4), [&](const auto&) { started = true; }, [&] { return cancel.load(); });
   canceller.join();
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->state(), nanonas::v1::CANDIDATE_STATE_CANCELLED);
@@ -161,8 +160,8 @@ TEST_F(WorkerEvaluationRunnerTest, MoreEvaluationsThanSlotsAreRefused) {
   std::atomic<bool> started{false}, cancel{false};
   absl::StatusOr<nanonas::v1::EvaluateResult> first = absl::UnknownError("not run");
   std::thread t([&] {
-    first = runner->Run(Request(4), [&](const auto&) { started = true; },
-                        [&] { return cancel.load(); });
+    first = runner->Run(
+        Request(4), [&](const auto&) { started = true; }, [&] { return cancel.load(); });
   });
   while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto second = runner->Run(Request(1), nullptr, nullptr);
@@ -179,8 +178,7 @@ TEST_F(WorkerEvaluationRunnerTest, MoreEvaluationsThanSlotsAreRefused) {
 TEST_F(WorkerEvaluationRunnerTest, BadRequestsAndMissingDatasets) {
   auto runner = MakeRunner(1, 0);
   auto bad = Request(0);
-  EXPECT_EQ(runner->Run(bad, nullptr, nullptr).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(runner->Run(bad, nullptr, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
   auto no_input = Request(1);
   no_input.mutable_input()->set_height(0);
   EXPECT_THAT(std::string(runner->Run(no_input, nullptr, nullptr).status().message()),

@@ -29,12 +29,13 @@ TEST(WorkerFlagsTest, ErrorsSayWhatToFix) {
   EXPECT_THAT(std::string(missing.status().message()), testing::HasSubstr("--coordinator"));
   auto bad_port = ParseWorkerFlags({"--coordinator", "host", "--metrics-listen", ":1"});
   EXPECT_EQ(bad_port.status().code(), absl::StatusCode::kInvalidArgument);
-  auto bad_slots = ParseWorkerFlags({"--coordinator", "h:1", "--metrics-listen", "h:2", "--slots", "0"});
+  auto bad_slots =
+      ParseWorkerFlags({"--coordinator", "h:1", "--metrics-listen", "h:2", "--slots", "0"});
   EXPECT_THAT(std::string(bad_slots.status().message()), testing::HasSubstr("--slots"));
   auto unknown = ParseWorkerFlags({"--frobnicate"});
   EXPECT_THAT(std::string(unknown.status().message()), testing::HasSubstr("unknown flag"));
-  auto budget = ParseWorkerFlags({"--coordinator", "h:1", "--metrics-listen", "h:2",
-                                  "--memory-budget", "lots"});
+  auto budget = ParseWorkerFlags(
+      {"--coordinator", "h:1", "--metrics-listen", "h:2", "--memory-budget", "lots"});
   EXPECT_THAT(std::string(budget.status().message()), testing::HasSubstr("--memory-budget"));
   EXPECT_TRUE(ParseWorkerFlags({"--help"})->help);
 }

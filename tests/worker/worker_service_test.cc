@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,7 +76,8 @@ class FakeCoordinator final : public v1::Coordinator::Service {
   grpc::Status FetchDataset(grpc::ServerContext*, const v1::FetchDatasetRequest* req,
                             grpc::ServerWriter<v1::DatasetChunk>* writer) override {
     ++fetches;
-    if (req->id() != dataset_id) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such dataset");
+    if (req->id() != dataset_id)
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such dataset");
     for (size_t off = 0; off < dataset_bytes.size(); off += 4096) {
       v1::DatasetChunk chunk;
       if (off == 0) chunk.set_total_bytes(static_cast<int64_t>(dataset_bytes.size()));
@@ -168,10 +169,17 @@ class WorkerProcessTest : public testing::Test {
 
   void StartWorker(const std::vector<std::string>& extra) {
     metrics_port_ = FreePort();
-    std::vector<std::string> args = {WORKER_BINARY, "--coordinator",
-                                     "127.0.0.1:" + std::to_string(port_), "--metrics-listen",
-                                     "127.0.0.1:" + std::to_string(metrics_port_), "--listen", "127.0.0.1:0", "--cache-dir",
-                                     cache_dir_, "--slots", "1"};
+    std::vector<std::string> args = {WORKER_BINARY,
+                                     "--coordinator",
+                                     "127.0.0.1:" + std::to_string(port_),
+                                     "--metrics-listen",
+                                     "127.0.0.1:" + std::to_string(metrics_port_),
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--cache-dir",
+                                     cache_dir_,
+                                     "--slots",
+                                     "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -307,7 +315,8 @@ TEST_F(WorkerProcessTest, JoinsEvaluatesInAChildAndLeavesOnSigterm) {
   // Metrics: the evaluations by outcome, and the text passes `promtool check metrics`.
   std::string metrics = HttpGetMetrics(metrics_port_);
   EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluations_total{outcome=\"done\"} 1"));
-  EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluations_total{outcome=\"host_infeasible\"} 1"));
+  EXPECT_THAT(metrics,
+              HasSubstr("nanonas_worker_evaluations_total{outcome=\"host_infeasible\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluation_peak_memory_bytes_count 2"));
   EXPECT_THAT(metrics, HasSubstr("nanonas_worker_training_images_per_second_count 1"));
   EXPECT_THAT(metrics, HasSubstr("nanonas_worker_busy_slots 0"));
@@ -349,7 +358,8 @@ TEST_F(WorkerProcessTest, CancellingTheRpcKillsTheChildAndTheWorkerKeepsServing)
   v1::EvaluateEvent e;
   ASSERT_TRUE(reader->Read(&e));  // training has started in the child
   auto children = [&] {
-    std::string path = "/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children";
+    std::string path =
+        "/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children";
     std::ifstream in(path);
     std::string text;
     std::getline(in, text);

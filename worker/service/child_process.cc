@@ -64,8 +64,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   if (rc != 0) {
     close(in_pipe[1]);
     close(out_pipe[0]);
-    return absl::InternalError(
-        absl::StrCat("could not start ", argv[0], ": ", std::strerror(rc)));
+    return absl::InternalError(absl::StrCat("could not start ", argv[0], ": ", std::strerror(rc)));
   }
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->pid_ = pid;

@@ -17,13 +17,14 @@
 namespace nanonas {
 
 struct ChildExit {
-  bool exited = false;      // normal exit: exit_code valid
+  bool exited = false;  // normal exit: exit_code valid
   int exit_code = 0;
-  int signal = 0;           // killed by this signal when !exited
+  int signal = 0;  // killed by this signal when !exited
   // wait4 rusage ru_maxrss. Beware: a posix_spawn child inherits the parent's high-water mark
   // through exec, so this is at least the parent's RSS at spawn time.
   int64_t peak_rss_bytes = 0;
-  std::string Describe() const;  // "exited with status 3", "killed by signal 11 (Segmentation fault)"
+  std::string Describe()
+      const;  // "exited with status 3", "killed by signal 11 (Segmentation fault)"
 };
 
 class ChildProcess {

@@ -17,7 +17,8 @@ void EncodeLength(uint32_t n, char out[4]) {
 
 uint32_t DecodeLength(const char in[4]) {
   uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    n |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
   return n;
 }
 

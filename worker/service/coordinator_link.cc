@@ -30,7 +30,9 @@ CoordinatorLink::CoordinatorLink(std::shared_ptr<grpc::Channel> channel,
 
 CoordinatorLink::~CoordinatorLink() { Stop(); }
 
-void CoordinatorLink::Start() { thread_ = std::thread([this] { Loop(); }); }
+void CoordinatorLink::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void CoordinatorLink::Stop() {
   {
@@ -48,7 +50,8 @@ void CoordinatorLink::Stop() {
     nanonas::v1::LeaveResponse resp;
     grpc::Status s = stub_->LeaveWorker(&ctx, req, &resp);
     NANONAS_LOG(INFO) << "left the coordinator"
-                      << (s.ok() ? "" : absl::StrCat(" (LeaveWorker failed: ", s.error_message(), ")"));
+                      << (s.ok() ? ""
+                                 : absl::StrCat(" (LeaveWorker failed: ", s.error_message(), ")"));
   }
 }
 
@@ -105,7 +108,8 @@ void CoordinatorLink::Loop() {
     nanonas::v1::HeartbeatResponse resp;
     grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
     if (s.ok() && !resp.known()) {
-      NANONAS_LOG(INFO) << "the coordinator does not know this worker (restarted?): registering again";
+      NANONAS_LOG(INFO)
+          << "the coordinator does not know this worker (restarted?): registering again";
       registered_ = false;
     } else if (!s.ok()) {
       if (++failures >= 3) {
@@ -135,8 +139,9 @@ absl::StatusOr<std::string> CoordinatorLink::FetchDataset(const std::string& id,
       total = chunk.total_bytes();
       if (max_bytes > 0 && total > max_bytes) {
         ctx.TryCancel();
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "dataset ", id, " has ", total, " bytes, more than this worker accepts (", max_bytes, ")"));
+        return absl::ResourceExhaustedError(absl::StrCat("dataset ", id, " has ", total,
+                                                         " bytes, more than this worker accepts (",
+                                                         max_bytes, ")"));
       }
       bytes.reserve(static_cast<size_t>(total));
     }
@@ -145,8 +150,8 @@ absl::StatusOr<std::string> CoordinatorLink::FetchDataset(const std::string& id,
   absl::Status s = FromGrpc(reader->Finish());
   if (!s.ok()) return s;
   if (total >= 0 && static_cast<int64_t>(bytes.size()) != total) {
-    return absl::DataLossError(absl::StrCat("dataset ", id, ": received ", bytes.size(),
-                                            " bytes of ", total));
+    return absl::DataLossError(
+        absl::StrCat("dataset ", id, ": received ", bytes.size(), " bytes of ", total));
   }
   return bytes;
 }

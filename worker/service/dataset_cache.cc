@@ -37,8 +37,9 @@ absl::StatusOr<std::string> DatasetIdHex(const std::string& id) {
               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
             });
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset id '", id, "' is not a content hash (expected sha256:<64 lower-case hex digits>)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset id '", id,
+                     "' is not a content hash (expected sha256:<64 lower-case hex digits>)"));
   }
   return hex;
 }

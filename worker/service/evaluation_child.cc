@@ -86,7 +86,8 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   constexpr int64_t kEngineBaselineBytes = 32LL << 20;
   const int64_t pixels = static_cast<int64_t>(data->images.size()) +
                          (data == &dataset ? 0 : static_cast<int64_t>(dataset.images.size()));
-  const int64_t extra_baseline = std::max<int64_t>(0, OwnRssBytes() - pixels - kEngineBaselineBytes);
+  const int64_t extra_baseline =
+      std::max<int64_t>(0, OwnRssBytes() - pixels - kEngineBaselineBytes);
   const int64_t estimate =
       EstimateTrainingMemoryBytes(*arch, static_cast<int64_t>(data->images.size()), options) +
       extra_baseline;
@@ -127,9 +128,9 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
     }
     emit(e);
   };
-  absl::StatusOr<TrainResult> trained =
-      request.final_training() ? Train(*arch, *data, *split, options, on_progress)
-                               : Evaluate(*arch, *data, *split, options, on_progress);
+  absl::StatusOr<TrainResult> trained = request.final_training()
+                                            ? Train(*arch, *data, *split, options, on_progress)
+                                            : Evaluate(*arch, *data, *split, options, on_progress);
   if (!trained.ok()) return Failed(std::string(trained.status().message()));
   EvaluateResult r;
   r.set_state(nanonas::v1::CANDIDATE_STATE_DONE);

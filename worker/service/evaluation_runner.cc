@@ -66,19 +66,20 @@ absl::Status ValidateEvaluateRequest(const EvaluateRequest& r) {
 
 std::string OutcomeLabel(CandidateState state) {
   switch (state) {
-    case nanonas::v1::CANDIDATE_STATE_DONE: return "done";
-    case nanonas::v1::CANDIDATE_STATE_HOST_INFEASIBLE: return "host_infeasible";
-    case nanonas::v1::CANDIDATE_STATE_CANCELLED: return "cancelled";
-    default: return "failed";
+    case nanonas::v1::CANDIDATE_STATE_DONE:
+      return "done";
+    case nanonas::v1::CANDIDATE_STATE_HOST_INFEASIBLE:
+      return "host_infeasible";
+    case nanonas::v1::CANDIDATE_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "failed";
   }
 }
 
 EvaluationRunner::EvaluationRunner(EvaluationRunnerOptions options, DatasetCache* cache,
                                    DatasetCache::Fetcher fetcher, WorkerMetrics* metrics)
-    : options_(std::move(options)),
-      cache_(cache),
-      fetcher_(std::move(fetcher)),
-      metrics_(metrics) {
+    : options_(std::move(options)), cache_(cache), fetcher_(std::move(fetcher)), metrics_(metrics) {
   if (metrics_) {
     metrics_->SetSlots(options_.slots);
     metrics_->SetBusySlots(0);
@@ -105,8 +106,9 @@ absl::StatusOr<EvaluateResult> EvaluationRunner::Run(const EvaluateRequest& requ
   SlotGuard guard(busy_, metrics_);
   if (now > options_.slots) {
     if (metrics_) metrics_->RecordEvaluation("rejected", 0, 0, 0);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "all ", options_.slots, " evaluation slots of this worker are busy; retry on another worker"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("all ", options_.slots,
+                     " evaluation slots of this worker are busy; retry on another worker"));
   }
   if (metrics_) metrics_->SetBusySlots(now);
   const auto start = std::chrono::steady_clock::now();
@@ -124,8 +126,8 @@ absl::StatusOr<EvaluateResult> EvaluationRunner::Run(const EvaluateRequest& requ
   if (!lease.ok()) {
     if (lease.status().code() == absl::StatusCode::kInvalidArgument) return lease.status();
     result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
-    result.set_error(absl::StrCat("dataset ", request.dataset_id(),
-                                  " unavailable: ", lease.status().message()));
+    result.set_error(
+        absl::StrCat("dataset ", request.dataset_id(), " unavailable: ", lease.status().message()));
   } else if (cancelled && cancelled()) {
     result.set_state(nanonas::v1::CANDIDATE_STATE_CANCELLED);
     result.set_error("cancelled before the evaluation started");
@@ -150,8 +152,7 @@ EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
                                           const EventSink& sink, const CancelCheck& cancelled) {
   EvaluateResult result;
   std::vector<std::string> argv = options_.child_command;
-  argv.insert(argv.end(), {"--dataset-file", dataset_path, "--memory-limit",
-                           absl::StrCat(budget)});
+  argv.insert(argv.end(), {"--dataset-file", dataset_path, "--memory-limit", absl::StrCat(budget)});
   auto spawned = ChildProcess::Spawn(argv);
   if (!spawned.ok()) {
     result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
@@ -252,8 +253,8 @@ EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
       if (exit.ok() && !exit->exited && exit->signal == SIGKILL) {
         hint = " (not by the worker: probably the kernel's out-of-memory killer)";
       }
-      result.set_error(absl::StrCat("evaluation process ", how,
-                                    have_result ? "" : " without a result", hint));
+      result.set_error(
+          absl::StrCat("evaluation process ", how, have_result ? "" : " without a result", hint));
     }
   }
   result.set_peak_memory_bytes(peak);

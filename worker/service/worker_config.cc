@@ -44,7 +44,8 @@ absl::Status SplitHostPort(const std::string& host_port, std::string* host, int*
   std::string p;
   if (!host_port.empty() && host_port[0] == '[') {
     size_t close = host_port.find(']');
-    if (close == std::string::npos || close + 1 >= host_port.size() || host_port[close + 1] != ':') {
+    if (close == std::string::npos || close + 1 >= host_port.size() ||
+        host_port[close + 1] != ':') {
       return absl::InvalidArgumentError(absl::StrCat("'", host_port, "' is not [IPv6]:PORT"));
     }
     h = host_port.substr(1, close - 1);
@@ -110,7 +111,8 @@ absl::StatusOr<WorkerConfig> ParseWorkerFlags(const std::vector<std::string>& ar
       auto v = need();
       if (!v.ok()) return v.status();
       auto bytes = ParseBytes(*v);
-      if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", bytes.status().message()));
+      if (!bytes.ok())
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": ", bytes.status().message()));
       (flag == "--memory-budget" ? c.memory_budget_bytes : c.cache_bytes) = *bytes;
     } else if (flag == "--slots") {
       auto v = need();
@@ -124,7 +126,8 @@ absl::StatusOr<WorkerConfig> ParseWorkerFlags(const std::vector<std::string>& ar
     }
   }
   if (c.help) return c;
-  if (c.coordinator.empty()) return absl::InvalidArgumentError("--coordinator HOST:PORT is required");
+  if (c.coordinator.empty())
+    return absl::InvalidArgumentError("--coordinator HOST:PORT is required");
   if (c.metrics_listen.empty()) {
     return absl::InvalidArgumentError("--metrics-listen HOST:PORT is required");
   }
@@ -192,7 +195,8 @@ absl::StatusOr<std::string> LocalAddressToward(const std::string& host_port) {
           inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&local)->sin_addr, buf, sizeof(buf));
           out = buf;
         } else if (local.ss_family == AF_INET6) {
-          inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr, buf, sizeof(buf));
+          inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr, buf,
+                    sizeof(buf));
           out = absl::StrCat("[", buf, "]");
         }
       }

@@ -11,8 +11,8 @@
 namespace nanonas {
 
 struct WorkerConfig {
-  std::string coordinator;          // HOST:PORT, required
-  std::string metrics_listen;       // HOST:PORT, required
+  std::string coordinator;     // HOST:PORT, required
+  std::string metrics_listen;  // HOST:PORT, required
   std::string listen = "0.0.0.0:0";
   std::string advertise;            // HOST:PORT; default: see AdvertiseHost
   int64_t memory_budget_bytes = 0;  // default: DefaultMemoryBudget()

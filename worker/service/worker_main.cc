@@ -67,11 +67,11 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
   exposer->RegisterCollectable(registry);
   WorkerMetrics metrics(*registry);
 
-  DatasetCache cache(config.cache_dir, config.cache_bytes, [](const std::string& hex,
-                                                             const std::string& bytes) {
-    auto data = DeserializeDataset(bytes);
-    return data.ok() && ContentHash(*data) == hex;
-  });
+  DatasetCache cache(config.cache_dir, config.cache_bytes,
+                     [](const std::string& hex, const std::string& bytes) {
+                       auto data = DeserializeDataset(bytes);
+                       return data.ok() && ContentHash(*data) == hex;
+                     });
   absl::Status cache_ok = cache.Init();
   if (!cache_ok.ok()) {
     std::cerr << "nanonas-worker: " << cache_ok.message() << "\n";
@@ -140,7 +140,8 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
                     << ", metrics on " << config.metrics_listen << ", dataset cache "
                     << config.cache_dir << " (" << FormatBytes(config.cache_bytes) << ")";
 
-  link = std::make_unique<CoordinatorLink>(channel, self, [&runner] { return runner.busy_slots(); });
+  link =
+      std::make_unique<CoordinatorLink>(channel, self, [&runner] { return runner.busy_slots(); });
   link->Start();
 
   int sig = 0;

@@ -26,20 +26,22 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
                     .Name("nanonas_worker_evaluation_duration_seconds")
                     .Help("Wall time of an evaluation, child start to result.")
                     .Register(registry)
-                    .Add({}, prometheus::Histogram::BucketBoundaries{
-                                 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600})),
-      images_per_second_(prometheus::BuildHistogram()
-                             .Name("nanonas_worker_training_images_per_second")
-                             .Help("Training throughput of completed evaluations.")
-                             .Register(registry)
-                             .Add({}, prometheus::Histogram::BucketBoundaries{
-                                          100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000})),
-      peak_memory_(prometheus::BuildHistogram()
-                       .Name("nanonas_worker_evaluation_peak_memory_bytes")
-                       .Help("OS-measured peak resident memory of an evaluation process.")
-                       .Register(registry)
-                       .Add({}, prometheus::Histogram::BucketBoundaries{
-                                    32e6, 64e6, 128e6, 256e6, 512e6, 1e9, 2e9, 4e9, 8e9})),
+                    .Add({}, prometheus::Histogram::BucketBoundaries{0.5, 1, 2, 5, 10, 20, 30, 60,
+                                                                     120, 300, 600, 1800, 3600})),
+      images_per_second_(
+          prometheus::BuildHistogram()
+              .Name("nanonas_worker_training_images_per_second")
+              .Help("Training throughput of completed evaluations.")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{100, 250, 500, 1000, 2000, 4000,
+                                                               8000, 16000, 32000})),
+      peak_memory_(
+          prometheus::BuildHistogram()
+              .Name("nanonas_worker_evaluation_peak_memory_bytes")
+              .Help("OS-measured peak resident memory of an evaluation process.")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{32e6, 64e6, 128e6, 256e6, 512e6, 1e9,
+                                                               2e9, 4e9, 8e9})),
       cache_bytes_(prometheus::BuildGauge()
                        .Name("nanonas_worker_dataset_cache_bytes")
                        .Help("Bytes held in the worker's dataset cache.")
@@ -68,7 +70,9 @@ void WorkerMetrics::RecordEvaluation(const std::string& outcome, double seconds,
 
 void WorkerMetrics::SetSlots(int slots) { slots_.Set(slots); }
 void WorkerMetrics::SetBusySlots(int busy) { busy_slots_.Set(busy); }
-void WorkerMetrics::SetMemoryBudget(int64_t bytes) { memory_budget_.Set(static_cast<double>(bytes)); }
+void WorkerMetrics::SetMemoryBudget(int64_t bytes) {
+  memory_budget_.Set(static_cast<double>(bytes));
+}
 void WorkerMetrics::SetDatasetCacheBytes(int64_t bytes) {
   cache_bytes_.Set(static_cast<double>(bytes));
 }

@@ -6,8 +6,7 @@ namespace nanonas {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 grpc::Status WorkerServiceImpl::Describe(grpc::ServerContext*, const nanonas::v1::DescribeRequest*,
