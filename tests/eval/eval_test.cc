@@ -1,16 +1,23 @@
-// Runs nanonas-eval: the resource-model path, bad command lines and a 1-epoch training run.
+// Runs nanonas-eval: the resource-model path, bad command lines, a 1-epoch training run and the
+// final-training path (--final, --export DIR, --test-data) with its error cases.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
+#ifdef NANONAS_EVAL_HAS_EXPORT
+#include "common/tflite/tflite_reader.h"
+#endif
 
 namespace {
 
@@ -106,6 +113,39 @@ TEST(EvalTest, BadCommandLinesExitTwoWithAMessage) {
 }
 
 #ifdef NANONAS_EVAL_HAS_ENGINE
+// Writes root/<class>/<i>.png, 16x16 RGB stripes with noise: "horizontal" and "vertical" stripes,
+// any other class name gets diagonal ones.
+void WriteStripes(const fs::path& root, const std::vector<std::string>& classes, int per_class,
+                  int seed) {
+  cv::RNG rng(seed);
+  for (const std::string& cls : classes) {
+    fs::create_directories(root / cls);
+    for (int i = 0; i < per_class; ++i) {
+      cv::Mat img(16, 16, CV_8UC3);
+      for (int y = 0; y < 16; ++y) {
+        for (int x = 0; x < 16; ++x) {
+          const int line = cls == "horizontal" ? y : cls == "vertical" ? x : x + y;
+          const int v = (line / 2) % 2 ? 220 : 30;
+          const int noise = rng.uniform(-20, 21);
+          img.at<cv::Vec3b>(y, x) = cv::Vec3b::all(cv::saturate_cast<uint8_t>(v + noise));
+        }
+      }
+      ASSERT_TRUE(cv::imwrite((root / cls / (std::to_string(i) + ".png")).string(), img));
+    }
+  }
+}
+
+fs::path TempPath(const std::string& name) {
+  return fs::path(::testing::TempDir()) / (name + "_" + std::to_string(getpid()));
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 TEST(EvalTest, MissingDataFolderIsAFailure) {
   const std::string missing = (fs::path(::testing::TempDir()) / "nanonas_eval_missing").string();
   Result r = RunEval("--k 2 --c 1 --data '" + missing + "'");
@@ -153,6 +193,203 @@ TEST(EvalTest, OneEpochOnATinyFolderPrintsJson) {
   EXPECT_GT(j.at("train_images_per_second").get<double>(), 0);
   EXPECT_EQ(j.at("dataset_hash").get<std::string>().size(), 64u);
 }
+
+#ifdef NANONAS_EVAL_HAS_EXPORT
+// A training folder big enough to calibrate (>= 150 training images after a 0.3 validation
+// split): 120 stripes per class, 168 train / 72 validation; and a separate 20-per-class test set.
+class EvalFinalTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    train_ = new fs::path(TempPath("nanonas_eval_final_train"));
+    test_ = new fs::path(TempPath("nanonas_eval_final_test"));
+    fs::remove_all(*train_);
+    fs::remove_all(*test_);
+    WriteStripes(*train_, {"horizontal", "vertical"}, 120, 5);
+    WriteStripes(*test_, {"horizontal", "vertical"}, 20, 11);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*train_);
+    fs::remove_all(*test_);
+    delete train_;
+    delete test_;
+  }
+  static std::string Train() { return "--data '" + train_->string() + "' "; }
+  static std::string Test() { return "--test-data '" + test_->string() + "' "; }
+  static fs::path* train_;
+  static fs::path* test_;
+};
+fs::path* EvalFinalTest::train_ = nullptr;
+fs::path* EvalFinalTest::test_ = nullptr;
+
+TEST_F(EvalFinalTest, ExportWritesTheModelHeaderReportAndPicture) {
+  const fs::path out = TempPath("nanonas_eval_export") / "nested";  // created with its parent
+  fs::remove_all(out.parent_path());
+  Result r = RunEval(Train() + Test() + "--k 2 --c 1 --input 16x16x3 --epochs 3 --batch 8 " +
+                     "--export '" + out.string() + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.stdout_only);
+  for (const char* name : {"model.tflite", "model.h", "report.json", "search-path.svg"}) {
+    EXPECT_TRUE(fs::is_regular_file(out / name)) << name;
+  }
+
+  // The .tflite parses with nanonas's reader; uint8 in and out; its size is the predicted Flash.
+  const std::string tflite = ReadFile(out / "model.tflite");
+  absl::StatusOr<nanonas::TfliteGraph> g = nanonas::DescribeTfliteModel(tflite);
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->inputs.size(), 1u);
+  ASSERT_EQ(g->outputs.size(), 1u);
+  const nanonas::TfliteTensor& in = g->tensors[g->inputs[0]];
+  const nanonas::TfliteTensor& outp = g->tensors[g->outputs[0]];
+  EXPECT_EQ(in.shape, (std::vector<int>{1, 16, 16, 3}));
+  EXPECT_EQ(in.type, tflite::TensorType_UINT8);
+  EXPECT_EQ(outp.shape, (std::vector<int>{1, 2}));
+  EXPECT_EQ(outp.type, tflite::TensorType_UINT8);
+  EXPECT_EQ(g->ops.front().op, "QUANTIZE");
+  EXPECT_EQ(g->ops.back().op, "QUANTIZE");
+  const int64_t size = static_cast<int64_t>(tflite.size());
+  EXPECT_EQ(g->file_bytes, size);
+  EXPECT_EQ(j.at("predicted_flash_bytes").get<int64_t>(), size);
+  EXPECT_EQ(j.at("flash_bytes").get<int64_t>(), size);
+  EXPECT_EQ(j.at("tflite_bytes").get<int64_t>(), size);
+  EXPECT_TRUE(j.at("flash_matches_prediction").get<bool>());
+  EXPECT_TRUE(j.at("flash_exact").get<bool>());
+
+  // The C header: the aligned array and its length.
+  const std::string header = ReadFile(out / "model.h");
+  EXPECT_THAT(header, HasSubstr("alignas(16) const unsigned char nanonas_k2_c1_model[] = {"));
+  EXPECT_THAT(header, HasSubstr("const unsigned int nanonas_k2_c1_model_len = " +
+                                std::to_string(size) + ";"));
+  EXPECT_THAT(header, HasSubstr("0x54, 0x46, 0x4c, 0x33"));  // "TFL3" at offset 4
+
+  // Accuracies: float and quantized, validation and test, all in [0, 1] and consistent.
+  for (const char* key : {"best_validation_accuracy", "float_validation_accuracy",
+                          "quantized_validation_accuracy", "float_test_accuracy",
+                          "quantized_test_accuracy"}) {
+    SCOPED_TRACE(key);
+    EXPECT_GE(j.at(key).get<double>(), 0.0);
+    EXPECT_LE(j.at(key).get<double>(), 1.0);
+  }
+  // The kept weights are those of the best epoch: re-scoring them gives its accuracy.
+  EXPECT_NEAR(j.at("float_validation_accuracy").get<double>(),
+              j.at("best_validation_accuracy").get<double>(), 1.5 / 72);
+  EXPECT_EQ(j.at("test_images").get<int>(), 40);
+  EXPECT_EQ(j.at("calibration_images").get<int>(), 150);
+  EXPECT_EQ(j.at("settings").at("epochs").get<int>(), 3);
+  EXPECT_EQ(j.at("export").at("files").size(), 4u);
+
+  // report.json: the service's format, one candidate on the path, the final training's figures.
+  const nlohmann::json rep = nlohmann::json::parse(ReadFile(out / "report.json"));
+  ASSERT_EQ(rep.at("path").size(), 1u);
+  EXPECT_EQ(rep.at("path")[0].at("k").get<int>(), 2);
+  EXPECT_EQ(rep.at("path")[0].at("c").get<int>(), 1);
+  EXPECT_EQ(rep.at("path")[0].at("flash_bytes").get<int64_t>(), size);
+  EXPECT_EQ(rep.at("path")[0].at("macc").get<int64_t>(), j.at("macc").get<int64_t>());
+  EXPECT_TRUE(rep.at("result").at("found").get<bool>());
+  const nlohmann::json& ft = rep.at("final_training");
+  EXPECT_EQ(ft.at("flash_bytes").get<int64_t>(), size);
+  EXPECT_EQ(ft.at("ram_bytes").get<int64_t>(), j.at("ram_bytes").get<int64_t>());
+  EXPECT_EQ(ft.at("epochs").size(), 3u);
+  EXPECT_DOUBLE_EQ(ft.at("best_validation_accuracy").get<double>(),
+                   j.at("best_validation_accuracy").get<double>());
+  EXPECT_DOUBLE_EQ(ft.at("quantized_validation_accuracy").get<double>(),
+                   j.at("quantized_validation_accuracy").get<double>());
+  EXPECT_DOUBLE_EQ(ft.at("float_test_accuracy").get<double>(),
+                   j.at("float_test_accuracy").get<double>());
+  EXPECT_DOUBLE_EQ(ft.at("quantized_test_accuracy").get<double>(),
+                   j.at("quantized_test_accuracy").get<double>());
+  EXPECT_EQ(rep.at("job").at("class_names"),
+            nlohmann::json::parse(R"(["horizontal", "vertical"])"));
+  ASSERT_GE(rep.at("artifacts").size(), 1u);
+  EXPECT_EQ(rep.at("artifacts")[0].at("name").get<std::string>(), "model.tflite");
+  EXPECT_EQ(rep.at("artifacts")[0].at("size_bytes").get<int64_t>(), size);
+  EXPECT_EQ(rep.at("artifacts")[0].at("sha256").get<std::string>().size(), 64u);
+  EXPECT_THAT(ReadFile(out / "search-path.svg"), HasSubstr("<svg"));
+  fs::remove_all(out.parent_path());
+}
+
+TEST_F(EvalFinalTest, FinalWithoutTestSetReportsValidationFiguresOnly) {
+  // --final's defaults (100 epochs, Adam 0.01, batch 128) with the epochs overridden.
+  Result r = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --final --epochs 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.stdout_only);
+  const nlohmann::json& s = j.at("settings");
+  EXPECT_EQ(s.at("epochs").get<int>(), 1);
+  EXPECT_EQ(s.at("batch_size").get<int>(), 128);
+  EXPECT_NEAR(s.at("learning_rate").get<double>(), 0.01, 1e-7);
+  EXPECT_TRUE(s.at("final").get<bool>());
+  ASSERT_EQ(j.at("epochs").size(), 1u);
+  EXPECT_GE(j.at("quantized_validation_accuracy").get<double>(), 0.0);
+  EXPECT_LE(j.at("quantized_validation_accuracy").get<double>(), 1.0);
+  EXPECT_FALSE(j.contains("float_test_accuracy"));
+  EXPECT_FALSE(j.contains("quantized_test_accuracy"));
+  EXPECT_FALSE(j.contains("export"));
+  EXPECT_EQ(j.at("tflite_bytes").get<int64_t>(), j.at("flash_bytes").get<int64_t>());
+
+  // Text output: validation figures, no test line.
+  Result t = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --final --epochs 1");
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  EXPECT_THAT(t.stdout_only, HasSubstr("quantized (integer inference)"));
+  EXPECT_THAT(t.stdout_only, ::testing::Not(HasSubstr("\ntest ")));
+}
+
+TEST_F(EvalFinalTest, UnwritableExportDirFailsBeforeTraining) {
+  const fs::path file = TempPath("nanonas_eval_export_file");
+  { std::ofstream(file) << "not a directory"; }
+  Result r = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --epochs 1 --export '" +
+                     (file / "out").string() + "'");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("cannot create the --export directory"));
+  EXPECT_THAT(r.output, HasSubstr((file / "out").string()));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("epoch 1/")));  // failed before training
+  Result f = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --epochs 1 --export '" +
+                     file.string() + "'");
+  EXPECT_EQ(f.exit_code, 1) << f.output;
+  EXPECT_THAT(f.output, HasSubstr(file.string()));
+  fs::remove(file);
+}
+
+TEST_F(EvalFinalTest, TestSetWithOtherClassesIsRejected) {
+  const fs::path other = TempPath("nanonas_eval_other_classes");
+  fs::remove_all(other);
+  WriteStripes(other, {"horizontal", "diagonal"}, 3, 7);
+  Result r = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --epochs 1 --test-data '" +
+                     other.string() + "'");
+  fs::remove_all(other);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("do not match the expected classes"));
+  EXPECT_THAT(r.output, HasSubstr("missing vertical"));
+  EXPECT_THAT(r.output, HasSubstr("unexpected diagonal"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("epoch 1/")));
+}
+
+TEST_F(EvalFinalTest, TooFewTrainingImagesToCalibrateIsAFailure) {
+  const fs::path small = TempPath("nanonas_eval_small");
+  fs::remove_all(small);
+  WriteStripes(small, {"horizontal", "vertical"}, 20, 3);  // 28 training images
+  Result r = RunEval("--data '" + small.string() + "' --k 2 --c 1 --input 16x16x3 --final");
+  fs::remove_all(small);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("training split has only 28"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("epoch 1/")));
+}
+
+TEST(EvalTest, FinalPathBadCommandLinesExitTwo) {
+  struct Case {
+    const char* args;
+    const char* message;
+  } cases[] = {
+      {"--k 3 --c 1 --data /tmp --calibration-images 100", "--calibration-images must be >= 150"},
+      {"--k 3 --c 1 --data /tmp --test-data fashion-mnist-test:0", "fashion-mnist-test:N"},
+      {"--estimate-only --k 3 --c 1 --export /tmp/x", "--estimate-only trains nothing"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    Result r = RunEval(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(c.message));
+  }
+}
+#endif  // NANONAS_EVAL_HAS_EXPORT
 #endif
 
 }  // namespace
