@@ -429,7 +429,30 @@ TEST_F(IntegrationTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
   EXPECT_THAT(std::string(announced.status().message()), HasSubstr("--max-upload-bytes"));
   auto unannounced = Upload(cluster_->stub(), big, 0);
   EXPECT_EQ(unannounced.status().code(), absl::StatusCode::kResourceExhausted);
-  // Paths escaping the data dir.
+  // A folder under --data-dir registers by content; paths escaping it do not.
+  WriteStripes((cluster_->dir() / "data" / "served").string(), 5, kSize, 2, 5);
+  {
+    grpc::ClientContext rctx;
+    rctx.set_deadline(Deadline(10));
+    v1::RegisterDatasetPathRequest ok_req;
+    ok_req.set_path("served");
+    v1::DatasetInfo served;
+    ASSERT_TRUE(cluster_->stub()->RegisterDatasetPath(&rctx, ok_req, &served).ok());
+    EXPECT_EQ(served.num_images(), 10);
+    EXPECT_EQ(served.source(), "served");
+    auto job = cluster_->Submit(Spec(served.id(), 1));
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->num_images(), 10);
+    grpc::ClientContext cctx;
+    cctx.set_deadline(Deadline(10));
+    v1::CancelJobRequest creq;
+    creq.set_job_id(job->id());
+    v1::CancelJobResponse cresp;
+    const grpc::Status cancelled = cluster_->stub()->CancelJob(&cctx, creq, &cresp);
+    EXPECT_TRUE(cancelled.ok() ||
+                cancelled.error_code() == grpc::StatusCode::FAILED_PRECONDITION)  // already done
+        << cancelled.error_message();
+  }
   grpc::ClientContext ctx;
   ctx.set_deadline(Deadline(10));
   v1::RegisterDatasetPathRequest preq;
