@@ -41,6 +41,8 @@ Commands:
   get JOB                      the job: state, result, every candidate with its figures
   cancel JOB                   cancel a queued or running job
   targets                      the board presets
+  health [SERVICE]             grpc.health.v1 check of --server (a coordinator or a worker):
+                               exit 0 when SERVING
 
 Global flags:
   --server HOST:PORT   coordinator address (default: $NANONAS_SERVER, else localhost:50051)
@@ -206,6 +208,16 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
     if (!s.ok()) return s;
     return cmd;
   }
+  if (name == "health") {
+    cmd.kind = Command::Kind::kHealth;
+    if (positional.size() > 1) {
+      return absl::InvalidArgumentError("`nanonas health` takes at most one SERVICE name");
+    }
+    if (!positional.empty()) cmd.health_service = positional[0];
+    absl::Status s = no_flags();
+    if (!s.ok()) return s;
+    return cmd;
+  }
   if (name == "targets") {
     cmd.kind = Command::Kind::kTargets;
     if (!positional.empty())
@@ -235,8 +247,9 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
     return cmd;
   }
   if (name != "submit") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", name, "' (commands: submit, watch, list, get, cancel, targets)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", name,
+                     "' (commands: submit, watch, list, get, cancel, targets, health)"));
   }
 
   cmd.kind = Command::Kind::kSubmit;

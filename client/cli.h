@@ -28,7 +28,7 @@ struct GlobalOptions {
 };
 
 struct Command {
-  enum class Kind { kHelp, kSubmit, kWatch, kList, kGet, kCancel, kTargets };
+  enum class Kind { kHelp, kSubmit, kWatch, kList, kGet, kCancel, kTargets, kHealth };
   Kind kind = Kind::kHelp;
   GlobalOptions global;
   // submit
@@ -38,6 +38,8 @@ struct Command {
   bool watch = false;         // submit --watch
   // watch / get / cancel
   std::string job_id;
+  // health: the grpc.health.v1 service name ("" = the whole server)
+  std::string health_service;
   // list
   std::vector<nanonas::v1::JobState> states;
   int limit = 0;

@@ -23,8 +23,13 @@ int main(int argc, char** argv) {
   if (command->kind != nanonas::Command::Kind::kTargets) {
     grpc::ChannelArguments channel_args;
     channel_args.SetMaxReceiveMessageSize(64 << 20);
-    stub = nanonas::v1::Coordinator::NewStub(grpc::CreateCustomChannel(
-        command->global.server, grpc::InsecureChannelCredentials(), channel_args));
+    auto channel = grpc::CreateCustomChannel(command->global.server,
+                                             grpc::InsecureChannelCredentials(), channel_args);
+    if (command->kind == nanonas::Command::Kind::kHealth) {
+      return nanonas::CheckHealth(channel, command->health_service, command->global, std::cout,
+                                  std::cerr);
+    }
+    stub = nanonas::v1::Coordinator::NewStub(channel);
   }
   nanonas::Cli cli(stub, command->global, std::cout, std::cerr, isatty(STDOUT_FILENO) == 1);
   return cli.Run(*command);

@@ -287,6 +287,7 @@ class FakeCoordinator final : public v1::Coordinator::Service {
 class CliServerTest : public testing::Test {
  protected:
   void SetUp() override {
+    grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder b;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     b.RegisterService(&fake_);
@@ -354,6 +355,21 @@ TEST_F(CliServerTest, ExitCodesScriptsCanRelyOn) {
   EXPECT_EQ(Run({"submit", dir_.string()}), kExitUsage);
   EXPECT_EQ(Run({"--server", "127.0.0.1:1", "list"}), kExitServer);
   EXPECT_THAT(err_.str(), HasSubstr("cannot reach the coordinator at 127.0.0.1:1"));
+}
+
+TEST_F(CliServerTest, HealthChecksTheStandardHealthService) {
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials());
+  GlobalOptions g;
+  g.server = "127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(CheckHealth(channel, "", g, out_, err_), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr(": SERVING"));
+  EXPECT_EQ(CheckHealth(channel, "no.such.Service", g, out_, err_), kExitNotFound);
+  g.server = "127.0.0.1:1";
+  auto dead = grpc::CreateChannel(g.server, grpc::InsecureChannelCredentials());
+  EXPECT_EQ(CheckHealth(dead, "", g, out_, err_), kExitServer);
+  EXPECT_EQ(Parse({"health", "a", "b"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse({"health", "svc"})->health_service, "svc");
 }
 
 TEST_F(CliServerTest, GetListAndCancelSpeakJson) {

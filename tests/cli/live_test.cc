@@ -176,6 +176,8 @@ TEST_F(CliLiveTest, CliSubmitsWatchesAndGetsARealSearch) {
   ASSERT_EQ(RunCommand(cli + " list --state succeeded", &out), 0) << out;
   EXPECT_THAT(out, HasSubstr(job));
   EXPECT_EQ(RunCommand(cli + " get no-such-job", &out), 4) << out;
+  EXPECT_EQ(RunCommand(cli + " health", &out), 0) << out;  // the coordinator's grpc.health.v1
+  EXPECT_THAT(out, HasSubstr("SERVING"));
   EXPECT_EQ(RunCommand(cli + " submit " + (dir_ / "images").string() +
                            " --input 16x16x3 --ram 3KiB --variant 1999",
                        &out),

@@ -112,6 +112,10 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
     return 3;
   }
 
+  if (auto* health = server->GetHealthCheckService()) {
+    health->SetServingStatus(nanonas::v1::Worker::service_full_name(), true);
+  }
+
   std::string listen_host;
   int listen_port = 0;
   (void)SplitHostPort(config.listen, &listen_host, &listen_port);
@@ -147,6 +151,7 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   NANONAS_LOG(INFO) << "signal " << sig << ": leaving the coordinator and stopping";
+  if (auto* health = server->GetHealthCheckService()) health->Shutdown();
   link->Stop();
   // In-flight Evaluate RPCs are cancelled by the shutdown deadline; their children are killed.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
