@@ -37,10 +37,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/arch/architecture.h"
 #include "common/arch/mcu_model.h"
 #include "common/base/status_macros.h"
@@ -77,8 +77,7 @@ ABSL_FLAG(int, c, -1, "number of cells (>= 0)");
 ABSL_FLAG(std::string, input, "",
           "input size HxWxC, e.g. 50x50x3 or 28x28x1 (default: 50x50x3 for folders, the data's "
           "own size for fashion-mnist; images are resized bilinearly)");
-ABSL_FLAG(int, classes, 0,
-          "number of classes (default: the dataset's; 2 with --estimate-only)");
+ABSL_FLAG(int, classes, 0, "number of classes (default: the dataset's; 2 with --estimate-only)");
 ABSL_FLAG(std::string, variant, "2023", "search-space variant: 2023 (paper) or 2024");
 ABSL_FLAG(int, epochs, 3, "training epochs");
 ABSL_FLAG(double, lr, 0.001, "Adam learning rate");
@@ -135,8 +134,7 @@ void PrintHelp() {
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (absl::StrContains(flag->Filename(), "eval_main")) flags.push_back(flag);
   }
-  std::sort(flags.begin(), flags.end(),
-            [](auto* a, auto* b) { return a->Name() < b->Name(); });
+  std::sort(flags.begin(), flags.end(), [](auto* a, auto* b) { return a->Name() < b->Name(); });
   std::cout << "nanonas-eval: " << absl::ProgramUsageMessage() << "\n\nFlags:\n";
   for (const absl::CommandLineFlag* f : flags) {
     std::string name(f->Name());
@@ -159,13 +157,13 @@ bool GivenOnCommandLine(absl::string_view name) {
 }
 
 std::string CheckCommandLine(int argc, char** argv) {
-  static const char* const kAbslFlags[] = {"help",    "helpfull", "helpshort", "helppackage",
-                                           "helpon",  "helpmatch", "version", "only_check_args",
-                                           "flagfile", "fromenv", "tryfromenv", "undefok"};
+  static const char* const kAbslFlags[] = {"help",     "helpfull",  "helpshort",  "helppackage",
+                                           "helpon",   "helpmatch", "version",    "only_check_args",
+                                           "flagfile", "fromenv",   "tryfromenv", "undefok"};
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
-    if (arg == "--") return i + 1 < argc ? absl::StrCat("unexpected argument '", argv[i + 1], "'")
-                                         : "";
+    if (arg == "--")
+      return i + 1 < argc ? absl::StrCat("unexpected argument '", argv[i + 1], "'") : "";
     if (!absl::ConsumePrefix(&arg, "-")) {
       return absl::StrCat("unexpected argument '", arg, "' (flags start with --)");
     }
@@ -230,8 +228,7 @@ absl::StatusOr<DataSource> ParseDataSource(const std::string& text) {
   if (absl::ConsumePrefix(&rest, "fashion-mnist")) {
     src.fashion_mnist = true;
     if (rest.empty()) return src;
-    if (!absl::ConsumePrefix(&rest, ":") || !absl::SimpleAtoi(rest, &src.limit) ||
-        src.limit <= 0) {
+    if (!absl::ConsumePrefix(&rest, ":") || !absl::SimpleAtoi(rest, &src.limit) || src.limit <= 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("--data '", text, "': use fashion-mnist or fashion-mnist:N with N >= 1"));
     }
@@ -307,8 +304,7 @@ absl::StatusOr<TestSource> ParseTestSource(const std::string& text) {
   if (absl::ConsumePrefix(&rest, "fashion-mnist-test")) {
     src.fashion_mnist = true;
     if (rest.empty()) return src;
-    if (!absl::ConsumePrefix(&rest, ":") || !absl::SimpleAtoi(rest, &src.limit) ||
-        src.limit <= 0) {
+    if (!absl::ConsumePrefix(&rest, ":") || !absl::SimpleAtoi(rest, &src.limit) || src.limit <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--test-data '", text, "': use fashion-mnist-test or fashion-mnist-test:N with N >= 1"));
     }
@@ -381,7 +377,8 @@ std::string Sha256Hex(const std::string& bytes) {
   unsigned int len = 0;
   EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
   std::string hex;
-  for (unsigned int i = 0; i < len; ++i) absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
+  for (unsigned int i = 0; i < len; ++i)
+    absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
   return hex;
 }
 
@@ -494,8 +491,9 @@ nanonas::v1::Job ReportJob(const CandidateSpec& spec, const std::string& data_fl
   r.set_k(spec.k);
   r.set_c(spec.c);
   r.set_validation_accuracy(result.best_validation_accuracy);
-  r.set_stop_reason(absl::StrCat("no search: nanonas-eval trained the given candidate",
-                                 test_flag.empty() ? "" : absl::StrCat(" (test set ", test_flag, ")")));
+  r.set_stop_reason(
+      absl::StrCat("no search: nanonas-eval trained the given candidate",
+                   test_flag.empty() ? "" : absl::StrCat(" (test set ", test_flag, ")")));
   r.set_macc(resources.macc);
   r.set_flash_bytes(f.tflite_bytes);
   r.set_ram_bytes(resources.ram_bytes);
@@ -564,8 +562,9 @@ int Run() {
       return UsageError("--estimate-only needs no --data (give --input and --classes)");
     }
     if (final_mode) {
-      return UsageError("--estimate-only trains nothing: --final, --export and --test-data need "
-                        "--data");
+      return UsageError(
+          "--estimate-only trains nothing: --final, --export and --test-data need "
+          "--data");
     }
     spec.input = *ParseInputShape(input_flag.empty() ? "50x50x3" : input_flag);
     spec.classes = classes_flag == 0 ? 2 : classes_flag;
@@ -590,8 +589,9 @@ int Run() {
   if (!source.ok()) return UsageError(std::string(source.status().message()));
 #ifndef NANONAS_EVAL_HAS_FINAL
   if (final_mode) {
-    return UsageError("this build has no exporter (nanonas_export): --final, --export and "
-                      "--test-data are unavailable");
+    return UsageError(
+        "this build has no exporter (nanonas_export): --final, --export and "
+        "--test-data are unavailable");
   }
 #else
   absl::StatusOr<TestSource> test_source;
@@ -631,8 +631,7 @@ int Run() {
     return UsageError("--val-split must be in (0, 1): the score is the validation accuracy");
   }
   // The architecture's own checks (k, c against the input) before spending time on the data.
-  spec.input = *ParseInputShape(input_flag.empty() ? (source->fashion_mnist ? "28x28x1"
-                                                                             : "50x50x3")
+  spec.input = *ParseInputShape(input_flag.empty() ? (source->fashion_mnist ? "28x28x1" : "50x50x3")
                                                    : input_flag);
   spec.classes = classes_flag == 0 ? 2 : classes_flag;
   if (absl::StatusOr<Architecture> a = BuildArchitecture(spec); !a.ok()) {
@@ -697,11 +696,12 @@ int Run() {
 #endif
   if (!json) {
     std::cout << DescribeArchitecture(*arch) << "\n"
-              << absl::StrFormat("data: %s, %d images (%d train, %d validation), %d classes, "
-                                 "hash %s, loaded in %.2f s\n",
-                                 absl::GetFlag(FLAGS_data), data->size(), split->train.size(),
-                                 split->validation.size(), data->num_classes(),
-                                 hash.substr(0, 16), load_seconds)
+              << absl::StrFormat(
+                     "data: %s, %d images (%d train, %d validation), %d classes, "
+                     "hash %s, loaded in %.2f s\n",
+                     absl::GetFlag(FLAGS_data), data->size(), split->train.size(),
+                     split->validation.size(), data->num_classes(), hash.substr(0, 16),
+                     load_seconds)
               << std::flush;
   }
 
@@ -778,10 +778,10 @@ int Run() {
     // The resource model promises the file's exact size before training: a difference is a bug.
     if (figures.tflite_bytes != figures.predicted_flash_bytes ||
         (resources.flash_exact && resources.flash_bytes != figures.tflite_bytes)) {
-      internal_error = absl::StrCat(
-          "INTERNAL: the exported model.tflite is ", figures.tflite_bytes,
-          " bytes but the predicted Flash is ", figures.predicted_flash_bytes,
-          " (resource model: ", resources.flash_bytes, "); this is a bug in nanonas");
+      internal_error =
+          absl::StrCat("INTERNAL: the exported model.tflite is ", figures.tflite_bytes,
+                       " bytes but the predicted Flash is ", figures.predicted_flash_bytes,
+                       " (resource model: ", resources.flash_bytes, "); this is a bug in nanonas");
     }
     if (!export_dir.empty()) {
       const std::string array_name = ModelArrayName(absl::StrCat("k", spec.k, "_c", spec.c), "");
@@ -791,10 +791,9 @@ int Run() {
           MakeCHeader(*tflite, array_name,
                       absl::StrCat(DescribeArchitecture(*arch),
                                    "\nfull-integer uint8 TFLite model, written by nanonas-eval")));
-      nanonas::v1::Job job =
-          ReportJob(spec, absl::GetFlag(FLAGS_data), *data, hash, test_flag, val_split, options,
-                    *result, resources, figures, files, created, started, absl::Now(),
-                    PeakRssBytes());
+      nanonas::v1::Job job = ReportJob(spec, absl::GetFlag(FLAGS_data), *data, hash, test_flag,
+                                       val_split, options, *result, resources, figures, files,
+                                       created, started, absl::Now(), PeakRssBytes());
       std::string svg = SearchPathSvg(job);
       nanonas::v1::Artifact& a = *job.add_artifacts();
       a.set_name("search-path.svg");
@@ -844,12 +843,9 @@ int Run() {
     j["train_images_per_second"] = result->train_images_per_second;
     j["peak_memory_bytes"] = peak;
     j["threads"] = options.threads;
-    j["settings"] = {{"epochs", options.epochs},
-                     {"learning_rate", options.learning_rate},
-                     {"batch_size", options.batch_size},
-                     {"seed", options.seed},
-                     {"validation_split", val_split},
-                     {"final", final_flag},
+    j["settings"] = {{"epochs", options.epochs},         {"learning_rate", options.learning_rate},
+                     {"batch_size", options.batch_size}, {"seed", options.seed},
+                     {"validation_split", val_split},    {"final", final_flag},
                      {"keep_best_weights", final_mode}};
 #ifdef NANONAS_EVAL_HAS_FINAL
     if (final_mode) {
@@ -886,8 +882,8 @@ int Run() {
                                  result->best_validation_accuracy, result->best_epoch)
               << ResourcesText(resources) << "\n"
               << absl::StrFormat("training %.2f s, %.0f images/s (%d threads), peak memory %s\n",
-                                 result->seconds, result->train_images_per_second,
-                                 options.threads, FormatBytes(peak));
+                                 result->seconds, result->train_images_per_second, options.threads,
+                                 FormatBytes(peak));
 #ifdef NANONAS_EVAL_HAS_FINAL
     if (final_mode) {
       std::cout << absl::StrFormat(

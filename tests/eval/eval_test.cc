@@ -33,8 +33,8 @@ struct Result {
 // Runs the binary with `args` (a shell-quoted string).
 Result RunEval(const std::string& args) {
   // ctest may run these tests in parallel processes: one stderr file per process.
-  const fs::path err = fs::path(::testing::TempDir()) /
-                       ("nanonas_eval_stderr_" + std::to_string(getpid()) + ".txt");
+  const fs::path err =
+      fs::path(::testing::TempDir()) / ("nanonas_eval_stderr_" + std::to_string(getpid()) + ".txt");
   const std::string cmd =
       std::string("'") + NANONAS_EVAL_BINARY + "' " + args + " 2>'" + err.string() + "'";
   Result r;
@@ -175,7 +175,7 @@ TEST(EvalTest, OneEpochOnATinyFolderPrintsJson) {
     }
   }
   Result r = RunEval("--data '" + root.string() +
-                 "' --k 2 --c 1 --input 16x16x3 --epochs 1 --batch 8 --json");
+                     "' --k 2 --c 1 --input 16x16x3 --epochs 1 --batch 8 --json");
   fs::remove_all(root);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json j = nlohmann::json::parse(r.stdout_only);
@@ -257,14 +257,15 @@ TEST_F(EvalFinalTest, ExportWritesTheModelHeaderReportAndPicture) {
   // The C header: the aligned array and its length.
   const std::string header = ReadFile(out / "model.h");
   EXPECT_THAT(header, HasSubstr("alignas(16) const unsigned char nanonas_k2_c1_model[] = {"));
-  EXPECT_THAT(header, HasSubstr("const unsigned int nanonas_k2_c1_model_len = " +
-                                std::to_string(size) + ";"));
+  EXPECT_THAT(
+      header,
+      HasSubstr("const unsigned int nanonas_k2_c1_model_len = " + std::to_string(size) + ";"));
   EXPECT_THAT(header, HasSubstr("0x54, 0x46, 0x4c, 0x33"));  // "TFL3" at offset 4
 
   // Accuracies: float and quantized, validation and test, all in [0, 1] and consistent.
-  for (const char* key : {"best_validation_accuracy", "float_validation_accuracy",
-                          "quantized_validation_accuracy", "float_test_accuracy",
-                          "quantized_test_accuracy"}) {
+  for (const char* key :
+       {"best_validation_accuracy", "float_validation_accuracy", "quantized_validation_accuracy",
+        "float_test_accuracy", "quantized_test_accuracy"}) {
     SCOPED_TRACE(key);
     EXPECT_GE(j.at(key).get<double>(), 0.0);
     EXPECT_LE(j.at(key).get<double>(), 1.0);
@@ -341,8 +342,8 @@ TEST_F(EvalFinalTest, UnwritableExportDirFailsBeforeTraining) {
   EXPECT_THAT(r.output, HasSubstr("cannot create the --export directory"));
   EXPECT_THAT(r.output, HasSubstr((file / "out").string()));
   EXPECT_THAT(r.output, ::testing::Not(HasSubstr("epoch 1/")));  // failed before training
-  Result f = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --epochs 1 --export '" +
-                     file.string() + "'");
+  Result f =
+      RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --epochs 1 --export '" + file.string() + "'");
   EXPECT_EQ(f.exit_code, 1) << f.output;
   EXPECT_THAT(f.output, HasSubstr(file.string()));
   fs::remove(file);
