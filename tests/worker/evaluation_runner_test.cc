@@ -155,6 +155,16 @@ TEST_F(WorkerEvaluationRunnerTest, CancelKillsTheChild) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
 
+TEST_F(WorkerEvaluationRunnerTest, AChildHangingAfterClosingItsOutputIsKilled) {
+  auto runner = MakeRunner(1, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  auto result = runner->Run(Request(7), nullptr, nullptr);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->state(), nanonas::v1::CANDIDATE_STATE_FAILED);
+  EXPECT_THAT(result->error(), HasSubstr("did not exit"));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+}
+
 TEST_F(WorkerEvaluationRunnerTest, MoreEvaluationsThanSlotsAreRefused) {
   auto runner = MakeRunner(1, 0);
   std::atomic<bool> started{false}, cancel{false};

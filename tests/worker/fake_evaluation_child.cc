@@ -3,6 +3,7 @@
 //   k=1 succeeds (one progress event, one epoch, a DONE result)
 //   k=2 crashes (SIGSEGV)   k=3 grows its memory until killed   k=4 sleeps until killed
 //   k=5 exits with status 7 without a result   k=6 writes a garbage frame
+//   k=7 closes its output and hangs
 #include <signal.h>
 #include <unistd.h>
 
@@ -59,6 +60,9 @@ int main(int argc, char** argv) {
       while (true) pause();
     case 5:
       return 7;
+    case 7:  // closes its output, then hangs
+      close(STDOUT_FILENO);
+      while (true) pause();
     default:
       (void)!write(STDOUT_FILENO, "\xff\xff\xff\xff garbage", 12);
       pause();

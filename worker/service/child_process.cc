@@ -113,15 +113,26 @@ int64_t ChildProcess::CurrentRssBytes() const {
 }
 
 absl::StatusOr<ChildExit> ChildProcess::Wait() {
+  while (true) {
+    auto r = Reap(0);
+    if (!r.ok()) return r.status();
+    if (r->has_value()) return **r;
+  }
+}
+
+absl::StatusOr<std::optional<ChildExit>> ChildProcess::TryWait() { return Reap(WNOHANG); }
+
+absl::StatusOr<std::optional<ChildExit>> ChildProcess::Reap(int options) {
   if (reaped_) return absl::FailedPreconditionError("child already reaped");
   int status = 0;
   struct rusage usage;
   std::memset(&usage, 0, sizeof(usage));
   pid_t r;
   do {
-    r = wait4(pid_, &status, 0, &usage);
+    r = wait4(pid_, &status, options, &usage);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return absl::InternalError(absl::StrCat("wait4: ", std::strerror(errno)));
+  if (r == 0) return std::optional<ChildExit>();
   reaped_ = true;
   ChildExit exit;
   if (WIFEXITED(status)) {
@@ -131,7 +142,7 @@ absl::StatusOr<ChildExit> ChildProcess::Wait() {
     exit.signal = WTERMSIG(status);
   }
   exit.peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux: KiB
-  return exit;
+  return std::optional<ChildExit>(exit);
 }
 
 std::string SelfExecutablePath() {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,9 +50,12 @@ class ChildProcess {
 
   // Blocks until the child ends and reaps it (wait4), once.
   absl::StatusOr<ChildExit> Wait();
+  // Reaps the child if it has ended (wait4 WNOHANG): its exit, or nullopt while it runs.
+  absl::StatusOr<std::optional<ChildExit>> TryWait();
 
  private:
   ChildProcess() = default;
+  absl::StatusOr<std::optional<ChildExit>> Reap(int options);
   pid_t pid_ = -1;
   int stdin_fd_ = -1;
   int stdout_fd_ = -1;

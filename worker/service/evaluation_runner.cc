@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
@@ -222,7 +223,33 @@ EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
       child->Kill(SIGKILL);
     }
   }
-  auto exit = child->Wait();
+  // The output is closed: the child is exiting. One that lingers (hung after closing its
+  // output) is still cancellable and is killed after kLingerMs.
+  constexpr int kLingerMs = 5000;
+  absl::StatusOr<ChildExit> exit = absl::UnknownError("not reaped");
+  const auto eof_at = std::chrono::steady_clock::now();
+  bool killed_lingering = false;
+  while (true) {
+    auto reaped = child->TryWait();
+    if (!reaped.ok()) {
+      exit = reaped.status();
+      break;
+    }
+    if (reaped->has_value()) {
+      exit = **reaped;
+      break;
+    }
+    if (!killed_cancel && cancelled && cancelled()) {
+      killed_cancel = true;
+      child->Kill(SIGKILL);
+    }
+    if (!killed_lingering &&
+        std::chrono::steady_clock::now() - eof_at > std::chrono::milliseconds(kLingerMs)) {
+      killed_lingering = true;
+      child->Kill(SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   // The child's own VmHWM when it reported one; otherwise the highest RSS polled (wait4's
   // ru_maxrss includes the worker's own memory, inherited through posix_spawn's exec).
   int64_t peak = std::max(max_polled_rss, have_result ? result.peak_memory_bytes() : 0);
@@ -236,6 +263,11 @@ EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
     result = EvaluateResult();
     result.set_state(nanonas::v1::CANDIDATE_STATE_HOST_INFEASIBLE);
     result.set_error(error_detail);
+  } else if (killed_lingering) {
+    result = EvaluateResult();
+    result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
+    result.set_error(absl::StrCat("evaluation process did not exit within ", kLingerMs / 1000,
+                                  " s of closing its output; killed"));
   } else if (protocol_error) {
     result = EvaluateResult();
     result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
