@@ -6,12 +6,19 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <numeric>
+#include <random>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/arch/architecture.h"
 #include "common/base/log.h"
+#include "common/base/status_macros.h"
 #include "common/base/units.h"
+#include "common/export/export_model.h"
+#include "common/export/inference.h"
+#include "common/export/quantize.h"
+#include "common/export/tflite_writer.h"
 #include "worker/engine/trainer.h"
 #include "worker/service/child_protocol.h"
 #include "worker/service/weights_codec.h"
@@ -39,11 +46,62 @@ EvaluateResult Failed(const std::string& why) {
   return r;
 }
 
+double AccuracyOf(const std::vector<int32_t>& predicted, const Dataset& data,
+                  const std::vector<int64_t>& indices) {
+  int64_t right = 0;
+  for (size_t i = 0; i < indices.size() && i < predicted.size(); ++i) {
+    right += predicted[i] == data.labels[static_cast<size_t>(indices[i])];
+  }
+  return indices.empty() ? 0 : static_cast<double>(right) / static_cast<double>(indices.size());
+}
+
+// Quantizes the final training's best weights to the full-integer uint8 model, serialises it and
+// scores it: quantized validation accuracy, and float and quantized test accuracy with a test set.
+absl::Status ExportFinal(const Architecture& arch, const ModelWeights& weights,
+                         const Dataset& data, const Split& split, const Dataset* test,
+                         uint64_t seed, EvaluateResult* r) {
+  if (static_cast<int64_t>(split.train.size()) < kMinRepresentativeImages) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quantization calibrates on at least ", kMinRepresentativeImages,
+        " training images but the training split has only ", split.train.size(),
+        ": give more images or a smaller validation split"));
+  }
+  // A seeded shuffle of the training images: the representative set covers every class.
+  std::vector<int64_t> representative = split.train;
+  std::mt19937_64 rng(seed);
+  std::shuffle(representative.begin(), representative.end(), rng);
+  NANONAS_ASSIGN_OR_RETURN(ExportedModel model,
+                           ExportModel(arch, weights, data, representative, "nanonas_model"));
+  NANONAS_ASSIGN_OR_RETURN(int64_t predicted, PredictFlashBytes(arch));
+  if (static_cast<int64_t>(model.tflite.size()) != predicted) {
+    return absl::InternalError(absl::StrCat("the exported model.tflite is ", model.tflite.size(),
+                                            " bytes but the predicted Flash is ", predicted,
+                                            "; this is a bug in nanonas"));
+  }
+  if (!split.validation.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(double qval, QuantizedAccuracy(model.graph, data, split.validation));
+    r->set_quantized_validation_accuracy(qval);
+  }
+  if (test != nullptr) {
+    std::vector<int64_t> all(static_cast<size_t>(test->size()));
+    std::iota(all.begin(), all.end(), int64_t{0});
+    NANONAS_ASSIGN_OR_RETURN(std::vector<int32_t> p, Predict(arch, weights, *test, all, 1));
+    r->set_float_test_accuracy(AccuracyOf(p, *test, all));
+    NANONAS_ASSIGN_OR_RETURN(double qtest, QuantizedAccuracy(model.graph, *test, all));
+    r->set_quantized_test_accuracy(qtest);
+    r->set_has_test_accuracy(true);
+    r->set_test_images(static_cast<int64_t>(all.size()));
+  }
+  r->set_tflite(std::move(model.tflite));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& dataset,
                                  int64_t memory_limit,
-                                 const std::function<void(const EvaluateEvent&)>& emit) {
+                                 const std::function<void(const EvaluateEvent&)>& emit,
+                                 const Dataset* test_dataset) {
   InputShape shape{request.input().height(), request.input().width(), request.input().channels()};
   const Dataset* data = &dataset;
   Dataset resized;
@@ -138,7 +196,25 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   r.set_best_validation_accuracy(trained->best_validation_accuracy);
   r.set_best_epoch(trained->best_epoch);
   r.set_train_images_per_second(trained->train_images_per_second);
-  if (request.final_training() && trained->best_weights.has_value()) {
+  if (request.final_training()) {
+    if (!trained->best_weights.has_value()) return Failed("the final training kept no weights");
+    const Dataset* test = test_dataset;
+    Dataset test_resized;
+    if (test != nullptr && !(test->shape == shape)) {
+      auto t = ResizeDataset(*test, shape);
+      if (!t.ok()) return Failed(absl::StrCat("resizing the test set: ", t.status().message()));
+      test_resized = std::move(*t);
+      test = &test_resized;
+    }
+    if (test != nullptr && test->num_classes() != data->num_classes()) {
+      return Failed(absl::StrCat("the test set has ", test->num_classes(),
+                                 " classes but the training set ", data->num_classes()));
+    }
+    absl::Status exported =
+        ExportFinal(*arch, *trained->best_weights, *data, *split, test, options.seed, &r);
+    if (!exported.ok()) {
+      return Failed(absl::StrCat("quantization and export: ", exported.ToString()));
+    }
     r.set_weights(SerializeModelWeights(*trained->best_weights));
   }
   return r;
@@ -146,11 +222,14 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
 
 int EvaluationChildMain(int argc, char** argv) {
   std::string dataset_path;
+  std::string test_path;
   int64_t memory_limit = 0;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--dataset-file" && i + 1 < argc) {
       dataset_path = argv[++i];
+    } else if (a == "--test-dataset-file" && i + 1 < argc) {
+      test_path = argv[++i];
     } else if (a == "--memory-limit" && i + 1 < argc) {
       if (!absl::SimpleAtoi(argv[++i], &memory_limit)) {
         NANONAS_LOG(ERROR) << "evaluation child: bad --memory-limit " << argv[i];
@@ -176,10 +255,20 @@ int EvaluationChildMain(int argc, char** argv) {
       std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       dataset = DeserializeDataset(bytes);
     }
+    absl::StatusOr<Dataset> test = absl::NotFoundError("no test set");
+    if (!test_path.empty()) {
+      std::ifstream tin(test_path, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
+      test = tin || !bytes.empty() ? DeserializeDataset(bytes)
+                                   : absl::StatusOr<Dataset>(absl::NotFoundError(test_path));
+    }
     if (!dataset.ok()) {
       result = Failed(absl::StrCat("dataset: ", dataset.status().message()));
+    } else if (!test_path.empty() && !test.ok()) {
+      result = Failed(absl::StrCat("test set: ", test.status().message()));
     } else {
-      result = EvaluateCandidate(request, *dataset, memory_limit, emit);
+      result = EvaluateCandidate(request, *dataset, memory_limit, emit,
+                                 test_path.empty() ? nullptr : &*test);
     }
   }
   result.set_peak_memory_bytes(OwnPeakRssBytes());

@@ -133,7 +133,20 @@ absl::StatusOr<EvaluateResult> EvaluationRunner::Run(const EvaluateRequest& requ
     result.set_state(nanonas::v1::CANDIDATE_STATE_CANCELLED);
     result.set_error("cancelled before the evaluation started");
   } else {
-    result = RunChild(request, (*lease)->path(), EffectiveBudget(request), sink, cancelled);
+    // A final training scores the job's test set too: fetched and cached like the dataset.
+    absl::StatusOr<std::unique_ptr<DatasetCache::Lease>> test_lease =
+        std::unique_ptr<DatasetCache::Lease>();
+    if (request.final_training() && !request.test_dataset_id().empty()) {
+      test_lease = cache_->Get(request.test_dataset_id(), fetcher_);
+    }
+    if (!test_lease.ok()) {
+      result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
+      result.set_error(absl::StrCat("test set ", request.test_dataset_id(),
+                                    " unavailable: ", test_lease.status().message()));
+    } else {
+      result = RunChild(request, (*lease)->path(), *test_lease ? (*test_lease)->path() : "",
+                        EffectiveBudget(request), sink, cancelled);
+    }
   }
   result.set_duration_seconds(SecondsSince(start));
   NANONAS_LOG(INFO) << "evaluation " << request.evaluation_id() << ": "
@@ -149,11 +162,13 @@ absl::StatusOr<EvaluateResult> EvaluationRunner::Run(const EvaluateRequest& requ
 }
 
 EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
-                                          const std::string& dataset_path, int64_t budget,
+                                          const std::string& dataset_path,
+                                          const std::string& test_path, int64_t budget,
                                           const EventSink& sink, const CancelCheck& cancelled) {
   EvaluateResult result;
   std::vector<std::string> argv = options_.child_command;
   argv.insert(argv.end(), {"--dataset-file", dataset_path, "--memory-limit", absl::StrCat(budget)});
+  if (!test_path.empty()) argv.insert(argv.end(), {"--test-dataset-file", test_path});
   auto spawned = ChildProcess::Spawn(argv);
   if (!spawned.ok()) {
     result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);

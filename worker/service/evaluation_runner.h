@@ -2,7 +2,8 @@
 //
 // Run() takes a slot (RESOURCE_EXHAUSTED when all are busy), gets the dataset from the cache
 // (fetching it from the coordinator on a miss), starts the child (`child_command` plus
-// `--dataset-file PATH --memory-limit BYTES`), sends it the request over its stdin, relays its
+// `--dataset-file PATH --memory-limit BYTES`, plus `--test-dataset-file PATH` for a final training
+// with a test set), sends it the request over its stdin, relays its
 // progress and epoch events, and watches it: its resident memory is polled every rss_poll_ms and
 // the child is killed when over the budget (HOST_INFEASIBLE); a cancel request kills it
 // (CANCELLED); a crash ends the evaluation FAILED with the reason (e.g. the signal) and the worker
@@ -58,7 +59,8 @@ class EvaluationRunner {
 
  private:
   nanonas::v1::EvaluateResult RunChild(const nanonas::v1::EvaluateRequest& request,
-                                       const std::string& dataset_path, int64_t budget,
+                                       const std::string& dataset_path,
+                                       const std::string& test_path, int64_t budget,
                                        const EventSink& sink, const CancelCheck& cancelled);
 
   const EvaluationRunnerOptions options_;
