@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "common/arch/mcu_model.h"
 #include "common/base/log.h"
+#include "common/export/mcu_flash.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
@@ -115,7 +116,9 @@ int main(int argc, char** argv) {
   auto sqlite = nanonas::OpenSqliteJobStore(
       (std::filesystem::path(state_dir) / "nanonas.db").string());
   if (!sqlite.ok()) return Fail(std::string(sqlite.status().message()));
-  coord::JobStoreAdapter store(std::move(sqlite).value());
+  const std::string artifact_root = (std::filesystem::path(state_dir) / "artifacts").string();
+  coord::JobStoreAdapter store(std::move(sqlite).value(), artifact_root);
+  coord::ArtifactStore artifacts(artifact_root);
 
   coord::DatasetRegistryOptions dopts;
   dopts.state_dir = state_dir;
@@ -145,12 +148,15 @@ int main(int argc, char** argv) {
   deps.store = &store;
   deps.connector = &connector;
   deps.metrics = &metrics;
+  deps.artifacts = &artifacts;
   deps.decode = [&datasets](const std::string& id, const nanonas::InputShape& input) {
     return datasets.Decode(id, input);
   };
   deps.resource_model =
       [](const nanonas::Architecture& arch) -> absl::StatusOr<coord::McuFigures> {
-    const nanonas::McuResources r = nanonas::EstimateMcuResources(arch);
+    // Flash is the exact size of the .tflite file the final training exports.
+    const nanonas::McuResources r =
+        nanonas::EstimateMcuResources(arch, nanonas::ExportedFlashOptions());
     return coord::McuFigures{r.macc, r.flash_bytes, r.ram_bytes};
   };
 #ifdef NANONAS_HAVE_ENGINE

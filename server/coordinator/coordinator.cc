@@ -1,13 +1,18 @@
 #include "server/coordinator/coordinator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
 #include "common/base/units.h"
+#include "common/export/c_header.h"
+#include "common/export/quantize.h"
+#include "common/export/report.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace nanonas::coordinator {
@@ -198,6 +203,17 @@ absl::StatusOr<v1::JobSpec> NormalizeSpec(const v1::JobSpec& in) {
   if (ev->epochs() > 1000) {
     return absl::InvalidArgumentError("spec.evaluation.epochs is above 1000");
   }
+  auto* ft = spec.mutable_final_training();
+  if (ft->epochs() < 0 || ft->batch_size() < 0 || ft->learning_rate() < 0) {
+    return absl::InvalidArgumentError(
+        "spec.final_training: epochs, batch_size and learning_rate must not be negative");
+  }
+  if (ft->epochs() == 0) ft->set_epochs(100);
+  if (ft->batch_size() == 0) ft->set_batch_size(128);
+  if (ft->learning_rate() == 0) ft->set_learning_rate(0.01f);
+  if (ft->epochs() > 10000) {
+    return absl::InvalidArgumentError("spec.final_training.epochs is above 10000");
+  }
   return spec;
 }
 
@@ -375,6 +391,34 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& raw) {
   for (const auto& c : decoded.class_names) job.add_class_names(c);
   job.set_evaluation_dataset_id(decoded.id);
   job.set_num_images(decoded.num_images);
+  if (!spec.test_dataset_id().empty()) {
+    absl::StatusOr<DecodedDataset> test = deps_.decode(spec.test_dataset_id(), input);
+    if (!test.ok()) {
+      return absl::Status(test.status().code(),
+                          absl::StrCat("spec.test_dataset_id: ", test.status().message()));
+    }
+    if (test->class_names != decoded.class_names) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the test set's classes [", absl::StrJoin(test->class_names, ", "),
+          "] differ from the training set's [", absl::StrJoin(decoded.class_names, ", "),
+          "]: give the test folder the same class folders"));
+    }
+    job.set_test_evaluation_dataset_id(test->id);
+  }
+  if (!spec.final_training().skip()) {
+    // The quantization calibrates on training images: refuse now rather than after the search.
+    const int64_t n = decoded.num_images;
+    int64_t n_val = static_cast<int64_t>(std::floor(static_cast<double>(n) *
+                                                    spec.validation_split()));
+    n_val = std::max<int64_t>(n_val, 1);
+    if (n - n_val < kMinRepresentativeImages) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the final training's quantization calibrates on at least ", kMinRepresentativeImages,
+          " training images, but dataset ", spec.dataset_id(), " leaves ", n - n_val,
+          " for training (", n, " images, validation split ", spec.validation_split(),
+          "): give more images, a smaller validation split, or skip the final training"));
+    }
+  }
   // The whole space must hold at least one candidate for this input.
   NANONAS_RETURN_IF_ERROR(ArchitectureOf(job, 1, 0).status());
   NANONAS_ASSIGN_OR_RETURN(NanoNasSearch search,
@@ -472,7 +516,8 @@ void Coordinator::StepJob(JobRuntime& rt) {
     }
     std::string running_ahead;
     for (auto& [id, e] : evals_) {
-      if (e.job_id == rt.job.id() && e.index < 0 && e.k == cand->k() && e.c == cand->c()) {
+      if (e.job_id == rt.job.id() && e.index < 0 && !e.final && e.k == cand->k() &&
+          e.c == cand->c()) {
         e.index = index;
         running_ahead = e.worker_id;
         break;
@@ -496,7 +541,7 @@ void Coordinator::PruneSpeculation(JobRuntime& rt) {
   }
   std::vector<std::string> drop;
   for (const auto& [id, e] : evals_) {
-    if (e.job_id != rt.job.id() || e.index >= 0) continue;
+    if (e.job_id != rt.job.id() || e.index >= 0 || e.final) continue;
     if (std::find(wanted.begin(), wanted.end(), std::make_pair(e.k, e.c)) == wanted.end()) {
       drop.push_back(id);
     }
@@ -570,8 +615,28 @@ void Coordinator::FinishSearch(JobRuntime& rt) {
     }
   }
   *rt.job.mutable_result() = result;
+  if (result.found() && !rt.job.spec().final_training().skip()) {
+    v1::FinalTraining* ft = rt.job.mutable_final_training();
+    if (ft->state() == v1::CANDIDATE_STATE_PENDING) return;  // already queued (recovery)
+    if (ft->state() != v1::CANDIDATE_STATE_UNSPECIFIED) {
+      (void)TransitionJob(rt, v1::JOB_STATE_FAILED,
+                          absl::StrCat("internal: final training in state ",
+                                       v1::CandidateState_Name(ft->state()),
+                                       " after the search"));
+      return;
+    }
+    ft->set_state(v1::CANDIDATE_STATE_PENDING);
+    ft->set_k(result.k());
+    ft->set_c(result.c());
+    ft->set_epochs_planned(rt.job.spec().final_training().epochs());
+    NANONAS_LOG(INFO) << "job " << rt.job.id() << " search found (" << result.k() << ","
+                      << result.c() << "); final training of "
+                      << rt.job.spec().final_training().epochs() << " epochs queued";
+    EmitFinal(rt);
+    return;
+  }
   if (result.found()) {
-    (void)TransitionJob(rt, v1::JOB_STATE_SUCCEEDED, "");
+    EndJob(rt, "");
   } else {
     (void)TransitionJob(
         rt, v1::JOB_STATE_FAILED,
@@ -579,6 +644,169 @@ void Coordinator::FinishSearch(JobRuntime& rt) {
                      " (relax the limits (RAM, Flash, MACC, host memory), use a smaller input, or "
                      "check the failed candidates' errors)"));
   }
+}
+
+void Coordinator::EmitFinal(JobRuntime& rt) {
+  v1::JobEvent ev;
+  *ev.mutable_final_training() = rt.job.final_training();
+  Persist(rt, &ev);
+}
+
+absl::Status Coordinator::WriteArtifacts(JobRuntime& rt, const std::string& tflite,
+                                         v1::JobState end) {
+  if (deps_.artifacts == nullptr) return absl::OkStatus();
+  std::vector<std::pair<std::string, std::string>> files;
+  if (!tflite.empty()) {
+    files.emplace_back("model.tflite", tflite);
+    const v1::SearchResult& r = rt.job.result();
+    files.emplace_back(
+        "model.h",
+        MakeCHeader(tflite, ModelArrayName(rt.job.spec().name(), rt.job.id()),
+                    absl::StrFormat("nanonas job %s%s: NanoNAS %s model k=%d c=%d, %d classes, "
+                                    "input %dx%dx%d uint8\nfull-integer uint8 TFLite model, "
+                                    "%d bytes of Flash, %d bytes of RAM (reference-tool method)",
+                                    rt.job.id(),
+                                    rt.job.spec().name().empty()
+                                        ? std::string()
+                                        : absl::StrCat(" (", rt.job.spec().name(), ")"),
+                                    rt.job.spec().variant(), r.k(), r.c(), rt.job.num_classes(),
+                                    rt.job.spec().input().height(), rt.job.spec().input().width(),
+                                    rt.job.spec().input().channels(), tflite.size(),
+                                    rt.job.final_training().ram_bytes())));
+  }
+  for (const auto& [name, bytes] : files) {
+    NANONAS_ASSIGN_OR_RETURN(v1::Artifact a, deps_.artifacts->Write(rt.job.id(), name, bytes));
+    *rt.job.add_artifacts() = a;
+  }
+  // The report describes the job as it ends, its model artifacts included; the picture first so
+  // that the report lists it too.
+  v1::Job final_job = rt.job;
+  final_job.set_state(end);
+  *final_job.mutable_finished() = ToProto(Now());
+  const std::string svg = SearchPathSvg(final_job);
+  NANONAS_ASSIGN_OR_RETURN(v1::Artifact svg_artifact,
+                           deps_.artifacts->Write(rt.job.id(), "search-path.svg", svg));
+  *final_job.add_artifacts() = svg_artifact;
+  NANONAS_ASSIGN_OR_RETURN(v1::Artifact report,
+                           deps_.artifacts->Write(rt.job.id(), "report.json",
+                                                  SearchReportJson(final_job)));
+  *rt.job.add_artifacts() = report;
+  *rt.job.add_artifacts() = svg_artifact;
+  return absl::OkStatus();
+}
+
+void Coordinator::EndJob(JobRuntime& rt, const std::string& tflite) {
+  rt.job.clear_artifacts();
+  absl::Status st = WriteArtifacts(rt, tflite, v1::JOB_STATE_SUCCEEDED);
+  if (!st.ok()) {
+    (void)TransitionJob(rt, v1::JOB_STATE_FAILED,
+                        absl::StrCat("writing the artifacts: ", st.ToString()));
+    return;
+  }
+  (void)TransitionJob(rt, v1::JOB_STATE_SUCCEEDED, "");
+}
+
+void Coordinator::StartFinal(JobRuntime& rt, WorkerEntry* worker) {
+  const std::string& job_id = rt.job.id();
+  v1::FinalTraining* ft = rt.job.mutable_final_training();
+  const std::string eval_id =
+      absl::StrCat(job_id, "-final-", ft->k(), "-", ft->c(), "-", ++eval_counter_);
+  v1::EvaluateRequest req;
+  req.set_job_id(job_id);
+  req.set_evaluation_id(eval_id);
+  req.set_dataset_id(rt.job.evaluation_dataset_id());
+  *req.mutable_input() = rt.job.spec().input();
+  req.set_k(ft->k());
+  req.set_c(ft->c());
+  req.set_variant(rt.job.spec().variant());
+  req.set_validation_split(rt.job.spec().validation_split());
+  *req.mutable_settings() = rt.job.spec().evaluation();
+  req.set_host_memory_bytes(rt.job.spec().constraints().host_memory_bytes());
+  req.set_final_training(true);
+  *req.mutable_final_settings() = rt.job.spec().final_training();
+  req.set_test_dataset_id(rt.job.test_evaluation_dataset_id());
+  EvaluationCallbacks cb;
+  cb.on_event = [this, eval_id](const v1::EvaluateEvent& e) { OnEvaluationEvent(eval_id, e); };
+  cb.on_done = [this, eval_id](absl::StatusOr<v1::EvaluateResult> r) {
+    OnEvaluationDone(eval_id, std::move(r));
+  };
+  handles_[eval_id] = deps_.connector->Start(worker->desc, req, std::move(cb));
+  EvalEntry entry;
+  entry.job_id = job_id;
+  entry.index = -1;
+  entry.final = true;
+  entry.k = ft->k();
+  entry.c = ft->c();
+  entry.worker_id = worker->desc.id();
+  entry.started = Now();
+  evals_[eval_id] = entry;
+  worker->running++;
+  if (deps_.metrics) deps_.metrics->CountDispatch();
+  ft->set_state(v1::CANDIDATE_STATE_RUNNING);
+  ft->set_worker(worker->desc.id());
+  ft->set_attempts(ft->attempts() + 1);
+  ft->clear_epochs();
+  NANONAS_LOG(INFO) << "job " << job_id << " final training (" << ft->k() << "," << ft->c()
+                    << ") -> worker " << worker->desc.id() << " (attempt " << ft->attempts()
+                    << ")";
+  EmitFinal(rt);
+}
+
+void Coordinator::ApplyFinal(JobRuntime& rt, const v1::EvaluateResult& r,
+                             const std::string& worker, double wall_seconds) {
+  v1::FinalTraining* ft = rt.job.mutable_final_training();
+  ft->set_worker(worker);
+  ft->mutable_epochs()->CopyFrom(r.epochs());
+  ft->set_best_validation_accuracy(r.best_validation_accuracy());
+  ft->set_best_epoch(r.best_epoch());
+  ft->set_peak_memory_bytes(r.peak_memory_bytes());
+  ft->set_duration_seconds(r.duration_seconds() > 0 ? r.duration_seconds() : wall_seconds);
+  ft->set_quantized_validation_accuracy(r.quantized_validation_accuracy());
+  ft->set_has_test_accuracy(r.has_test_accuracy());
+  if (r.has_test_accuracy()) {
+    ft->set_float_test_accuracy(r.float_test_accuracy());
+    ft->set_quantized_test_accuracy(r.quantized_test_accuracy());
+    ft->set_test_images(r.test_images());
+  }
+  if (deps_.metrics) deps_.metrics->ObserveEvaluationSeconds(ft->duration_seconds());
+  std::string problem;
+  if (r.state() != v1::CANDIDATE_STATE_DONE) {
+    ft->set_state(r.state() == v1::CANDIDATE_STATE_HOST_INFEASIBLE
+                      ? v1::CANDIDATE_STATE_HOST_INFEASIBLE
+                      : v1::CANDIDATE_STATE_FAILED);
+    problem = r.error().empty() ? absl::StrCat("worker returned state ",
+                                               v1::CandidateState_Name(r.state()))
+                                : r.error();
+  } else if (r.tflite().empty()) {
+    ft->set_state(v1::CANDIDATE_STATE_FAILED);
+    problem = "the worker returned no model";
+  } else if (static_cast<int64_t>(r.tflite().size()) != rt.job.result().flash_bytes()) {
+    // The resource model promised the file's exact size before training: a difference is a bug.
+    ft->set_state(v1::CANDIDATE_STATE_FAILED);
+    problem = absl::StrCat("INTERNAL: the exported model.tflite is ", r.tflite().size(),
+                           " bytes but the search's Flash figure is ",
+                           rt.job.result().flash_bytes(), "; this is a bug in nanonas");
+  } else {
+    ft->set_state(v1::CANDIDATE_STATE_DONE);
+    ft->set_flash_bytes(static_cast<int64_t>(r.tflite().size()));
+    ft->set_ram_bytes(rt.job.result().ram_bytes());
+  }
+  if (!problem.empty()) ft->set_error(problem);
+  NANONAS_LOG(INFO) << "job " << rt.job.id() << " final training "
+                    << v1::CandidateState_Name(ft->state())
+                    << (problem.empty()
+                            ? absl::StrFormat(": validation %.4f (quantized %.4f)",
+                                              ft->best_validation_accuracy(),
+                                              ft->quantized_validation_accuracy())
+                            : ": " + problem);
+  EmitFinal(rt);
+  if (!problem.empty()) {
+    (void)TransitionJob(rt, v1::JOB_STATE_FAILED,
+                        absl::StrCat("final training of (", ft->k(), ",", ft->c(),
+                                     "): ", problem, " (the search result is kept)"));
+    return;
+  }
+  EndJob(rt, r.tflite());
 }
 
 Coordinator::WorkerEntry* Coordinator::FreeWorker() {
@@ -598,7 +826,7 @@ Coordinator::WorkerEntry* Coordinator::FreeWorker() {
 
 Coordinator::WorkerEntry* Coordinator::PreemptSpeculation() {
   for (const auto& [id, e] : evals_) {
-    if (e.index >= 0) continue;
+    if (e.index >= 0 || e.final) continue;
     auto w = workers_.find(e.worker_id);
     if (w == workers_.end()) continue;
     NANONAS_LOG(INFO) << "job " << e.job_id << " speculative (" << e.k << "," << e.c
@@ -663,7 +891,15 @@ void Coordinator::Dispatch() {
   // Candidates the searches asked for, oldest job first.
   for (const std::string& job_id : job_order_) {
     JobRuntime& rt = jobs_[job_id];
-    if (rt.job.state() != v1::JOB_STATE_RUNNING || rt.job.candidates_size() == 0) continue;
+    if (rt.job.state() != v1::JOB_STATE_RUNNING) continue;
+    if (rt.job.final_training().state() == v1::CANDIDATE_STATE_PENDING) {
+      WorkerEntry* worker = FreeWorker();
+      if (worker == nullptr) worker = PreemptSpeculation();
+      if (worker == nullptr) return;
+      StartFinal(rt, worker);
+      continue;
+    }
+    if (rt.job.candidates_size() == 0) continue;
     const int index = rt.job.candidates_size() - 1;
     const v1::Candidate& cand = rt.job.candidates(index);
     if (cand.state() != v1::CANDIDATE_STATE_PENDING) continue;
@@ -703,9 +939,29 @@ void Coordinator::Dispatch() {
 void Coordinator::OnEvaluationEvent(const std::string& eval_id, const v1::EvaluateEvent& event) {
   absl::MutexLock lock(&mu_);
   auto it = evals_.find(eval_id);
-  if (it == evals_.end() || it->second.index < 0) return;  // speculative: not on the path yet
+  if (it == evals_.end()) return;
+  if (it->second.index < 0 && !it->second.final) return;  // speculative: not on the path yet
   JobRuntime* rt = FindJob(it->second.job_id);
   if (rt == nullptr) return;
+  if (it->second.final && event.has_epoch()) {
+    v1::FinalTraining* ft = rt->job.mutable_final_training();
+    *ft->add_epochs() = event.epoch();
+    v1::JobEvent ev;
+    ev.set_sequence(rt->last_sequence);
+    *ev.mutable_time() = ToProto(Now());
+    auto* p = ev.mutable_progress();
+    p->set_k(ft->k());
+    p->set_c(ft->c());
+    p->set_epoch(event.epoch().epoch());
+    p->set_epochs(rt->job.spec().final_training().epochs());
+    p->set_running_loss(event.epoch().train_loss());
+    p->set_running_accuracy(event.epoch().train_accuracy());
+    p->set_final_training(true);
+    rt->progress.emplace_back(++progress_counter_, std::move(ev));
+    while (rt->progress.size() > options_.progress_buffer) rt->progress.pop_front();
+    changed_.SignalAll();
+    return;
+  }
   if (event.has_progress()) {
     v1::JobEvent ev;
     ev.set_sequence(rt->last_sequence);
@@ -752,7 +1008,15 @@ void Coordinator::OnEvaluationDone(const std::string& eval_id,
     auto w = workers_.find(entry.worker_id);
     if (w != workers_.end()) w->second.busy_until = Now() + absl::Milliseconds(300);
     CancelEvaluation(eval_id);
-    if (entry.index >= 0) {
+    if (entry.final) {
+      v1::FinalTraining* ft = rt->job.mutable_final_training();
+      if (ft->state() == v1::CANDIDATE_STATE_RUNNING) {
+        ft->set_attempts(std::max(0, ft->attempts() - 1));
+        ft->set_state(v1::CANDIDATE_STATE_PENDING);
+        ft->clear_worker();
+        EmitFinal(*rt);
+      }
+    } else if (entry.index >= 0) {
       v1::Candidate* cand = rt->job.mutable_candidates(entry.index);
       if (cand->state() == v1::CANDIDATE_STATE_RUNNING) {
         cand->set_attempts(std::max(0, cand->attempts() - 1));
@@ -789,7 +1053,11 @@ void Coordinator::OnEvaluationDone(const std::string& eval_id,
   }
   CancelEvaluation(eval_id);  // bookkeeping only: the RPC has ended
   const double wall = absl::ToDoubleSeconds(Now() - entry.started);
-  if (entry.index < 0) {
+  if (entry.final) {
+    if (rt->job.final_training().state() == v1::CANDIDATE_STATE_RUNNING) {
+      ApplyFinal(*rt, r, entry.worker_id, wall);
+    }
+  } else if (entry.index < 0) {
     // Finished ahead of time: kept until the search asks for it.
     rt->speculative[{entry.k, entry.c}] = JobRuntime::SpeculativeResult{r, entry.worker_id, wall};
   } else {
@@ -807,9 +1075,30 @@ void Coordinator::RetryOrFail(const std::string& eval_id, const std::string& rea
   evals_.erase(it);
   auto w = workers_.find(entry.worker_id);
   if (w != workers_.end()) w->second.running = std::max(0, w->second.running - 1);
-  if (entry.index < 0) return;  // speculative: nothing waits for it
+  if (entry.index < 0 && !entry.final) return;  // speculative: nothing waits for it
   JobRuntime* rt = FindJob(entry.job_id);
   if (rt == nullptr || rt->job.state() != v1::JOB_STATE_RUNNING) return;
+  if (entry.final) {
+    v1::FinalTraining* ft = rt->job.mutable_final_training();
+    if (ft->state() != v1::CANDIDATE_STATE_RUNNING) return;
+    NANONAS_LOG(WARNING) << "job " << entry.job_id << " final training attempt " << ft->attempts()
+                         << " lost: " << reason;
+    if (ft->attempts() >= options_.max_attempts) {
+      ft->set_state(v1::CANDIDATE_STATE_FAILED);
+      ft->set_error(absl::StrCat("final training lost ", ft->attempts(), " times (limit ",
+                                 options_.max_attempts, "); last: ", reason));
+      ft->set_duration_seconds(absl::ToDoubleSeconds(Now() - entry.started));
+      EmitFinal(*rt);
+      (void)TransitionJob(*rt, v1::JOB_STATE_FAILED,
+                          absl::StrCat(ft->error(), " (the search result is kept)"));
+    } else {
+      ft->set_state(v1::CANDIDATE_STATE_PENDING);
+      ft->set_error(absl::StrCat("retrying: ", reason));
+      ft->clear_worker();
+      EmitFinal(*rt);
+    }
+    return;
+  }
   v1::Candidate* cand = rt->job.mutable_candidates(entry.index);
   if (cand->state() != v1::CANDIDATE_STATE_RUNNING) return;
   NANONAS_LOG(WARNING) << "job " << entry.job_id << " candidate (" << cand->k() << ","
@@ -901,7 +1190,14 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
       FinishCandidate(*rt, i);
     }
   }
-  if (rt->search) rt->search->Cancel("the job was cancelled");
+  if (rt->job.final_training().state() == v1::CANDIDATE_STATE_PENDING ||
+      rt->job.final_training().state() == v1::CANDIDATE_STATE_RUNNING) {
+    v1::FinalTraining* ft = rt->job.mutable_final_training();
+    ft->set_state(v1::CANDIDATE_STATE_CANCELLED);
+    ft->set_error("the job was cancelled");
+    EmitFinal(*rt);
+  }
+  if (rt->search && !rt->search->Done()) rt->search->Cancel("the job was cancelled");
   NANONAS_RETURN_IF_ERROR(TransitionJob(*rt, v1::JOB_STATE_CANCELLED, ""));
   Dispatch();
   UpdateMetrics();
@@ -962,6 +1258,38 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::NextEvents(const std::str
   *ended = (IsTerminalJob(rt->job.state()) && cursor->sequence >= rt->last_sequence) ||
            shutting_down_;
   return out;
+}
+
+absl::StatusOr<std::vector<v1::Artifact>> Coordinator::ListArtifacts(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  JobRuntime* rt = FindJob(job_id);
+  if (rt == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  return std::vector<v1::Artifact>(rt->job.artifacts().begin(), rt->job.artifacts().end());
+}
+
+absl::StatusOr<std::string> Coordinator::ReadArtifact(const std::string& job_id,
+                                                      const std::string& name, int64_t offset,
+                                                      int64_t length) {
+  {
+    absl::MutexLock lock(&mu_);
+    JobRuntime* rt = FindJob(job_id);
+    if (rt == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+    bool listed = false;
+    std::vector<std::string> names;
+    for (const auto& a : rt->job.artifacts()) {
+      listed |= a.name() == name;
+      names.push_back(a.name());
+    }
+    if (!listed) {
+      return absl::NotFoundError(absl::StrCat(
+          "job ", job_id, " has no artifact '", name, "'",
+          names.empty() ? absl::StrCat(" (it has none yet: ", v1::JobState_Name(rt->job.state()),
+                                       ")")
+                        : absl::StrCat("; it has: ", absl::StrJoin(names, ", "))));
+    }
+  }
+  if (deps_.artifacts == nullptr) return absl::NotFoundError("this coordinator keeps no artifacts");
+  return deps_.artifacts->Read(job_id, name, offset, length);
 }
 
 absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
@@ -1027,8 +1355,11 @@ void Coordinator::UpdateMetrics() {
   int queued = 0;
   for (const auto& [id, rt] : jobs_) {
     by_state[rt.job.state()]++;
-    if (rt.job.state() == v1::JOB_STATE_RUNNING && rt.job.candidates_size() > 0 &&
-        rt.job.candidates(rt.job.candidates_size() - 1).state() == v1::CANDIDATE_STATE_PENDING) {
+    if (rt.job.state() == v1::JOB_STATE_RUNNING &&
+        (rt.job.final_training().state() == v1::CANDIDATE_STATE_PENDING ||
+         (rt.job.candidates_size() > 0 &&
+          rt.job.candidates(rt.job.candidates_size() - 1).state() ==
+              v1::CANDIDATE_STATE_PENDING))) {
       ++queued;
     }
   }
@@ -1051,8 +1382,11 @@ int Coordinator::QueueDepth() const {
   absl::MutexLock lock(&mu_);
   int queued = 0;
   for (const auto& [id, rt] : jobs_) {
-    if (rt.job.state() == v1::JOB_STATE_RUNNING && rt.job.candidates_size() > 0 &&
-        rt.job.candidates(rt.job.candidates_size() - 1).state() == v1::CANDIDATE_STATE_PENDING) {
+    if (rt.job.state() == v1::JOB_STATE_RUNNING &&
+        (rt.job.final_training().state() == v1::CANDIDATE_STATE_PENDING ||
+         (rt.job.candidates_size() > 0 &&
+          rt.job.candidates(rt.job.candidates_size() - 1).state() ==
+              v1::CANDIDATE_STATE_PENDING))) {
       ++queued;
     }
   }
@@ -1108,6 +1442,15 @@ absl::Status Coordinator::Recover() {
     }
     if (rt.job.candidates_size() > static_cast<int>(path.size())) {
       EmitCandidate(rt, rt.job.candidates_size() - 1);  // back to PENDING
+    }
+    if (rt.job.final_training().state() != v1::CANDIDATE_STATE_UNSPECIFIED &&
+        rt.job.final_training().state() != v1::CANDIDATE_STATE_PENDING) {
+      // The final training was on the way (or had finished without the job ending): train
+      // again. The search is not re-run.
+      rt.job.mutable_final_training()->set_state(v1::CANDIDATE_STATE_PENDING);
+      rt.job.mutable_final_training()->clear_worker();
+      rt.job.mutable_final_training()->clear_epochs();
+      EmitFinal(rt);
     }
     ++resumed;
     NANONAS_LOG(INFO) << "job " << rt.job.id() << " resumed after " << path.size()

@@ -3,6 +3,11 @@
 // absl::Status once.
 //
 // Job states:        QUEUED -> RUNNING -> {SUCCEEDED | FAILED | CANCELLED};  QUEUED -> CANCELLED
+// A RUNNING job first searches, then (when the search found a model and the spec does not skip
+// it) trains the winner longer on a worker, which also quantizes and exports it:
+// Job.final_training.state PENDING -> RUNNING -> {DONE | FAILED | HOST_INFEASIBLE | CANCELLED},
+// RUNNING -> PENDING (worker lost, attempts left; also after a coordinator restart). Artifacts
+// (model.tflite, model.h, report.json, search-path.svg) are written when the job succeeds.
 // Candidate states:  PENDING -> RUNNING -> {DONE | HOST_INFEASIBLE | FAILED | CANCELLED}
 //                    RUNNING -> PENDING (worker lost, attempts left); created INFEASIBLE /
 //                    HOST_INFEASIBLE directly when the models say it cannot fit (never trained).
@@ -32,6 +37,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "nanonas/v1/nanonas.pb.h"
+#include "server/coordinator/artifact_store.h"
 #include "server/coordinator/dataset_registry.h"
 #include "server/coordinator/interfaces.h"
 #include "server/coordinator/metrics.h"
@@ -62,10 +68,11 @@ struct CoordinatorDeps {
   ResourceModel resource_model;            // required
   HostMemoryModel host_memory_model;       // optional: no host check without it
   CoordinatorMetrics* metrics = nullptr;   // optional
+  ArtifactStore* artifacts = nullptr;      // optional: without it no artifact files are kept
 };
 
 // Fills the defaults of a spec (epochs 3, lr 1e-3, batch 16, seed 1, split 0.3, variant "2023",
-// colour mode from channels) and checks it. INVALID_ARGUMENT says which field and how to fix it.
+// colour mode from channels; final training 100 epochs, Adam 0.01, batch 128) and checks it. INVALID_ARGUMENT says which field and how to fix it.
 absl::StatusOr<nanonas::v1::JobSpec> NormalizeSpec(const nanonas::v1::JobSpec& spec);
 
 // The MCU limits a candidate breaks (empty when it fits).
@@ -110,6 +117,12 @@ class Coordinator {
                                                                 WatchCursor* cursor,
                                                                 absl::Duration wait, bool* ended);
 
+  // ---- artifacts (NOT_FOUND for an unknown job or artifact name)
+  absl::StatusOr<std::vector<nanonas::v1::Artifact>> ListArtifacts(const std::string& job_id);
+  // Up to `length` bytes of the artifact from `offset` (empty at the end).
+  absl::StatusOr<std::string> ReadArtifact(const std::string& job_id, const std::string& name,
+                                           int64_t offset, int64_t length);
+
   // ---- workers
   absl::StatusOr<nanonas::v1::RegisterWorkerResponse> RegisterWorker(
       const nanonas::v1::WorkerDescription& worker);
@@ -151,6 +164,7 @@ class Coordinator {
     int k = 0, c = 0;
     std::string worker_id;
     absl::Time started;
+    bool final = false;  // the job's final training (index -1, never speculative)
   };
 
   absl::Time Now() const;
@@ -165,6 +179,18 @@ class Coordinator {
   // A trained candidate reached a final state: count it, emit it, feed the search, step.
   void FinishCandidate(JobRuntime& rt, int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSearch(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Persists the final training's record with a FinalTraining event.
+  void EmitFinal(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartFinal(JobRuntime& rt, WorkerEntry* worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The worker's result of the final training: record it, write the artifacts, end the job.
+  void ApplyFinal(JobRuntime& rt, const nanonas::v1::EvaluateResult& r, const std::string& worker,
+                  double wall_seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes model.tflite and model.h (when `tflite` is not empty), report.json and search-path.svg
+  // of the job as it ends in state `end`, and lists them in the job.
+  absl::Status WriteArtifacts(JobRuntime& rt, const std::string& tflite, nanonas::v1::JobState end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a job whose search (and final training, if any) is over: artifacts, then `to`.
+  void EndJob(JobRuntime& rt, const std::string& tflite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The search's feasibility function for a job: MCU limits, then the host memory estimate.
   FeasibilityFunction MakeFeasibility(const nanonas::v1::Job& job) const;
   NanoNasSearch::Options SearchOptions(const nanonas::v1::Job& job) const;

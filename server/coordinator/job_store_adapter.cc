@@ -7,7 +7,8 @@ namespace nanonas::coordinator {
 
 namespace v1 = nanonas::v1;
 
-JobStoreAdapter::JobStoreAdapter(std::unique_ptr<JobStore> store) : store_(std::move(store)) {}
+JobStoreAdapter::JobStoreAdapter(std::unique_ptr<JobStore> store, std::string artifact_root)
+    : store_(std::move(store)), artifact_root_(std::move(artifact_root)) {}
 
 absl::Status JobStoreAdapter::Commit(const v1::Job& job, const v1::JobEvent* event) {
   absl::MutexLock lock(&mu_);
@@ -21,6 +22,14 @@ absl::Status JobStoreAdapter::Commit(const v1::Job& job, const v1::JobEvent* eve
     batch.UpdateJob(own);
   }
   for (const auto& c : job.candidates()) batch.PutCandidate(job.id(), c);
+  for (const auto& a : job.artifacts()) {
+    ArtifactRecord record;
+    record.job_id = job.id();
+    record.artifact = a;
+    record.path = artifact_root_.empty() ? a.name()
+                                         : absl::StrCat(artifact_root_, "/", job.id(), "/", a.name());
+    batch.PutArtifact(std::move(record));
+  }
   if (event != nullptr) batch.AppendEvent(job.id(), *event);
   NANONAS_ASSIGN_OR_RETURN(WriteResult result, store_->Write(batch));
   if (create) known_.insert(job.id());

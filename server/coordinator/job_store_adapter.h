@@ -15,7 +15,8 @@ namespace nanonas::coordinator {
 
 class JobStoreAdapter : public CoordinatorStore {
  public:
-  explicit JobStoreAdapter(std::unique_ptr<JobStore> store);
+  // `artifact_root`: where ArtifactStore keeps the files (recorded with each artifact row).
+  explicit JobStoreAdapter(std::unique_ptr<JobStore> store, std::string artifact_root = "");
 
   absl::Status Commit(const nanonas::v1::Job& job, const nanonas::v1::JobEvent* event) override;
   absl::StatusOr<std::vector<nanonas::v1::Job>> LoadJobs() override;
@@ -24,6 +25,7 @@ class JobStoreAdapter : public CoordinatorStore {
 
  private:
   std::unique_ptr<JobStore> store_;
+  const std::string artifact_root_;
   absl::Mutex mu_;
   std::set<std::string> known_ ABSL_GUARDED_BY(mu_);  // jobs already created in the store
 };

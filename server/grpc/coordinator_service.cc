@@ -107,20 +107,29 @@ grpc::Status CoordinatorService::GetDataset(grpc::ServerContext*, const v1::GetD
 grpc::Status CoordinatorService::ListArtifacts(grpc::ServerContext*,
                                                const v1::ListArtifactsRequest* req,
                                                v1::ListArtifactsResponse* resp) {
-  auto job = core_->GetJob(req->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  for (const auto& a : job->artifacts()) *resp->add_artifacts() = a;
+  auto list = core_->ListArtifacts(req->job_id());
+  if (!list.ok()) return ToGrpcStatus(list.status());
+  for (const auto& a : *list) *resp->add_artifacts() = a;
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::DownloadArtifact(grpc::ServerContext*,
+grpc::Status CoordinatorService::DownloadArtifact(grpc::ServerContext* ctx,
                                                   const v1::DownloadArtifactRequest* req,
-                                                  grpc::ServerWriter<v1::ArtifactChunk>*) {
-  auto job = core_->GetJob(req->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  return ToGrpcStatus(absl::NotFoundError(absl::StrCat(
-      "job ", req->job_id(), " has no artifact '", req->name(),
-      "' (this coordinator does not run the final training and export yet)")));
+                                                  grpc::ServerWriter<v1::ArtifactChunk>* writer) {
+  constexpr int64_t kChunkBytes = 1 << 20;
+  // The first read checks the job and the name before anything is sent.
+  for (int64_t offset = 0;; offset += kChunkBytes) {
+    auto bytes = core_->ReadArtifact(req->job_id(), req->name(), offset, kChunkBytes);
+    if (!bytes.ok()) return ToGrpcStatus(bytes.status());
+    if (bytes->empty() && offset > 0) break;
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    v1::ArtifactChunk chunk;
+    chunk.set_data(std::move(*bytes));
+    const bool last = static_cast<int64_t>(chunk.data().size()) < kChunkBytes;
+    if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    if (last) break;
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status CoordinatorService::RegisterWorker(grpc::ServerContext*,

@@ -2,6 +2,9 @@
 #ifndef NANONAS_TESTS_COORDINATOR_FAKES_H_
 #define NANONAS_TESTS_COORDINATOR_FAKES_H_
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/coordinator/artifact_store.h"
 #include "server/coordinator/coordinator.h"
 #include "server/coordinator/memory_store.h"
 
@@ -66,6 +70,34 @@ class FakeConnector : public WorkerConnector {
     call->done = true;
     call->callbacks.on_done(r);
   }
+  // A final training's result: the best of `epochs` epochs and a "model" of `tflite_bytes` bytes.
+  static void CompleteFinal(const std::shared_ptr<Call>& call, int64_t tflite_bytes,
+                            bool with_test) {
+    v1::EvaluateResult r;
+    r.set_state(v1::CANDIDATE_STATE_DONE);
+    for (int e = 1; e <= 3; ++e) {
+      auto* ep = r.add_epochs();
+      ep->set_epoch(e);
+      ep->set_validation_accuracy(0.7 + 0.05 * (e == 2));
+    }
+    r.set_best_epoch(2);
+    r.set_best_validation_accuracy(0.75);
+    r.set_quantized_validation_accuracy(0.74);
+    if (with_test) {
+      r.set_has_test_accuracy(true);
+      r.set_float_test_accuracy(0.72);
+      r.set_quantized_test_accuracy(0.71);
+      r.set_test_images(50);
+    }
+    std::string model(static_cast<size_t>(tflite_bytes), '\0');
+    for (size_t i = 0; i < model.size(); ++i) model[i] = static_cast<char>(i * 7);
+    r.set_tflite(model);
+    r.set_weights("w");
+    r.set_peak_memory_bytes(2222);
+    r.set_duration_seconds(9.0);
+    call->done = true;
+    call->callbacks.on_done(r);
+  }
   static void Finish(const std::shared_ptr<Call>& call, absl::StatusOr<v1::EvaluateResult> r) {
     call->done = true;
     call->callbacks.on_done(std::move(r));
@@ -80,15 +112,25 @@ class FakeConnector : public WorkerConnector {
 
 inline std::string Hex64(char ch) { return std::string(64, ch); }
 
-// Decoder: "sha256:" + Hex64('a') is a 2-class set of 100 images; Hex64('1') has one class.
+// Decoder: "sha256:" + Hex64('a') is a 2-class set of 300 images; Hex64('b') a test set with the
+// same classes, Hex64('c') one with other classes; Hex64('1') has one class.
 inline DatasetDecoder FakeDecoder() {
   return [](const std::string& id, const InputShape& input) -> absl::StatusOr<DecodedDataset> {
     if (id == "sha256:" + Hex64('a')) {
       DecodedDataset d;
       d.id = Hex64('d');
-      d.num_images = 100;
-      d.pixel_bytes = 100LL * input.height * input.width * input.channels;
+      d.num_images = 300;
+      d.pixel_bytes = 300LL * input.height * input.width * input.channels;
       d.class_names = {"horizontal", "vertical"};
+      return d;
+    }
+    if (id == "sha256:" + Hex64('b') || id == "sha256:" + Hex64('c')) {
+      DecodedDataset d;
+      d.id = id == "sha256:" + Hex64('b') ? Hex64('f') : Hex64('9');
+      d.num_images = 50;
+      d.class_names = id == "sha256:" + Hex64('b')
+                          ? std::vector<std::string>{"horizontal", "vertical"}
+                          : std::vector<std::string>{"cats", "dogs"};
       return d;
     }
     if (id == "sha256:" + Hex64('1')) {
@@ -122,6 +164,7 @@ inline v1::JobSpec GoodSpec() {
   spec.mutable_input()->set_channels(3);
   spec.mutable_constraints()->set_ram_bytes(1'000'000);
   spec.mutable_constraints()->set_flash_bytes(1'000'000);
+  spec.mutable_final_training()->set_skip(true);  // tests of the final training clear it
   return spec;
 }
 
@@ -144,9 +187,14 @@ struct Harness {
       return host_bytes_per_k * a.k();
     };
     deps.metrics = metrics;
+    deps.artifacts = &artifacts;
     core = std::make_unique<Coordinator>(options, deps);
   }
-  ~Harness() { Crash(); }
+  ~Harness() {
+    Crash();
+    std::error_code ec;
+    std::filesystem::remove_all(artifact_dir, ec);
+  }
   // Stops the core as a kill would leave the store: results arriving later are ignored.
   void Crash() {
     if (!core) return;
@@ -164,6 +212,12 @@ struct Harness {
     if (!r.ok()) std::abort();
   }
 
+  // Declared first: the core (below) writes here.
+  std::string artifact_dir =
+      (std::filesystem::temp_directory_path() /
+       absl::StrCat("nanonas-artifacts-", getpid(), "-", reinterpret_cast<uintptr_t>(this)))
+          .string();
+  ArtifactStore artifacts{artifact_dir};
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
   int64_t host_bytes_per_k = 1;
   MemoryStore own_store;
