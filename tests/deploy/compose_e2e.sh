@@ -36,8 +36,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building images"
-"$ROOT/deploy/build-images.sh" --tag "$TAG"
+if [ "${NANONAS_E2E_IMAGE_TAG:-}" != "" ]; then
+  export NANONAS_IMAGE_TAG=$NANONAS_E2E_IMAGE_TAG   # reuse images built before (development)
+else
+  log "building images"
+  "$ROOT/deploy/build-images.sh" --tag "$TAG"
+fi
 
 log "up with 3 workers (grpc $SERVER, prometheus 127.0.0.1:$NANONAS_PROMETHEUS_PORT)"
 dc up -d --scale worker=3
