@@ -39,6 +39,8 @@ Commands:
   list [--state STATE] [--limit N]   jobs, newest first (STATE: queued, running, succeeded,
                                failed, cancelled; repeatable)
   get JOB                      the job: state, result, every candidate with its figures
+      --out DIR                also download its artifacts (model.tflite, model.h,
+                               report.json, search-path.svg) into DIR and print their paths
   cancel JOB                   cancel a queued or running job
   targets                      the board presets
   health [SERVICE]             grpc.health.v1 check of --server (a coordinator or a worker):
@@ -198,10 +200,21 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
     return absl::OkStatus();
   };
 
-  if (name == "watch" || name == "get" || name == "cancel") {
-    cmd.kind = name == "watch" ? Command::Kind::kWatch
-               : name == "get" ? Command::Kind::kGet
-                               : Command::Kind::kCancel;
+  if (name == "get") {
+    cmd.kind = Command::Kind::kGet;
+    absl::Status s = need_job();
+    if (!s.ok()) return s;
+    for (const auto& [f, v] : flags) {
+      if (f != "--out") {
+        return absl::InvalidArgumentError(absl::StrCat("`nanonas get` has no flag ", f));
+      }
+      if (v.empty()) return absl::InvalidArgumentError("--out: give a folder");
+      cmd.out_dir = v;
+    }
+    return cmd;
+  }
+  if (name == "watch" || name == "cancel") {
+    cmd.kind = name == "watch" ? Command::Kind::kWatch : Command::Kind::kCancel;
     absl::Status s = need_job();
     if (!s.ok()) return s;
     s = no_flags();

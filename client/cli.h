@@ -38,6 +38,7 @@ struct Command {
   bool watch = false;         // submit --watch
   // watch / get / cancel
   std::string job_id;
+  std::string out_dir;  // get --out DIR: download the job's artifacts there
   // health: the grpc.health.v1 service name ("" = the whole server)
   std::string health_service;
   // list

@@ -208,6 +208,12 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
     const auto& f = job.final_training();
     absl::StrAppendFormat(&o, "final training: %s, best validation accuracy %.4f",
                           CandidateStateName(f.state()), f.best_validation_accuracy());
+    if (f.state() == v1::CANDIDATE_STATE_DONE) {
+      absl::StrAppendFormat(&o, " (epoch %d of %d), uint8 validation accuracy %.4f", f.best_epoch(),
+                            f.epochs_size(), f.quantized_validation_accuracy());
+    } else if (f.state() == v1::CANDIDATE_STATE_RUNNING && f.epochs_size() > 0) {
+      absl::StrAppendFormat(&o, " (epoch %d of %d)", f.epochs_size(), f.epochs_planned());
+    }
     if (f.has_test_accuracy()) {
       absl::StrAppendFormat(&o, ", test accuracy float %.4f / uint8 %.4f", f.float_test_accuracy(),
                             f.quantized_test_accuracy());
@@ -215,8 +221,16 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
     if (!f.error().empty()) absl::StrAppend(&o, " (", f.error(), ")");
     absl::StrAppend(&o, "\n");
   }
+  if (job.final_training().state() == v1::CANDIDATE_STATE_DONE) {
+    absl::StrAppendFormat(&o, "model: Flash %s (the .tflite file), RAM %s\n",
+                          FormatBytes(job.final_training().flash_bytes()),
+                          FormatBytes(job.final_training().ram_bytes()));
+  }
   for (const auto& a : job.artifacts()) {
     absl::StrAppend(&o, "artifact ", a.name(), " (", FormatBytes(a.size_bytes()), ")\n");
+  }
+  if (!job.artifacts().empty()) {
+    absl::StrAppend(&o, "download: nanonas get ", job.id(), " --out DIR\n");
   }
   if (!job.error().empty()) absl::StrAppend(&o, "error: ", job.error(), "\n");
   return o;
@@ -295,7 +309,7 @@ int Cli::Run(const Command& c) {
     case Command::Kind::kList:
       return List(c);
     case Command::Kind::kGet:
-      return Get(c.job_id);
+      return Get(c.job_id, c.out_dir);
     case Command::Kind::kCancel:
       return Cancel(c.job_id);
     case Command::Kind::kTargets:
@@ -494,7 +508,7 @@ int Cli::List(const Command& c) {
   return kExitOk;
 }
 
-int Cli::Get(const std::string& job_id) {
+int Cli::Get(const std::string& job_id, const std::string& out_dir) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, global_.timeout_seconds);
   v1::GetJobRequest req;
@@ -502,7 +516,65 @@ int Cli::Get(const std::string& job_id) {
   v1::Job job;
   grpc::Status s = stub_->GetJob(&ctx, req, &job);
   if (!s.ok()) return ReportRpcError(s, "get " + job_id, global_, err_);
-  out_ << (global_.json ? ToJson(job) + "\n" : RenderJob(job, nullptr));
+  if (out_dir.empty()) {
+    out_ << (global_.json ? ToJson(job) + "\n" : RenderJob(job, nullptr));
+    return kExitOk;
+  }
+  if (job.artifacts().empty()) {
+    err_ << "nanonas: job " << job_id << " has no artifacts yet (" << JobStateName(job.state())
+         << "); they are written when the job succeeds: `nanonas watch " << job_id << "`\n";
+    return kExitNotFound;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) {
+    err_ << "nanonas: cannot create " << out_dir << ": " << ec.message() << "\n";
+    return kExitUsage;
+  }
+  std::vector<std::string> written;
+  for (const v1::Artifact& a : job.artifacts()) {
+    grpc::ClientContext dctx;
+    SetDeadline(&dctx, std::max(global_.timeout_seconds, 60.0));
+    v1::DownloadArtifactRequest dreq;
+    dreq.set_job_id(job_id);
+    dreq.set_name(a.name());
+    auto reader = stub_->DownloadArtifact(&dctx, dreq);
+    std::string bytes;
+    v1::ArtifactChunk chunk;
+    while (reader->Read(&chunk)) bytes += chunk.data();
+    grpc::Status ds = reader->Finish();
+    if (!ds.ok()) return ReportRpcError(ds, "download " + a.name(), global_, err_);
+    const std::string hex = Sha256Hex(bytes);
+    if (static_cast<int64_t>(bytes.size()) != a.size_bytes() ||
+        (!a.sha256().empty() && hex != a.sha256())) {
+      err_ << "nanonas: " << a.name() << " arrived damaged (" << bytes.size() << " bytes, sha256 "
+           << hex << "; expected " << a.size_bytes() << " bytes, " << a.sha256()
+           << "): run the command again\n";
+      return kExitServer;
+    }
+    // Names come from the server: never write outside out_dir.
+    if (a.name().empty() || a.name().find('/') != std::string::npos || a.name() == "." ||
+        a.name() == "..") {
+      err_ << "nanonas: refusing artifact name '" << a.name() << "'\n";
+      return kExitServer;
+    }
+    const std::string path = (std::filesystem::path(out_dir) / a.name()).string();
+    FILE* f = std::fopen(path.c_str(), "wb");
+    if (f == nullptr || std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size() ||
+        std::fclose(f) != 0) {
+      err_ << "nanonas: cannot write " << path << "\n";
+      return kExitUsage;
+    }
+    written.push_back(path);
+    if (!global_.json) out_ << path << " (" << FormatBytes(a.size_bytes()) << ")\n";
+  }
+  if (global_.json) {
+    std::string o = absl::StrCat("{\"job_id\": \"", job_id, "\", \"files\": [");
+    for (size_t i = 0; i < written.size(); ++i) {
+      absl::StrAppend(&o, i ? ", " : "", "\"", written[i], "\"");
+    }
+    out_ << o << "]}\n";
+  }
   return kExitOk;
 }
 

@@ -44,7 +44,9 @@ class Cli {
   int Submit(const Command& command);
   int Watch(const std::string& job_id);
   int List(const Command& command);
-  int Get(const std::string& job_id);
+  // With `out_dir`: downloads every artifact into it (created), checks size and SHA-256, and prints
+  // the paths (kExitNotFound when the job has no artifacts yet).
+  int Get(const std::string& job_id, const std::string& out_dir = "");
   int Cancel(const std::string& job_id);
   int Targets();
 

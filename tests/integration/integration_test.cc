@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <memory>
@@ -16,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "common/arch/architecture.h"
 #include "common/arch/mcu_model.h"
+#include "common/tflite/tflite_reader.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -588,7 +591,137 @@ TEST_F(IntegrationTest, CliSubmitsWatchesAndGetsAJob) {
   CliResult missing = RunCli(*cluster_, {"get", "job-does-not-exist"}, "cli-missing.log");
   EXPECT_EQ(missing.exit_code, 4) << missing.output;
 }
+// The deliverable: a job with a tiny final training and a test folder (submitted, watched and
+// downloaded with the CLI) ends SUCCEEDED with float and quantized test accuracy; its artifacts
+// come down with `nanonas get --out`; model.tflite parses and its size is the job's Flash figure.
+TEST_F(IntegrationTest, FinalTrainingExportsAModelWithTestAccuracyAndTheCliDownloadsIt) {
+  const fs::path folder = cluster_->dir() / "final-stripes";
+  const fs::path test_folder = cluster_->dir() / "final-stripes-test";
+  WriteStripes(folder.string(), 100, kSize, 2, 21);
+  WriteStripes(test_folder.string(), 30, kSize, 2, 22);
+  CliResult submit = RunCli(
+      *cluster_,
+      {"--json", "submit", folder.string(), "--input", "16x16x3", "--ram",
+       std::to_string(RamLimit()), "--epochs", "1", "--val-split", "0.2", "--final-epochs", "3",
+       "--test-dir", test_folder.string(), "--name", "Final Stripes"},
+      "final-submit.log");
+  ASSERT_EQ(submit.exit_code, 0) << submit.output;
+  const size_t key = submit.output.find("\"job_id\"");
+  ASSERT_NE(key, std::string::npos) << submit.output;
+  const size_t open = submit.output.find('"', submit.output.find(':', key));
+  const size_t close = submit.output.find('"', open + 1);
+  const std::string job_id = submit.output.substr(open + 1, close - open - 1);
+
+  CliResult watch = RunCli(*cluster_, {"watch", job_id}, "final-watch.log");
+  EXPECT_EQ(watch.exit_code, 0) << watch.output << cluster_->Logs();
+  auto job = cluster_->WaitEnd(job_id, absl::Seconds(120));
+  ASSERT_TRUE(job.ok()) << job.status() << cluster_->Logs();
+  ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << job->error() << cluster_->Logs();
+  const v1::FinalTraining& ft = job->final_training();
+  EXPECT_EQ(ft.state(), v1::CANDIDATE_STATE_DONE);
+  EXPECT_EQ(ft.k(), job->result().k());
+  EXPECT_EQ(ft.c(), job->result().c());
+  EXPECT_EQ(ft.epochs_size(), 3);
+  EXPECT_GE(ft.best_epoch(), 1);
+  EXPECT_TRUE(ft.has_test_accuracy());
+  EXPECT_EQ(ft.test_images(), 60);
+  EXPECT_GT(ft.float_test_accuracy(), 0);
+  EXPECT_GT(ft.quantized_test_accuracy(), 0);
+  EXPECT_GT(ft.quantized_validation_accuracy(), 0);
+  EXPECT_EQ(ft.flash_bytes(), job->result().flash_bytes());
+  EXPECT_EQ(ft.ram_bytes(), job->result().ram_bytes());
+  std::map<std::string, v1::Artifact> artifacts;
+  for (const auto& a : job->artifacts()) artifacts[a.name()] = a;
+  ASSERT_EQ(artifacts.size(), 4u) << job->DebugString();
+  for (const char* name : {"model.tflite", "model.h", "report.json", "search-path.svg"}) {
+    EXPECT_EQ(artifacts.count(name), 1u) << name;
+  }
+  EXPECT_THAT(watch.output, HasSubstr("final training"));
+
+  // ListArtifacts agrees with the job.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(10));
+    v1::ListArtifactsRequest req;
+    req.set_job_id(job_id);
+    v1::ListArtifactsResponse resp;
+    ASSERT_TRUE(cluster_->stub()->ListArtifacts(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.artifacts_size(), 4);
+  }
+  const fs::path out = cluster_->dir() / "final-out";
+  CliResult get = RunCli(*cluster_, {"get", job_id, "--out", out.string()}, "final-get.log");
+  ASSERT_EQ(get.exit_code, 0) << get.output;
+  EXPECT_THAT(get.output, HasSubstr((out / "model.tflite").string()));
+  for (const auto& [name, a] : artifacts) {
+    ASSERT_TRUE(fs::exists(out / name)) << name;
+    EXPECT_EQ(static_cast<int64_t>(fs::file_size(out / name)), a.size_bytes()) << name;
+  }
+  auto graph = ReadTfliteFile((out / "model.tflite").string());
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  EXPECT_EQ(graph->schema_version, 3u);
+  EXPECT_EQ(graph->file_bytes, job->result().flash_bytes())
+      << "the file's size is the Flash figure the search checked";
+  ASSERT_FALSE(graph->inputs.empty());
+  const TfliteTensor& input = graph->tensors[static_cast<size_t>(graph->inputs[0])];
+  EXPECT_EQ(input.type, tflite::TensorType_UINT8);
+  EXPECT_EQ(input.shape, (std::vector<int>{1, kSize, kSize, 3}));
+  std::ifstream header(out / "model.h");
+  std::string text((std::istreambuf_iterator<char>(header)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("nanonas_final_stripes_model"));
+  std::ifstream report(out / "report.json");
+  std::string json((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(json, HasSubstr("quantized_test_accuracy"));
+
+  // Not an artifact of this job: NOT_FOUND.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(10));
+  v1::DownloadArtifactRequest dreq;
+  dreq.set_job_id(job_id);
+  dreq.set_name("weights.bin");
+  auto reader = cluster_->stub()->DownloadArtifact(&ctx, dreq);
+  v1::ArtifactChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
 #endif  // NANONAS_CLI_BIN
+
+// Without a test set the job reports validation figures only.
+TEST_F(IntegrationTest, AFinalTrainingWithoutATestSetReportsValidationFiguresOnly) {
+  v1::JobSpec spec = Spec(*dataset_, 1);
+  spec.set_validation_split(0.2);  // 200 images leave 160 (>= 150) to calibrate on
+  spec.mutable_final_training()->set_skip(false);
+  spec.mutable_final_training()->set_epochs(2);
+  auto job = cluster_->Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto done = cluster_->WaitEnd(job->id(), absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status() << cluster_->Logs();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster_->Logs();
+  const v1::FinalTraining& ft = done->final_training();
+  EXPECT_EQ(ft.state(), v1::CANDIDATE_STATE_DONE);
+  EXPECT_FALSE(ft.has_test_accuracy());
+  EXPECT_EQ(ft.float_test_accuracy(), 0);
+  EXPECT_EQ(ft.quantized_test_accuracy(), 0);
+  EXPECT_GT(ft.best_validation_accuracy(), 0);
+  EXPECT_GT(ft.quantized_validation_accuracy(), 0);
+  EXPECT_EQ(ft.flash_bytes(), done->result().flash_bytes());
+  EXPECT_EQ(done->artifacts_size(), 4);
+}
+
+// A test folder whose classes differ from the training set's is refused at submit.
+TEST_F(IntegrationTest, ATestSetWithOtherClassesIsRefusedAtSubmit) {
+  const fs::path root = cluster_->dir() / "other-classes";
+  WriteStripes(root.string(), 5, kSize, 2, 5);
+  fs::rename(root / "vertical", root / "diagonal");
+  const std::string tar = TarFolder(root.string(), "other");
+  auto info = Upload(cluster_->stub(), tar, static_cast<int64_t>(tar.size()));
+  ASSERT_TRUE(info.ok()) << info.status();
+  v1::JobSpec spec = Spec(*dataset_, 1);
+  spec.set_test_dataset_id(info->id());
+  auto job = cluster_->Submit(spec);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("diagonal"));
+}
 
 // ---- Failures
 
