@@ -15,7 +15,9 @@
 #include <mutex>
 #include <thread>
 
+#include "common/arch/architecture.h"
 #include "common/data/dataset.h"
+#include "common/export/mcu_flash.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -255,16 +257,54 @@ TEST(WorkerEvaluateCandidateTest, TrainsARealCandidateInProcess) {
   EXPECT_GT(result.train_images_per_second(), 0);
   EXPECT_TRUE(result.weights().empty());  // only the final training returns the model
 
+  // The final training quantizes and exports: it needs >= 150 training images to calibrate on.
   auto final_request = r;
   final_request.set_final_training(true);
-  final_request.mutable_final_settings()->set_epochs(1);
+  final_request.mutable_final_settings()->set_epochs(2);
   final_request.mutable_final_settings()->set_batch_size(16);
-  auto trained = EvaluateCandidate(final_request, data, 0, [](const v1::EvaluateEvent&) {});
+  auto too_few = EvaluateCandidate(final_request, data, 0, [](const v1::EvaluateEvent&) {});
+  EXPECT_EQ(too_few.state(), v1::CANDIDATE_STATE_FAILED);
+  EXPECT_THAT(too_few.error(), HasSubstr("150"));
+  const Dataset big = StripesDataset(110);  // 220 images, 165 for training
+  const Dataset test = StripesDataset(10);
+  int final_progress = 0;
+  auto trained = EvaluateCandidate(
+      final_request, big, 0,
+      [&](const v1::EvaluateEvent& e) {
+        final_progress += e.has_progress() && e.progress().final_training();
+      },
+      &test);
   ASSERT_EQ(trained.state(), v1::CANDIDATE_STATE_DONE) << trained.error();
+  EXPECT_GT(final_progress, 0);
+  EXPECT_EQ(trained.epochs_size(), 2);
+  EXPECT_GE(trained.best_epoch(), 1);
   auto weights = DeserializeModelWeights(trained.weights());
   ASSERT_TRUE(weights.ok()) << weights.status();
   EXPECT_EQ(weights->convs.size(), 2u);  // c = 1: the first conv and one cell
   EXPECT_EQ(weights->dense.out_features, 2);
+  // The model: a TFLite flatbuffer ("TFL3" at offset 4) of exactly the predicted Flash size.
+  ASSERT_GT(trained.tflite().size(), 8u);
+  EXPECT_EQ(trained.tflite().substr(4, 4), "TFL3");
+  CandidateSpec spec;
+  spec.k = 2;
+  spec.c = 1;
+  spec.input = {16, 16, 3};
+  spec.classes = 2;
+  auto arch = BuildArchitecture(spec);
+  ASSERT_TRUE(arch.ok());
+  EXPECT_EQ(static_cast<int64_t>(trained.tflite().size()), ExportedFlashBytes(*arch));
+  EXPECT_TRUE(trained.has_test_accuracy());
+  EXPECT_EQ(trained.test_images(), 20);
+  EXPECT_GE(trained.float_test_accuracy(), 0.0);
+  EXPECT_LE(trained.float_test_accuracy(), 1.0);
+  EXPECT_GE(trained.quantized_test_accuracy(), 0.0);
+  EXPECT_LE(trained.quantized_test_accuracy(), 1.0);
+  EXPECT_GT(trained.quantized_validation_accuracy(), 0.0);
+  // Without a test set: validation figures only.
+  auto no_test = EvaluateCandidate(final_request, big, 0, [](const v1::EvaluateEvent&) {});
+  ASSERT_EQ(no_test.state(), v1::CANDIDATE_STATE_DONE) << no_test.error();
+  EXPECT_FALSE(no_test.has_test_accuracy());
+  EXPECT_FALSE(no_test.tflite().empty());
 
   auto refused = EvaluateCandidate(r, data, 1024, [](const v1::EvaluateEvent&) {});
   EXPECT_EQ(refused.state(), v1::CANDIDATE_STATE_HOST_INFEASIBLE);
