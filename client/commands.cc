@@ -396,6 +396,8 @@ int Cli::Watch(const std::string& job_id) {
   int reconnects = 0;
   auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(10);
   std::map<int, v1::CandidateState> printed;  // non-interactive: the last state printed per row
+  v1::CandidateState final_state = v1::CANDIDATE_STATE_UNSPECIFIED;
+  int final_epochs = 0;
   auto draw = [&](bool force) {
     if (global_.json || !have_job) return;
     auto now = std::chrono::steady_clock::now();
@@ -425,6 +427,28 @@ int Cli::Watch(const std::string& job_id) {
         }
       }
       out_ << "\n";
+    }
+    // The final training: its state changes and each finished epoch.
+    const v1::FinalTraining& f = job.final_training();
+    if (f.state() != v1::CANDIDATE_STATE_UNSPECIFIED) {
+      if (f.state() != final_state) {
+        out_ << absl::StrFormat("final training k=%d c=%d %s", f.k(), f.c(),
+                                CandidateStateName(f.state()));
+        if (f.state() == v1::CANDIDATE_STATE_DONE) {
+          out_ << absl::StrFormat(" best validation %.4f (epoch %d), uint8 %.4f in %.1fs",
+                                  f.best_validation_accuracy(), f.best_epoch(),
+                                  f.quantized_validation_accuracy(), f.duration_seconds());
+        }
+        if (!f.error().empty()) out_ << " (" << f.error() << ")";
+        out_ << "\n";
+      } else if (f.state() == v1::CANDIDATE_STATE_RUNNING && has_progress &&
+                 progress.final_training() && progress.epoch() > final_epochs) {
+        out_ << absl::StrFormat("final training epoch %d/%d\n", progress.epoch(),
+                                progress.epochs());
+        final_epochs = progress.epoch();
+      }
+      if (f.state() != final_state) final_epochs = 0;
+      final_state = f.state();
     }
     out_.flush();
   };
