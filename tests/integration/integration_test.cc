@@ -797,6 +797,68 @@ TEST(IntegrationFailureTest, CoordinatorKilledAndRestartedResumesWithoutRerunnin
   }
 }
 
+// Killed during the final training, the coordinator resumes it after a restart without running
+// the search again; the artifacts survive a further restart.
+TEST(IntegrationFailureTest, CoordinatorKilledDuringTheFinalTrainingResumesItAndKeepsArtifacts) {
+  Cluster cluster("finalkill");
+  const std::vector<std::string> flags = {"--speculate=false"};
+  ASSERT_TRUE(cluster.StartCoordinator(flags) && cluster.StartWorker()) << cluster.Logs();
+  auto data = cluster.UploadStripes(2);
+  ASSERT_TRUE(data.ok()) << data.status();
+  v1::JobSpec spec = Spec(data->id(), 1);
+  spec.set_validation_split(0.2);
+  spec.mutable_final_training()->set_skip(false);
+  spec.mutable_final_training()->set_epochs(300);
+  auto job = cluster.Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto mid = cluster.WaitJob(job->id(), absl::Seconds(90), [](const v1::Job& j) {
+    return j.final_training().state() == v1::CANDIDATE_STATE_RUNNING &&
+           j.final_training().epochs_size() >= 2;
+  });
+  ASSERT_TRUE(mid.ok()) << mid.status() << cluster.Logs();
+  cluster.coordinator()->Signal(SIGKILL);
+  ASSERT_NE(cluster.coordinator()->Wait(absl::Seconds(5)), -1);
+  cluster.RestartCoordinatorProcess(flags);
+  auto before = cluster.Get(job->id());
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(before->result().found());
+  ASSERT_TRUE(cluster.WaitWorkersAtLeast(1)) << cluster.Logs();
+  auto done = cluster.WaitEnd(job->id(), absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status() << cluster.Logs();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster.Logs();
+  EXPECT_GE(done->final_training().attempts(), 2) << "the final training was dispatched again";
+  EXPECT_EQ(done->final_training().epochs_size(), 300);
+  ASSERT_EQ(done->candidates_size(), before->candidates_size());
+  for (int i = 0; i < done->candidates_size(); ++i) {
+    EXPECT_EQ(done->candidates(i).attempts(), before->candidates(i).attempts())
+        << "the search ran again";
+  }
+  ASSERT_EQ(done->artifacts_size(), 4);
+
+  // The artifacts survive a restart: listed and downloadable, the same bytes.
+  cluster.RestartCoordinatorProcess(flags);
+  auto again = cluster.Get(job->id());
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->artifacts_size(), 4);
+  std::map<std::string, std::string> sha_before, sha_after;
+  for (const auto& a : done->artifacts()) sha_before[a.name()] = a.sha256();
+  for (const auto& a : again->artifacts()) sha_after[a.name()] = a.sha256();
+  EXPECT_EQ(sha_after, sha_before);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(10));
+  v1::DownloadArtifactRequest dreq;
+  dreq.set_job_id(job->id());
+  dreq.set_name("model.tflite");
+  auto reader = cluster.stub()->DownloadArtifact(&ctx, dreq);
+  std::string bytes;
+  v1::ArtifactChunk chunk;
+  while (reader->Read(&chunk)) bytes += chunk.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(static_cast<int64_t>(bytes.size()), done->result().flash_bytes());
+  EXPECT_EQ(bytes.substr(4, 4), "TFL3");
+}
+
 TEST(IntegrationFailureTest, AFrozenWorkerIsDroppedAfterMissedHeartbeatsAndItsWorkRedone) {
   Cluster cluster("frozen");
   const std::vector<std::string> flags = {"--speculate=false"};  // --worker-timeout-ms 2000
