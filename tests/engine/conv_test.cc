@@ -117,6 +117,69 @@ INSTANTIATE_TEST_SUITE_P(Channels, ConvTest,
                                            std::make_tuple(16, 24, false),
                                            std::make_tuple(20, 27, false)));
 
+// Winograd F(4x4,3x3) (chosen by WinogradPays: channels in multiples of 16, maps >= 10x10, ...)
+// against the naive convolution (forward) and against the direct algorithm, itself checked by
+// finite differences above (backward). Its input and output transforms add float32 rounding
+// (measured here: at most 2.2e-5 relative to 1 + |value|, in the gradients, which sum up to
+// 2x12x13 products per element); the tolerance is 1e-4 relative to 1 + |value|, 4.5x that and far
+// below what training notices, and it still fails a wrong tile, transform or layout (errors of
+// order 1).
+TEST(ConvLayerTest, WinogradMatchesNaiveAndDirectConvolution) {
+  const int n = 2, h = 12, w = 13, cin = 32, cout = 48;
+  const ConvShape wino_shape{n, h, w, cin, cout, true, true, true};
+  ASSERT_TRUE(WinogradPays(wino_shape));
+  ConvShape direct_shape = wino_shape;
+  direct_shape.allow_winograd = false;
+  EXPECT_FALSE(WinogradPays(direct_shape));
+  EXPECT_FALSE(WinogradPays({n, 8, 8, 16, 32, true, true, true}));
+  EXPECT_FALSE(WinogradPays({n, 12, 12, 8, 32, true, true, true}));
+  EXPECT_FALSE(WinogradPays({n, 14, 14, 16, 32, true, true, true}));
+  EXPECT_TRUE(WinogradPays({n, 25, 25, 16, 32, true, true, true}));
+  Fixture wino(wino_shape), direct(direct_shape);
+  if (!wino.conv.winograd()) GTEST_SKIP() << "oneDNN has no Winograd convolution on this CPU";
+  EXPECT_FALSE(direct.conv.winograd());
+  const auto x = RandomVec(n * h * w * cin, 11), k = RandomVec(cout * 9 * cin, 12),
+             b = RandomVec(cout, 13), r = RandomVec(n * h * w * cout, 14);
+  const auto ref = reference::Conv3x3(x, n, h, w, cin, k, b, cout, true);
+  double worst = 0;
+  auto check = [&worst](const char* what, const float* got, const float* want, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      const double err = std::abs(got[i] - want[i]) / (1 + std::abs(want[i]));
+      worst = std::max(worst, err);
+      ASSERT_LE(err, 1e-4) << what << " " << i << ": " << got[i] << " vs " << want[i];
+    }
+  };
+  for (Fixture* f : {&wino, &direct}) {
+    f->SetWeights(k, b);
+    std::copy(x.begin(), x.end(), f->src.get());
+    std::copy(r.begin(), r.end(), f->diff_dst.get());
+    f->conv.Forward(f->stream);
+    f->conv.BackwardWeights(f->stream);
+    f->conv.BackwardData(f->stream);
+    f->stream.wait();
+  }
+  const std::vector<float> ref_f(ref.begin(), ref.end());
+  check("y", wino.dst.get(), ref_f.data(), ref_f.size());
+  check("dx", wino.diff_src.get(), direct.diff_src.get(), x.size());
+  check("db", wino.diff_bias.get(), direct.diff_bias.get(), cout);
+  const auto dk_wino = wino.DiffWeightsOhwi(), dk_direct = direct.DiffWeightsOhwi();
+  check("dk", dk_wino.data(), dk_direct.data(), k.size());
+  std::printf("Winograd worst relative difference: %.2g\n", worst);
+
+  // A second backward pass with a new gradient (after a new forward pass) uses the new gradient.
+  const auto r2 = RandomVec(n * h * w * cout, 15);
+  for (Fixture* f : {&wino, &direct}) {
+    std::copy(r2.begin(), r2.end(), f->diff_dst.get());
+    f->conv.Forward(f->stream);
+    f->conv.BackwardData(f->stream);
+    f->conv.BackwardWeights(f->stream);
+    f->stream.wait();
+  }
+  check("dx2", wino.diff_src.get(), direct.diff_src.get(), x.size());
+  const auto dk2_wino = wino.DiffWeightsOhwi(), dk2_direct = direct.DiffWeightsOhwi();
+  check("dk2", dk2_wino.data(), dk2_direct.data(), k.size());
+}
+
 TEST(ConvLayerTest, KeepsAGivenMasterLayoutAcrossBatchSizes) {
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   ConvLayer a, b;

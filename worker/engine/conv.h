@@ -20,7 +20,18 @@ struct ConvShape {
   bool relu = false;           // ReLU on the output (applied in place after the convolution)
   bool backward = false;       // create backward-weights (training)
   bool backward_data = false;  // create backward-data (the input needs a gradient)
+  // Use oneDNN's Winograd F(4x4,3x3) (jit_wino_4x3) where WinogradPays() says it is faster and the
+  // library has it; false forces the direct algorithm (tests compare the two).
+  bool allow_winograd = true;
 };
+
+// The measured rule (1 thread, mb16, oneDNN 2.6.3, AVX-512 Zen 4; forward + backward-data +
+// backward-weights, including the copies to and from the blocked layout Winograd needs): channels
+// in multiples of 16 on both sides, maps of at least 10x10, and either >= 32 input channels or a
+// map of >= 400 pixels. ic32oc48 12x12: 1.60 -> 0.91 ms + 0.06 ms of copies; ic16oc32 25x25:
+// 2.51 -> 1.98 ms + ~0.15 ms; ic16oc32 14x14: 0.79 -> 0.71 ms, no gain after the copies;
+// nothing at 7x7 or smaller (ic32oc48 7x7, ic48oc60 6x6).
+bool WinogradPays(const ConvShape& shape);
 
 // A float vector aligned to 64 bytes (oneDNN and AVX-512 like it).
 struct AlignedFree {
@@ -38,6 +49,8 @@ class ConvLayer {
 
   const dnnl::memory::desc& master_weights_desc() const { return master_md_; }
   size_t scratchpad_bytes() const;
+  // Bytes of the blocked activation copies Bind() allocates for Winograd (0 for direct).
+  size_t activation_copy_bytes() const;
 
   // Binds the tensors (all NHWC, batch n; weights in the master layout; bias (cout)). Pointers for
   // the backward pass may be null when not created. `scratchpad` holds scratchpad_bytes().
@@ -48,10 +61,13 @@ class ConvLayer {
                     float* weights_grad_src = nullptr);
 
   void Forward(dnnl::stream& s);
+  // With Winograd, diff_dst is read (into a blocked copy) by the first of BackwardData and
+  // BackwardWeights after each Forward; write it before either of them.
   void BackwardData(dnnl::stream& s);     // diff_src from diff_dst (ReLU mask applied by caller)
   void BackwardWeights(dnnl::stream& s);  // diff_weights, diff_bias (overwritten)
 
   const ConvShape& shape() const { return shape_; }
+  bool winograd() const { return winograd_; }
 
  private:
   struct Step {
@@ -62,6 +78,7 @@ class ConvLayer {
     std::vector<dnnl_exec_arg_t> c_args;  // built once: the C++ execute() builds one per call
   };
   static void Run(std::vector<Step>& steps, dnnl::stream& s);
+  void BlockDiffDst(dnnl::stream& s);
   ConvShape shape_;
   dnnl::engine engine_;
   dnnl::memory::desc master_md_;
@@ -72,6 +89,18 @@ class ConvLayer {
   std::vector<Step> fwd_steps_, bwd_data_steps_, bwd_weights_steps_;
   std::vector<AlignedBuffer> buffers_;
   float* dst_ = nullptr;
+  // Winograd runs on blocked activations (nChw16c): the NHWC tensors are reordered into these
+  // around each pass. The blocked diff_dst is made once per backward pass (by whichever of
+  // BackwardWeights/BackwardData runs first after Forward).
+  bool winograd_ = false;
+  bool diff_dst_blocked_ready_ = false;
+  float *src_ = nullptr, *diff_dst_ = nullptr, *diff_src_ = nullptr;
+  float* weights_grad_src_ = nullptr;
+  struct Blocked {
+    float *src = nullptr, *dst = nullptr, *diff_dst = nullptr, *diff_src = nullptr;
+    float* weights_grad_src = nullptr;
+  } blk_;
+  int64_t hw() const { return static_cast<int64_t>(shape_.h) * shape_.w; }
 };
 
 }  // namespace nanonas::engine

@@ -763,6 +763,52 @@ void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, flo
   });
 }
 
+namespace {
+NANONAS_VECTOR_CLONES
+void NhwcToBlocked16Image(const float* __restrict src, int64_t hw, int c, float* __restrict dst) {
+  const int blocks = c / 16;
+  for (int b = 0; b < blocks; ++b) {
+    float* __restrict d = dst + b * hw * 16;
+    const float* __restrict s = src + b * 16;
+    for (int64_t p = 0; p < hw; ++p) {
+      for (int j = 0; j < 16; ++j) d[p * 16 + j] = s[p * c + j];
+    }
+  }
+}
+NANONAS_VECTOR_CLONES
+void Blocked16ToNhwcImage(const float* __restrict src, int64_t hw, int c, bool relu,
+                          float* __restrict dst) {
+  const int blocks = c / 16;
+  for (int b = 0; b < blocks; ++b) {
+    const float* __restrict s = src + b * hw * 16;
+    float* __restrict d = dst + b * 16;
+    if (relu) {
+      for (int64_t p = 0; p < hw; ++p) {
+        for (int j = 0; j < 16; ++j) d[p * c + j] = std::max(s[p * 16 + j], 0.f);
+      }
+    } else {
+      for (int64_t p = 0; p < hw; ++p) {
+        for (int j = 0; j < 16; ++j) d[p * c + j] = s[p * 16 + j];
+      }
+    }
+  }
+}
+}  // namespace
+
+void NhwcToBlocked16(const float* src, int n, int64_t hw, int c, float* dst) {
+  const int64_t per = hw * c;
+  ParallelChunks(n, 1, MinImages(per), kAnyThreads, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) NhwcToBlocked16Image(src + i * per, hw, c, dst + i * per);
+  });
+}
+
+void Blocked16ToNhwc(const float* src, int n, int64_t hw, int c, bool relu, float* dst) {
+  const int64_t per = hw * c;
+  ParallelChunks(n, 1, MinImages(per), kAnyThreads, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) Blocked16ToNhwcImage(src + i * per, hw, c, relu, dst + i * per);
+  });
+}
+
 void ReluInPlace(float* y, int64_t count) {
   ParallelChunks(count, 16, kMinParallelFloats, kAnyThreads,
                  [&](int64_t b, int64_t e, int) { ReluInPlaceSerial(y + b, e - b); });

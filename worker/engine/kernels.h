@@ -100,6 +100,10 @@ void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, flo
 // acc[i] += x[i].
 void AccumulateInto(float* acc, const float* x, int64_t count);
 // y = max(y, 0) in place.
+// Layout changes between NHWC and oneDNN's nChw16c (channels in blocks of 16; c must be a multiple
+// of 16) for the Winograd convolutions. Blocked16ToNhwc optionally applies a ReLU on the way.
+void NhwcToBlocked16(const float* src, int n, int64_t hw, int c, float* dst);
+void Blocked16ToNhwc(const float* src, int n, int64_t hw, int c, bool relu, float* dst);
 void ReluInPlace(float* y, int64_t count);
 // ReLU backward in place for a fused ReLU: dy = y > 0 ? dy : 0.
 void ReluBackwardInPlace(const float* y, int64_t count, float* dy);

@@ -288,7 +288,7 @@ int64_t EstimateTrainingMemoryBytes(const Architecture& arch, int64_t dataset_by
   const InputShape& in = arch.spec.input;
   int64_t act_floats = static_cast<int64_t>(in.height) * in.width * in.channels;
   int64_t max_act = 0, side_bytes = 0, conv_weights = 0, other_params = 0, convs = 0;
-  int64_t scratch = 0;
+  int64_t scratch = 0, conv_copies = 0;
   dnnl::engine cpu;
   try {
     cpu = dnnl::engine(dnnl::engine::kind::cpu, 0);
@@ -314,6 +314,7 @@ int64_t EstimateTrainingMemoryBytes(const Architecture& arch, int64_t dataset_by
       if (cpu && conv.Init(cpu, shape, nullptr).ok()) {
         scratch = std::max<int64_t>(scratch, conv.scratchpad_bytes());
         weights = conv.master_weights_desc().get_size() / f;
+        conv_copies += static_cast<int64_t>(conv.activation_copy_bytes());
       } else {
         scratch = std::max(scratch, f * (options.threads * weights +
                                          9 * batch * l.in_h * l.in_w * pad16(l.in_c)));
@@ -334,7 +335,10 @@ int64_t EstimateTrainingMemoryBytes(const Architecture& arch, int64_t dataset_by
   const int64_t primitives = kPerPrimitive * convs * 3 * 3;  // 3 primitives, up to 3 batch sizes
   const int64_t images = dataset_bytes / std::max<int64_t>(1, in.height * in.width * in.channels);
   const int64_t indices = images * (8 + 8 + 4);  // split, shuffled order, labels
-  const int64_t variable = activations + params + scratch + primitives + indices;
+  // Winograd layers keep blocked copies of their activations per batch size (up to three sizes,
+  // none above the batch).
+  const int64_t variable =
+      activations + params + scratch + primitives + indices + 3 * conv_copies;
   return kBaseline + dataset_bytes + variable + variable / 4;
 }
 
