@@ -819,19 +819,18 @@ TEST(IntegrationFailureTest, CoordinatorKilledDuringTheFinalTrainingResumesItAnd
   cluster.coordinator()->Signal(SIGKILL);
   ASSERT_NE(cluster.coordinator()->Wait(absl::Seconds(5)), -1);
   cluster.RestartCoordinatorProcess(flags);
-  auto before = cluster.Get(job->id());
-  ASSERT_TRUE(before.ok()) << before.status();
-  EXPECT_EQ(before->state(), v1::JOB_STATE_RUNNING);
-  EXPECT_TRUE(before->result().found());
+  // (The resumed final training may already be over here: it is short.)
+  const v1::Job& before = *mid;
+  EXPECT_TRUE(before.result().found());
   ASSERT_TRUE(cluster.WaitWorkersAtLeast(1)) << cluster.Logs();
   auto done = cluster.WaitEnd(job->id(), absl::Seconds(120));
   ASSERT_TRUE(done.ok()) << done.status() << cluster.Logs();
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster.Logs();
   EXPECT_GE(done->final_training().attempts(), 2) << "the final training was dispatched again";
   EXPECT_EQ(done->final_training().epochs_size(), 300);
-  ASSERT_EQ(done->candidates_size(), before->candidates_size());
+  ASSERT_EQ(done->candidates_size(), before.candidates_size());
   for (int i = 0; i < done->candidates_size(); ++i) {
-    EXPECT_EQ(done->candidates(i).attempts(), before->candidates(i).attempts())
+    EXPECT_EQ(done->candidates(i).attempts(), before.candidates(i).attempts())
         << "the search ran again";
   }
   ASSERT_EQ(done->artifacts_size(), 4);
