@@ -2,11 +2,15 @@
 // fake coordinator.
 #include "client/cli.h"
 
+#include <openssl/evp.h>
+
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <iterator>
 #include <sstream>
 
+#include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "client/targets.h"
 #include "gmock/gmock.h"
@@ -194,10 +198,53 @@ class FakeCoordinator final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* job) override {
+    if (req->job_id() == "job-5" || req->job_id() == "job-6") {
+      // job-5: artifacts whose recorded SHA-256 is wrong; job-6: still running, none yet.
+      *job = Finished(req->job_id() == "job-5" ? v1::JOB_STATE_SUCCEEDED : v1::JOB_STATE_RUNNING);
+      if (req->job_id() == "job-5") {
+        auto* a = job->add_artifacts();
+        a->set_name("model.tflite");
+        a->set_size_bytes(static_cast<int64_t>(Model().size()));
+        a->set_sha256(std::string(64, '0'));
+      }
+      return grpc::Status::OK;
+    }
     if (req->job_id() != "job-1") {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "job '" + req->job_id() + "' is unknown");
     }
     *job = Finished(v1::JOB_STATE_SUCCEEDED);
+    for (const auto& [name, bytes] : {std::make_pair(std::string("model.tflite"), Model()),
+                                      std::make_pair(std::string("report.json"), Report())}) {
+      auto* a = job->add_artifacts();
+      a->set_name(name);
+      a->set_size_bytes(static_cast<int64_t>(bytes.size()));
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+      std::string hex;
+      for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&hex, "%02x", digest[i]);
+      a->set_sha256(hex);
+    }
+    return grpc::Status::OK;
+  }
+  static std::string Model() {
+    std::string m(3000, '\0');
+    for (size_t i = 0; i < m.size(); ++i) m[i] = static_cast<char>(i * 13);
+    return m;
+  }
+  static std::string Report() { return "{\"job\": {\"id\": \"job-1\"}}\n"; }
+  // Sends the artifact in 1000-byte chunks.
+  grpc::Status DownloadArtifact(grpc::ServerContext*, const v1::DownloadArtifactRequest* req,
+                                grpc::ServerWriter<v1::ArtifactChunk>* w) override {
+    std::string bytes;
+    if (req->name() == "model.tflite") bytes = Model();
+    if (req->name() == "report.json") bytes = Report();
+    if (bytes.empty()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such artifact");
+    for (size_t off = 0; off < bytes.size(); off += 1000) {
+      v1::ArtifactChunk c;
+      c.set_data(bytes.substr(off, 1000));
+      w->Write(c);
+    }
     return grpc::Status::OK;
   }
   grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
@@ -355,6 +402,33 @@ TEST_F(CliServerTest, ExitCodesScriptsCanRelyOn) {
   EXPECT_EQ(Run({"submit", dir_.string()}), kExitUsage);
   EXPECT_EQ(Run({"--server", "127.0.0.1:1", "list"}), kExitServer);
   EXPECT_THAT(err_.str(), HasSubstr("cannot reach the coordinator at 127.0.0.1:1"));
+}
+
+TEST_F(CliServerTest, GetOutDownloadsTheArtifactsAndPrintsTheirPaths) {
+  const std::filesystem::path out = dir_ / "artifacts";
+  ASSERT_EQ(Run({"get", "job-1", "--out", out.string()}), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr((out / "model.tflite").string()));
+  EXPECT_THAT(out_.str(), HasSubstr((out / "report.json").string()));
+  std::ifstream model(out / "model.tflite", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(model)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes, FakeCoordinator::Model());
+  std::ifstream report(out / "report.json");
+  std::string json((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(json, FakeCoordinator::Report());
+  ASSERT_EQ(Run({"--json", "get", "job-1", "--out", out.string()}), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("\"files\": [\""));
+  // A damaged download is detected; a job without artifacts yet says so.
+  EXPECT_EQ(Run({"get", "job-5", "--out", (dir_ / "damaged").string()}), kExitServer);
+  EXPECT_THAT(err_.str(), HasSubstr("damaged"));
+  EXPECT_EQ(Run({"get", "job-6", "--out", (dir_ / "none").string()}), kExitNotFound);
+  EXPECT_THAT(err_.str(), HasSubstr("no artifacts yet"));
+  EXPECT_EQ(Run({"get", "job-9", "--out", out.string()}), kExitNotFound);
+  // The flag's spelling.
+  EXPECT_EQ(Parse({"get", "job-1", "--out", "d"})->out_dir, "d");
+  EXPECT_EQ(Parse({"get", "job-1", "--bogus", "d"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse({"watch", "job-1", "--out", "d"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(CliServerTest, HealthChecksTheStandardHealthService) {
