@@ -86,6 +86,15 @@ absl::StatusOr<CalibrationRanges> Calibrate(const Graph& g, const Dataset& data,
   CalibrationRanges r;
   r.min.assign(g.tensors.size(), std::numeric_limits<float>::infinity());
   r.max.assign(g.tensors.size(), -std::numeric_limits<float>::infinity());
+  r.min_image_max.assign(g.tensors.size(), std::numeric_limits<float>::infinity());
+  r.channel_min.resize(g.tensors.size());
+  r.channel_max.resize(g.tensors.size());
+  for (size_t t = 0; t < g.tensors.size(); ++t) {
+    if (g.tensors[t].constant) continue;
+    const size_t channels = g.tensors[t].shape.empty() ? 1 : static_cast<size_t>(g.tensors[t].shape.back());
+    r.channel_min[t].assign(channels, std::numeric_limits<float>::infinity());
+    r.channel_max[t].assign(channels, -std::numeric_limits<float>::infinity());
+  }
   std::vector<std::vector<float>> values;
   for (int64_t idx : indices) {
     if (idx < 0 || idx >= data.size()) {
@@ -104,6 +113,17 @@ absl::StatusOr<CalibrationRanges> Calibrate(const Graph& g, const Dataset& data,
         r.min[t] = std::min(r.min[t], v);
         r.max[t] = std::max(r.max[t], v);
       }
+      if (!values[t].empty()) {
+        r.min_image_max[t] = std::min(r.min_image_max[t], *std::max_element(values[t].begin(), values[t].end()));
+      }
+      std::vector<float>& cmin = r.channel_min[t];
+      std::vector<float>& cmax = r.channel_max[t];
+      if (cmin.empty()) continue;
+      for (size_t j = 0; j < values[t].size(); ++j) {
+        const size_t ch = j % cmin.size();
+        cmin[ch] = std::min(cmin[ch], values[t][j]);
+        cmax[ch] = std::max(cmax[ch], values[t][j]);
+      }
     }
     ++r.images;
   }
@@ -111,6 +131,11 @@ absl::StatusOr<CalibrationRanges> Calibrate(const Graph& g, const Dataset& data,
 }
 
 absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ranges) {
+  return QuantizeGraph(fg, ranges, QuantizeOptions());
+}
+
+absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ranges,
+                                    const QuantizeOptions& options) {
   if (fg.quantized) return absl::InvalidArgumentError("the graph is already quantized");
   if (ranges.min.size() != fg.tensors.size() || ranges.max.size() != fg.tensors.size()) {
     return absl::InvalidArgumentError(absl::StrCat("calibration ranges cover ", ranges.min.size(),
@@ -215,7 +240,15 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
         for (float v : w.values) w.data.push_back(static_cast<uint8_t>(QuantizeValue(v, s, 0, -127, 127)));
         w.values.clear();
         QuantizeBias(fg.tensor(op.inputs[2]), {in_scale * s}, &q.tensors[map(op.inputs[2])]);
-        activation(fo);
+        float lo = ranges.min[fo];
+        if (options.logit_span > 0 && static_cast<size_t>(fo) < ranges.min_image_max.size() &&
+            std::isfinite(ranges.min_image_max[fo])) {
+          lo = std::max(lo, ranges.min_image_max[fo] - options.logit_span);
+        }
+        float scale;
+        int32_t zp;
+        AsymmetricParams(lo, ranges.max[fo], &scale, &zp);
+        SetPerTensor(&q.tensors[map(fo)], ElementType::kInt8, scale, zp);
         break;
       }
       case OpKind::kSoftmax:
@@ -236,9 +269,144 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
   return q;
 }
 
+namespace {
+
+// Range of channel c of tensor t, 0 included (what an asymmetric int8 scale must span).
+double ChannelRange(const CalibrationRanges& r, int t, int c) {
+  return static_cast<double>(std::max(r.channel_max[t][c], 0.0f)) -
+         static_cast<double>(std::min(r.channel_min[t][c], 0.0f));
+}
+
+// Normalizes positive factors to geometric mean 1, clamps them to [1/kMaxFactor, kMaxFactor] and
+// sets the invalid ones (<= 0 or not finite: a dead channel) to 1.
+void NormalizeFactors(std::vector<double>* f) {
+  constexpr double kMaxFactor = 64.0;
+  double log_sum = 0;
+  int n = 0;
+  for (double v : *f) {
+    if (v > 0 && std::isfinite(v)) log_sum += std::log(v), ++n;
+  }
+  const double mean = n > 0 ? std::exp(log_sum / n) : 1.0;
+  for (double& v : *f) {
+    v = v > 0 && std::isfinite(v) ? std::clamp(v / mean, 1.0 / kMaxFactor, kMaxFactor) : 1.0;
+  }
+}
+
+// Multiplies output channel o of an OHWI conv (and its bias) by f[o].
+void ScaleConvOutputs(GraphTensor* w, GraphTensor* b, const std::vector<double>& f) {
+  const size_t per = w->values.size() / f.size();
+  for (size_t o = 0; o < f.size(); ++o) {
+    for (size_t j = 0; j < per; ++j) w->values[o * per + j] = static_cast<float>(w->values[o * per + j] * f[o]);
+    b->values[o] = static_cast<float>(b->values[o] * f[o]);
+  }
+}
+
+// Divides input channel c (the last dimension) of a weight tensor by f[c].
+void DivideInputChannels(GraphTensor* w, const std::vector<double>& f) {
+  for (size_t j = 0; j < w->values.size(); ++j) {
+    w->values[j] = static_cast<float>(w->values[j] / f[j % f.size()]);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges& r) {
+  if (fg.quantized) return absl::InvalidArgumentError("EqualizeChannels needs a float graph");
+  if (r.channel_min.size() != fg.tensors.size() || r.channel_max.size() != fg.tensors.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("per-channel calibration ranges cover ",
+                                                   r.channel_min.size(), " tensors, the graph has ",
+                                                   fg.tensors.size()));
+  }
+  auto has_channels = [&](int t, size_t c) {
+    return r.channel_min[t].size() == c && r.channel_max[t].size() == c;
+  };
+  Graph g = fg;
+  const std::vector<GraphOp>& ops = g.ops;
+  auto chained = [&](size_t i, size_t j) { return ops[j].inputs[0] == ops[i].outputs[0]; };
+  for (size_t i = 0; i + 2 < ops.size(); ++i) {
+    // MUL(m) -> ADD(a) -> CONV_2D: u_c balances the MUL and ADD outputs' channel ranges.
+    if (ops[i].kind != OpKind::kMul || ops[i + 1].kind != OpKind::kAdd ||
+        ops[i + 2].kind != OpKind::kConv2D || !chained(i, i + 1) || !chained(i + 1, i + 2)) {
+      continue;
+    }
+    GraphTensor& m = g.tensors[ops[i].inputs[1]];
+    GraphTensor& a = g.tensors[ops[i + 1].inputs[1]];
+    GraphTensor& w = g.tensors[ops[i + 2].inputs[1]];
+    const size_t channels = m.values.size();
+    const int mul_out = ops[i].outputs[0], add_out = ops[i + 1].outputs[0];
+    if (channels < 2 || a.values.size() != channels || w.shape.back() != static_cast<int>(channels)) continue;
+    if (!has_channels(mul_out, channels) || !has_channels(add_out, channels)) {
+      return absl::InvalidArgumentError(absl::StrCat("no per-channel ranges for '", g.tensors[mul_out].name, "'"));
+    }
+    std::vector<double> u(channels);
+    for (size_t c = 0; c < channels; ++c) {
+      u[c] = 1.0 / std::sqrt(ChannelRange(r, mul_out, static_cast<int>(c)) *
+                             ChannelRange(r, add_out, static_cast<int>(c)));
+    }
+    NormalizeFactors(&u);
+    for (size_t c = 0; c < channels; ++c) {
+      m.values[c] = static_cast<float>(m.values[c] * u[c]);
+      a.values[c] = static_cast<float>(a.values[c] * u[c]);
+    }
+    DivideInputChannels(&w, u);
+  }
+  for (size_t i = 2; i < ops.size(); ++i) {
+    // CONV_2D(RELU) -> MAX_POOL_2D -> MUL(m): t_c balances the conv output's channel range and m_c.
+    if (ops[i].kind != OpKind::kMul || ops[i - 1].kind != OpKind::kMaxPool2D ||
+        ops[i - 2].kind != OpKind::kConv2D || !ops[i - 2].fused_relu || !chained(i - 2, i - 1) ||
+        !chained(i - 1, i)) {
+      continue;
+    }
+    GraphTensor& m = g.tensors[ops[i].inputs[1]];
+    GraphTensor& w = g.tensors[ops[i - 2].inputs[1]];
+    GraphTensor& b = g.tensors[ops[i - 2].inputs[2]];
+    const size_t channels = m.values.size();
+    const int conv_out = ops[i - 2].outputs[0];
+    if (channels < 2 || w.shape[0] != static_cast<int>(channels)) continue;
+    if (!has_channels(conv_out, channels)) {
+      return absl::InvalidArgumentError(absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
+    }
+    std::vector<double> t(channels);
+    for (size_t c = 0; c < channels; ++c) {
+      t[c] = std::sqrt(std::fabs(m.values[c]) / ChannelRange(r, conv_out, static_cast<int>(c)));
+    }
+    NormalizeFactors(&t);
+    ScaleConvOutputs(&w, &b, t);
+    for (size_t c = 0; c < channels; ++c) m.values[c] = static_cast<float>(m.values[c] / t[c]);
+  }
+  for (size_t i = 2; i < ops.size(); ++i) {
+    // CONV_2D(RELU) -> MEAN -> FULLY_CONNECTED: t_c balances the conv channel and the dense column.
+    if (ops[i].kind != OpKind::kFullyConnected || ops[i - 1].kind != OpKind::kMean ||
+        ops[i - 2].kind != OpKind::kConv2D || !ops[i - 2].fused_relu || !chained(i - 2, i - 1) ||
+        !chained(i - 1, i)) {
+      continue;
+    }
+    GraphTensor& d = g.tensors[ops[i].inputs[1]];
+    GraphTensor& w = g.tensors[ops[i - 2].inputs[1]];
+    GraphTensor& b = g.tensors[ops[i - 2].inputs[2]];
+    const size_t channels = static_cast<size_t>(w.shape[0]);
+    const int conv_out = ops[i - 2].outputs[0];
+    if (channels < 2 || d.shape.back() != static_cast<int>(channels)) continue;
+    if (!has_channels(conv_out, channels)) {
+      return absl::InvalidArgumentError(absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
+    }
+    std::vector<double> col(channels, 0.0), t(channels);
+    for (size_t j = 0; j < d.values.size(); ++j) {
+      col[j % channels] = std::max(col[j % channels], static_cast<double>(std::fabs(d.values[j])));
+    }
+    for (size_t c = 0; c < channels; ++c) {
+      t[c] = std::sqrt(col[c] / ChannelRange(r, conv_out, static_cast<int>(c)));
+    }
+    NormalizeFactors(&t);
+    ScaleConvOutputs(&w, &b, t);
+    DivideInputChannels(&d, t);
+  }
+  return g;
+}
+
 absl::StatusOr<Graph> QuantizeModel(const Architecture& arch, const ModelWeights& weights,
                                     const Dataset& data, const std::vector<int64_t>& representative,
-                                    int min_images) {
+                                    int min_images, const QuantizeOptions& options) {
   if (static_cast<int>(representative.size()) < min_images) {
     return absl::InvalidArgumentError(absl::StrCat("quantization needs at least ", min_images,
                                                    " representative images, got ",
@@ -246,7 +414,10 @@ absl::StatusOr<Graph> QuantizeModel(const Architecture& arch, const ModelWeights
   }
   NANONAS_ASSIGN_OR_RETURN(Graph fg, BuildFloatGraph(arch, weights));
   NANONAS_ASSIGN_OR_RETURN(CalibrationRanges ranges, Calibrate(fg, data, representative));
-  return QuantizeGraph(fg, ranges);
+  if (!options.equalize) return QuantizeGraph(fg, ranges, options);
+  NANONAS_ASSIGN_OR_RETURN(Graph equalized, EqualizeChannels(fg, ranges));
+  NANONAS_ASSIGN_OR_RETURN(ranges, Calibrate(equalized, data, representative));
+  return QuantizeGraph(equalized, ranges, options);
 }
 
 absl::StatusOr<Graph> PlaceholderQuantizedGraph(const Architecture& arch) {
