@@ -15,7 +15,8 @@ namespace {
 constexpr float kSoftmaxScale = 1.0f / 256.0f;
 
 void PutInt32(int32_t v, std::vector<uint8_t>* out) {
-  for (int b = 0; b < 4; ++b) out->push_back(static_cast<uint8_t>((static_cast<uint32_t>(v) >> (8 * b)) & 0xff));
+  for (int b = 0; b < 4; ++b)
+    out->push_back(static_cast<uint8_t>((static_cast<uint32_t>(v) >> (8 * b)) & 0xff));
 }
 
 int8_t QuantizeValue(float v, float scale, int32_t zero_point, int32_t lo, int32_t hi) {
@@ -78,9 +79,9 @@ absl::StatusOr<CalibrationRanges> Calibrate(const Graph& g, const Dataset& data,
   const GraphTensor& in = g.tensor(g.input);
   if (in.shape.size() != 4 || in.shape[1] != data.shape.height || in.shape[2] != data.shape.width ||
       in.shape[3] != data.shape.channels) {
-    return absl::InvalidArgumentError(absl::StrCat("calibration images are ", FormatInputShape(data.shape),
-                                                   " but the model's input is ",
-                                                   FormatInputShape(g.spec.input)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("calibration images are ", FormatInputShape(data.shape),
+                     " but the model's input is ", FormatInputShape(g.spec.input)));
   }
   if (indices.empty()) return absl::InvalidArgumentError("no calibration images given");
   CalibrationRanges r;
@@ -91,15 +92,16 @@ absl::StatusOr<CalibrationRanges> Calibrate(const Graph& g, const Dataset& data,
   r.channel_max.resize(g.tensors.size());
   for (size_t t = 0; t < g.tensors.size(); ++t) {
     if (g.tensors[t].constant) continue;
-    const size_t channels = g.tensors[t].shape.empty() ? 1 : static_cast<size_t>(g.tensors[t].shape.back());
+    const size_t channels =
+        g.tensors[t].shape.empty() ? 1 : static_cast<size_t>(g.tensors[t].shape.back());
     r.channel_min[t].assign(channels, std::numeric_limits<float>::infinity());
     r.channel_max[t].assign(channels, -std::numeric_limits<float>::infinity());
   }
   std::vector<std::vector<float>> values;
   for (int64_t idx : indices) {
     if (idx < 0 || idx >= data.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("calibration image index ", idx,
-                                                     " is outside the dataset (", data.size(), " images)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "calibration image index ", idx, " is outside the dataset (", data.size(), " images)"));
     }
     NANONAS_ASSIGN_OR_RETURN(std::vector<float> out, RunFloatGraph(g, data.image(idx), &values));
     (void)out;
@@ -107,14 +109,15 @@ absl::StatusOr<CalibrationRanges> Calibrate(const Graph& g, const Dataset& data,
       for (float v : values[t]) {
         if (!std::isfinite(v)) {
           return absl::InvalidArgumentError(absl::StrCat("tensor '", g.tensors[t].name,
-                                                         "' is not finite on calibration image ", idx,
-                                                         ": the weights are broken"));
+                                                         "' is not finite on calibration image ",
+                                                         idx, ": the weights are broken"));
         }
         r.min[t] = std::min(r.min[t], v);
         r.max[t] = std::max(r.max[t], v);
       }
       if (!values[t].empty()) {
-        r.min_image_max[t] = std::min(r.min_image_max[t], *std::max_element(values[t].begin(), values[t].end()));
+        r.min_image_max[t] =
+            std::min(r.min_image_max[t], *std::max_element(values[t].begin(), values[t].end()));
       }
       std::vector<float>& cmin = r.channel_min[t];
       std::vector<float>& cmax = r.channel_max[t];
@@ -173,7 +176,8 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
     AsymmetricParams(*mn, *mx, &scale, &zp);
     SetPerTensor(&t, ElementType::kInt8, scale, zp);
     t.data.clear();
-    for (float v : t.values) t.data.push_back(static_cast<uint8_t>(QuantizeValue(v, scale, zp, -128, 127)));
+    for (float v : t.values)
+      t.data.push_back(static_cast<uint8_t>(QuantizeValue(v, scale, zp, -128, 127)));
     t.values.clear();
   };
 
@@ -184,8 +188,8 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
     const int fo = op.outputs[0];
     const GraphTensor& qin = q.tensors[qop.inputs[0]];
     if (qin.quant.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(OpKindName(op.kind), " reads '", qin.name,
-                                                     "' before it is produced"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(OpKindName(op.kind), " reads '", qin.name, "' before it is produced"));
     }
     const float in_scale = qin.quant.scale[0];
     switch (op.kind) {
@@ -196,7 +200,8 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
         if (op.kind == OpKind::kAdd) {
           // TFLite's ADD needs output_scale > 2 * max(input scales) / 2^20; keep a margin.
           GraphTensor& t = q.tensors[map(fo)];
-          const float need = 2.0f * std::max(in_scale, q.tensors[qop.inputs[1]].quant.scale[0]) / (1 << 19);
+          const float need =
+              2.0f * std::max(in_scale, q.tensors[qop.inputs[1]].quant.scale[0]) / (1 << 19);
           if (t.quant.scale[0] < need) t.quant.scale[0] = need;
         }
         break;
@@ -216,7 +221,8 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
           w.quant.scale[o] = s;
           bias_scales[o] = in_scale * s;
           for (size_t j = 0; j < per; ++j) {
-            w.data[o * per + j] = static_cast<uint8_t>(QuantizeValue(w.values[o * per + j], s, 0, -127, 127));
+            w.data[o * per + j] =
+                static_cast<uint8_t>(QuantizeValue(w.values[o * per + j], s, 0, -127, 127));
           }
         }
         w.values.clear();
@@ -231,13 +237,16 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
         t.quant = qin.quant;
         break;
       }
-      case OpKind::kMean: activation(fo); break;
+      case OpKind::kMean:
+        activation(fo);
+        break;
       case OpKind::kFullyConnected: {
         GraphTensor& w = q.tensors[map(op.inputs[1])];
         const float s = SymmetricScale(w.values.data(), w.values.size());
         SetPerTensor(&w, ElementType::kInt8, s, 0);
         w.data.clear();
-        for (float v : w.values) w.data.push_back(static_cast<uint8_t>(QuantizeValue(v, s, 0, -127, 127)));
+        for (float v : w.values)
+          w.data.push_back(static_cast<uint8_t>(QuantizeValue(v, s, 0, -127, 127)));
         w.values.clear();
         QuantizeBias(fg.tensor(op.inputs[2]), {in_scale * s}, &q.tensors[map(op.inputs[2])]);
         float lo = ranges.min[fo];
@@ -296,7 +305,8 @@ void NormalizeFactors(std::vector<double>* f) {
 void ScaleConvOutputs(GraphTensor* w, GraphTensor* b, const std::vector<double>& f) {
   const size_t per = w->values.size() / f.size();
   for (size_t o = 0; o < f.size(); ++o) {
-    for (size_t j = 0; j < per; ++j) w->values[o * per + j] = static_cast<float>(w->values[o * per + j] * f[o]);
+    for (size_t j = 0; j < per; ++j)
+      w->values[o * per + j] = static_cast<float>(w->values[o * per + j] * f[o]);
     b->values[o] = static_cast<float>(b->values[o] * f[o]);
   }
 }
@@ -334,9 +344,11 @@ absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges&
     GraphTensor& w = g.tensors[ops[i + 2].inputs[1]];
     const size_t channels = m.values.size();
     const int mul_out = ops[i].outputs[0], add_out = ops[i + 1].outputs[0];
-    if (channels < 2 || a.values.size() != channels || w.shape.back() != static_cast<int>(channels)) continue;
+    if (channels < 2 || a.values.size() != channels || w.shape.back() != static_cast<int>(channels))
+      continue;
     if (!has_channels(mul_out, channels) || !has_channels(add_out, channels)) {
-      return absl::InvalidArgumentError(absl::StrCat("no per-channel ranges for '", g.tensors[mul_out].name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("no per-channel ranges for '", g.tensors[mul_out].name, "'"));
     }
     std::vector<double> u(channels);
     for (size_t c = 0; c < channels; ++c) {
@@ -364,7 +376,8 @@ absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges&
     const int conv_out = ops[i - 2].outputs[0];
     if (channels < 2 || w.shape[0] != static_cast<int>(channels)) continue;
     if (!has_channels(conv_out, channels)) {
-      return absl::InvalidArgumentError(absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
     }
     std::vector<double> t(channels);
     for (size_t c = 0; c < channels; ++c) {
@@ -388,7 +401,8 @@ absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges&
     const int conv_out = ops[i - 2].outputs[0];
     if (channels < 2 || d.shape.back() != static_cast<int>(channels)) continue;
     if (!has_channels(conv_out, channels)) {
-      return absl::InvalidArgumentError(absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
     }
     std::vector<double> col(channels, 0.0), t(channels);
     for (size_t j = 0; j < d.values.size(); ++j) {

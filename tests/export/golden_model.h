@@ -51,7 +51,8 @@ inline ModelWeights GoldenWeights(const Architecture& arch) {
     for (int j = 0; j < bn.channels; ++j) {
       bn.gamma[j] = 1.0f + 0.25f * Hash(j, 200 + b);
       bn.beta[j] = 0.1f * Hash(j, 300 + b);
-      bn.moving_mean[j] = input_bn ? 0.5f + 0.1f * Hash(j, 400 + b) : 0.3f + 0.2f * Hash(j, 400 + b);
+      bn.moving_mean[j] =
+          input_bn ? 0.5f + 0.1f * Hash(j, 400 + b) : 0.3f + 0.2f * Hash(j, 400 + b);
       bn.moving_variance[j] = input_bn ? 0.0625f : 0.75f + 0.25f * Hash(j, 500 + b);
     }
   }
@@ -65,7 +66,9 @@ inline std::vector<uint8_t> Image(const InputShape& s, int index) {
   for (int y = 0; y < s.height; ++y) {
     for (int x = 0; x < s.width; ++x) {
       for (int c = 0; c < s.channels; ++c) {
-        const int v = (x * (3 + index % 5) + y * (7 + index % 3) + c * 61 + index * 37 + ((x * y + index) % 11) * 9) % 256;
+        const int v = (x * (3 + index % 5) + y * (7 + index % 3) + c * 61 + index * 37 +
+                       ((x * y + index) % 11) * 9) %
+                      256;
         px.push_back(static_cast<uint8_t>(v));
       }
     }

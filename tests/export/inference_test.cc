@@ -20,9 +20,9 @@ struct Case {
 // the probabilities are close (random weights, see export_test_util.h).
 TEST(ExportInferenceTest, IntegerAgreesWithFloatOnArgmax) {
   const std::vector<Case> cases = {
-      {3, 2, {24, 24, 3}, 4, Variant::k2023},  {6, 3, {28, 28, 1}, 10, Variant::k2023},
-      {2, 0, {9, 9, 3}, 2, Variant::k2023},    {4, 4, {50, 50, 3}, 3, Variant::k2023},
-      {3, 2, {24, 24, 3}, 4, Variant::k2024},  {8, 3, {28, 28, 1}, 10, Variant::k2024},
+      {3, 2, {24, 24, 3}, 4, Variant::k2023}, {6, 3, {28, 28, 1}, 10, Variant::k2023},
+      {2, 0, {9, 9, 3}, 2, Variant::k2023},   {4, 4, {50, 50, 3}, 3, Variant::k2023},
+      {3, 2, {24, 24, 3}, 4, Variant::k2024}, {8, 3, {28, 28, 1}, 10, Variant::k2024},
       {5, 1, {16, 16, 3}, 2, Variant::k2024},
   };
   for (const Case& tc : cases) {
@@ -41,7 +41,8 @@ TEST(ExportInferenceTest, IntegerAgreesWithFloatOnArgmax) {
     // cut at 12 below the lowest calibrated top logit, common/export/quantize.h).
     QuantizeOptions converter;
     converter.logit_span = 0;
-    auto q_minmax = QuantizeModel(arch, w, calib, testing_util::Range(150), kMinRepresentativeImages, converter);
+    auto q_minmax = QuantizeModel(arch, w, calib, testing_util::Range(150),
+                                  kMinRepresentativeImages, converter);
     ASSERT_TRUE(q_minmax.ok()) << q_minmax.status();
     auto q = QuantizeModel(arch, w, calib, testing_util::Range(150));
     ASSERT_TRUE(q.ok()) << q.status();

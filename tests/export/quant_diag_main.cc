@@ -91,7 +91,8 @@ int Run(int argc, char** argv) {
   ModelWeights w = PlaceholderWeights(*arch);
   if (weights_path.empty() || !Load(weights_path, &w)) {
     TrainOptions o;
-    o.epochs = epochs, o.learning_rate = lr, o.batch_size = std::getenv("BATCH") ? std::atoi(std::getenv("BATCH")) : 128, o.threads = 2;
+    o.epochs = epochs, o.learning_rate = lr,
+    o.batch_size = std::getenv("BATCH") ? std::atoi(std::getenv("BATCH")) : 128, o.threads = 2;
     auto r = Train(*arch, data, *split, o);
     if (!r.ok()) return std::cerr << r.status() << "\n", 1;
     w = *r->best_weights;
@@ -141,7 +142,8 @@ int Run(int argc, char** argv) {
     std::printf("%s const s=%.4g zp=%lld:", OpKindName(op.kind), qt.quant.scale[0],
                 static_cast<long long>(qt.quant.zero_point[0]));
     for (size_t i = 0; i < ft.values.size(); ++i) {
-      const float dq = qt.quant.scale[0] * (static_cast<int8_t>(qt.data[i]) - qt.quant.zero_point[0]);
+      const float dq =
+          qt.quant.scale[0] * (static_cast<int8_t>(qt.data[i]) - qt.quant.zero_point[0]);
       std::printf(" %.4g->%.4g", ft.values[i], dq);
     }
     std::printf("\n");

@@ -1,5 +1,6 @@
 #include "common/export/quantize.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/export/inference.h"
@@ -24,14 +25,17 @@ Quantized Make(int k, int c, InputShape in, int classes, Variant v, uint32_t see
   Quantized q;
   q.arch = *BuildArchitecture(s);
   const Dataset d = testing_util::RandomImages(in, 150, classes, seed);
-  auto g = QuantizeModel(q.arch, testing_util::RandomWeights(q.arch, seed), d, testing_util::Range(150));
+  auto g =
+      QuantizeModel(q.arch, testing_util::RandomWeights(q.arch, seed), d, testing_util::Range(150));
   EXPECT_TRUE(g.ok()) << g.status();
   q.graph = *g;
   return q;
 }
 
 const GraphTensor& Out(const Graph& g, const GraphOp& op) { return g.tensor(op.outputs[0]); }
-const GraphTensor& In(const Graph& g, const GraphOp& op, int i = 0) { return g.tensor(op.inputs[i]); }
+const GraphTensor& In(const Graph& g, const GraphOp& op, int i = 0) {
+  return g.tensor(op.inputs[i]);
+}
 
 void ExpectConventions(const Graph& g) {
   SCOPED_TRACE(FormatGraph(g));
@@ -99,7 +103,8 @@ void ExpectConventions(const Graph& g) {
         EXPECT_EQ(In(g, op, 1).quant.scale.size(), 1u);
         EXPECT_EQ(out.type, ElementType::kInt8);
         break;
-      case OpKind::kQuantize: break;
+      case OpKind::kQuantize:
+        break;
     }
   }
 }
@@ -151,7 +156,8 @@ TEST(ExportQuantizeTest, NeedsEnoughRepresentativeImages) {
   // Index out of range.
   std::vector<int64_t> idx = testing_util::Range(150);
   idx[3] = 1000;
-  g = QuantizeModel(arch, testing_util::RandomWeights(arch, 1), testing_util::RandomImages(s.input, 150, 2, 1), idx);
+  g = QuantizeModel(arch, testing_util::RandomWeights(arch, 1),
+                    testing_util::RandomImages(s.input, 150, 2, 1), idx);
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.status().message().find("1000"), std::string::npos) << g.status();
 }
@@ -180,7 +186,8 @@ TEST(ExportQuantizeTest, WeightsRoundTripWithinHalfAStep) {
   ASSERT_TRUE(fg.ok());
   for (size_t i = 0; i < fg->tensors.size(); ++i) {
     const GraphTensor& f = fg->tensors[i];
-    const GraphTensor& t = q.graph.tensors[i + 1];  // the quantized graph keeps the order after its input
+    const GraphTensor& t =
+        q.graph.tensors[i + 1];  // the quantized graph keeps the order after its input
     ASSERT_EQ(f.name == "input" ? "input_i8" : f.name, t.name);
     if (!f.constant || t.type != ElementType::kInt8) continue;
     const int per = static_cast<int>(f.values.size() / t.quant.scale.size());
@@ -190,6 +197,105 @@ TEST(ExportQuantizeTest, WeightsRoundTripWithinHalfAStep) {
       EXPECT_NEAR(real, f.values[j], s * 0.5001f) << t.name;
     }
   }
+}
+
+// The logits' range: the converter's min/max with logit_span 0, else it starts logit_span below
+// the lowest top logit of any calibration image (when that is above the minimum).
+TEST(ExportQuantizeTest, LogitRangeStartsBelowTheLowestTopLogit) {
+  CandidateSpec s;
+  s.k = 6;
+  s.c = 3;
+  s.input = {28, 28, 1};
+  s.classes = 10;
+  const Architecture arch = *BuildArchitecture(s);
+  const ModelWeights w = testing_util::RandomWeights(arch, 106);
+  const Dataset d = testing_util::RandomImages(s.input, 150, 10, 1);
+  auto fg = BuildFloatGraph(arch, w);
+  ASSERT_TRUE(fg.ok());
+  auto ranges = Calibrate(*fg, d, testing_util::Range(150));
+  ASSERT_TRUE(ranges.ok()) << ranges.status();
+  int logits = -1;
+  for (const GraphOp& op : fg->ops) {
+    if (op.kind == OpKind::kFullyConnected) logits = op.outputs[0];
+  }
+  ASSERT_GE(logits, 0);
+  const float lowest_top = ranges->min_image_max[logits];
+  ASSERT_GT(lowest_top - 12.0f, ranges->min[logits]) << "the case must exercise the cut";
+  auto low_end = [&](const QuantizeOptions& o) {
+    auto q = QuantizeGraph(*fg, *ranges, o);
+    EXPECT_TRUE(q.ok()) << q.status();
+    const GraphTensor& t = q->tensor(logits + 1);
+    return t.quant.scale[0] * (-128 - t.quant.zero_point[0]);
+  };
+  QuantizeOptions converter;
+  converter.logit_span = 0;
+  EXPECT_NEAR(low_end(converter), ranges->min[logits],
+              0.02f * (ranges->max[logits] - ranges->min[logits]));
+  const QuantizeOptions cut;
+  EXPECT_NEAR(low_end(cut), lowest_top - 12.0f, 0.02f * (ranges->max[logits] - lowest_top + 12.0f));
+  // The top still fits.
+  auto q = QuantizeGraph(*fg, *ranges, cut);
+  const GraphTensor& t = q->tensor(logits + 1);
+  EXPECT_GE(t.quant.scale[0] * (127 - t.quant.zero_point[0]), ranges->max[logits] * 0.99f);
+}
+
+// Equalization moves per-channel factors between ops: the float function stays, the graph's
+// ops, tensors and shapes stay, and the channels of each cell's conv output become balanced.
+TEST(ExportQuantizeTest, EqualizeChannelsKeepsTheFunction) {
+  CandidateSpec s;
+  s.k = 4;
+  s.c = 2;
+  s.input = {16, 16, 3};
+  s.classes = 5;
+  const Architecture arch = *BuildArchitecture(s);
+  ModelWeights w = testing_util::RandomWeights(arch, 3);
+  // An unbalanced cell: conv0's channel 0 twenty times larger than the others.
+  const size_t per = w.convs[0].kernel.size() / w.convs[0].out_channels;
+  for (size_t j = 0; j < per; ++j) w.convs[0].kernel[j] *= 20.0f;
+  w.convs[0].bias[0] *= 20.0f;
+  const Dataset d = testing_util::RandomImages(s.input, 150, 5, 2);
+  auto fg = BuildFloatGraph(arch, w);
+  ASSERT_TRUE(fg.ok());
+  auto ranges = Calibrate(*fg, d, testing_util::Range(150));
+  ASSERT_TRUE(ranges.ok());
+  auto eq = EqualizeChannels(*fg, *ranges);
+  ASSERT_TRUE(eq.ok()) << eq.status();
+  ASSERT_EQ(eq->ops.size(), fg->ops.size());
+  ASSERT_EQ(eq->tensors.size(), fg->tensors.size());
+  for (size_t t = 0; t < fg->tensors.size(); ++t)
+    EXPECT_EQ(eq->tensors[t].shape, fg->tensors[t].shape);
+  for (int i = 0; i < 10; ++i) {
+    auto a = RunFloatGraph(*fg, d.image(i));
+    auto b = RunFloatGraph(*eq, d.image(i));
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (size_t c = 0; c < a->size(); ++c) EXPECT_NEAR((*a)[c], (*b)[c], 1e-4f);
+  }
+  auto spread = [](const CalibrationRanges& r, int t) {
+    float lo = 1e30f, hi = 0;
+    for (size_t c = 0; c < r.channel_max[t].size(); ++c) {
+      if (r.channel_max[t][c] <= 0) continue;
+      lo = std::min(lo, r.channel_max[t][c]);
+      hi = std::max(hi, r.channel_max[t][c]);
+    }
+    return hi / lo;
+  };
+  auto after = Calibrate(*eq, d, testing_util::Range(150));
+  ASSERT_TRUE(after.ok());
+  const int conv0 = fg->ops[3].outputs[0];
+  ASSERT_EQ(fg->ops[3].kind, OpKind::kConv2D);
+  EXPECT_GT(spread(*ranges, conv0), 10.0f);
+  EXPECT_LT(spread(*after, conv0), spread(*ranges, conv0) / 3);
+  // Missing per-channel ranges are an error.
+  CalibrationRanges bare;
+  bare.min = ranges->min;
+  bare.max = ranges->max;
+  EXPECT_EQ(EqualizeChannels(*fg, bare).status().code(), absl::StatusCode::kInvalidArgument);
+  // QuantizeModel with equalization follows the conventions too.
+  QuantizeOptions o;
+  o.equalize = true;
+  auto q = QuantizeModel(arch, w, d, testing_util::Range(150), kMinRepresentativeImages, o);
+  ASSERT_TRUE(q.ok()) << q.status();
+  ExpectConventions(*q);
 }
 
 }  // namespace

@@ -62,19 +62,22 @@ TEST(ExportQuantizedAccuracyTest, FashionMnistQuantizedStaysNearFloat) {
   ASSERT_TRUE(q.ok()) << q.status();
   QuantizeOptions converter;
   converter.logit_span = 0;
-  absl::StatusOr<Graph> q_minmax = QuantizeModel(arch, w, data, rep, kMinRepresentativeImages, converter);
+  absl::StatusOr<Graph> q_minmax =
+      QuantizeModel(arch, w, data, rep, kMinRepresentativeImages, converter);
   ASSERT_TRUE(q_minmax.ok()) << q_minmax.status();
 
   const Scores fs = Score(nullptr, f, *test, n_test);
   const Scores qs = Score(&*q, f, *test, n_test);
   const Scores ms = Score(&*q_minmax, f, *test, n_test);
-  std::printf("best validation %.4f; test float %.4f, quantized %.4f (agreement %.4f), converter "
-              "min/max %.4f (agreement %.4f)\n",
-              r->best_validation_accuracy, fs.accuracy, qs.accuracy, qs.agreement, ms.accuracy,
-              ms.agreement);
+  std::printf(
+      "best validation %.4f; test float %.4f, quantized %.4f (agreement %.4f), converter "
+      "min/max %.4f (agreement %.4f)\n",
+      r->best_validation_accuracy, fs.accuracy, qs.accuracy, qs.agreement, ms.accuracy,
+      ms.agreement);
   ASSERT_GT(fs.accuracy, 0.5) << "the model did not train";
   // The bound the converter's min/max logit range failed (-0.75 points) and the span passes.
-  EXPECT_GE(qs.accuracy, fs.accuracy - 0.005) << "float " << fs.accuracy << " min/max " << ms.accuracy;
+  EXPECT_GE(qs.accuracy, fs.accuracy - 0.005)
+      << "float " << fs.accuracy << " min/max " << ms.accuracy;
   EXPECT_GE(qs.agreement, 0.915);
   EXPECT_GT(qs.agreement, ms.agreement);
 }
