@@ -62,7 +62,7 @@ job_py() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); $2" "$1"
 python3 "$HERE/make_stripes.py" "$WORK/stripes" --per-class 80 --size 16
 submit() {
   "$CLI" --server "$SERVER" submit "$WORK/stripes" --input 16x16x3 --ram 64KiB --flash 256KiB \
-    --epochs 2 --name "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])'
+    --epochs 2 --skip-final --name "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])'
 }
 
 count_workers_up() {
