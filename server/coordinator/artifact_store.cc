@@ -44,7 +44,8 @@ absl::StatusOr<nanonas::v1::Artifact> ArtifactStore::Write(const std::string& jo
   std::error_code ec;
   const std::filesystem::path dir = std::filesystem::path(root_) / job_id;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
   const std::string path = (dir / name).string();
   const std::string tmp = path + ".tmp";
   {

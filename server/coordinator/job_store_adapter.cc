@@ -26,8 +26,9 @@ absl::Status JobStoreAdapter::Commit(const v1::Job& job, const v1::JobEvent* eve
     ArtifactRecord record;
     record.job_id = job.id();
     record.artifact = a;
-    record.path = artifact_root_.empty() ? a.name()
-                                         : absl::StrCat(artifact_root_, "/", job.id(), "/", a.name());
+    record.path = artifact_root_.empty()
+                      ? a.name()
+                      : absl::StrCat(artifact_root_, "/", job.id(), "/", a.name());
     batch.PutArtifact(std::move(record));
   }
   if (event != nullptr) batch.AppendEvent(job.id(), *event);

@@ -225,11 +225,12 @@ TEST(CoordinatorFinalTrainingTest, ASilentWorkerDuringTheFinalTrainingIsReplaced
   ASSERT_NE(call, nullptr);
   h.AddWorker("w2");
   h.now += absl::Milliseconds(2000);
-  ASSERT_TRUE(h.core->Heartbeat([] {
-                       v1::HeartbeatRequest r;
-                       r.set_worker_id("w2");
-                       return r;
-                     }())
+  ASSERT_TRUE(h.core
+                  ->Heartbeat([] {
+                    v1::HeartbeatRequest r;
+                    r.set_worker_id("w2");
+                    return r;
+                  }())
                   .known());
   h.now += absl::Milliseconds(1500);  // w1 silent for 3.5 s
   h.core->Tick();
