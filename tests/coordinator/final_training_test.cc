@@ -321,5 +321,25 @@ TEST(CoordinatorFinalTrainingTest, SubmitChecksTheTestSetAndTheCalibrationImages
   EXPECT_EQ(h.core->SubmitJob(negative).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ArtifactStoreTest, WritesReadsAndRefusesPathsOutsideItsFolder) {
+  const std::string root = (std::filesystem::temp_directory_path() /
+                            absl::StrCat("nanonas-artifact-store-", getpid()))
+                               .string();
+  ArtifactStore store(root);
+  auto a = store.Write("job-1", "model.tflite", "abc");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->size_bytes(), 3);
+  EXPECT_EQ(a->sha256(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(*store.Read("job-1", "model.tflite", 1, 10), "bc");
+  EXPECT_EQ(*store.Read("job-1", "model.tflite", 3, 10), "");
+  EXPECT_FALSE(std::filesystem::exists(store.PathOf("job-1", "model.tflite") + ".tmp"));
+  EXPECT_EQ(store.Read("job-1", "other", 0, 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Write("job-1", "../escape", "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Write("..", "x", "x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Read("job-1", "a/b", 0, 1).status().code(), absl::StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(root);
+}
+
 }  // namespace
 }  // namespace nanonas::coordinator::testing
