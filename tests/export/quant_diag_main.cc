@@ -151,7 +151,11 @@ int Run(int argc, char** argv) {
   // Per-tensor relative RMS over `test` test images.
   const size_t nt = fg->tensors.size();
   std::vector<double> err2(nt, 0), ref2(nt, 0);
+  std::vector<std::vector<double>> ch_err(nt), ch_err2(nt), ch_ref2(nt);
   int fright = 0, qright = 0, agree = 0;
+  auto fv_size = [&](size_t t) {
+    return static_cast<size_t>(fg->tensor(static_cast<int>(t)).num_elements());
+  };
   for (int i = 0; i < test; ++i) {
     std::vector<std::vector<float>> fv;
     std::vector<std::vector<int32_t>> qv;
@@ -167,6 +171,15 @@ int Run(int argc, char** argv) {
       for (size_t j = 0; j < fv[t].size(); ++j) {
         const double dq = q.quant.scale[0] * (qv[t + 1][j] - q.quant.zero_point[0]);
         err2[t] += (dq - fv[t][j]) * (dq - fv[t][j]);
+        const size_t ch = j % static_cast<size_t>(q.shape.back());
+        if (ch_err[t].empty()) {
+          ch_err[t].assign(q.shape.back(), 0);
+          ch_err2[t].assign(q.shape.back(), 0);
+          ch_ref2[t].assign(q.shape.back(), 0);
+        }
+        ch_err[t][ch] += dq - fv[t][j];
+        ch_err2[t][ch] += (dq - fv[t][j]) * (dq - fv[t][j]);
+        ch_ref2[t][ch] += static_cast<double>(fv[t][j]) * fv[t][j];
         ref2[t] += static_cast<double>(fv[t][j]) * fv[t][j];
       }
     }
@@ -176,6 +189,16 @@ int Run(int argc, char** argv) {
     if (fg->tensor(static_cast<int>(t)).constant || ref2[t] == 0) continue;
     std::printf("%-14s scale %.5f zp %4lld  rel RMS %.4f\n", q.name.c_str(), q.quant.scale[0],
                 static_cast<long long>(q.quant.zero_point[0]), std::sqrt(err2[t] / ref2[t]));
+    if (std::getenv("CHANNELS")) {
+      const double n = static_cast<double>(ch_err[t].size()) / static_cast<double>(fv_size(t));
+      (void)n;
+      for (size_t ch = 0; ch < ch_err[t].size(); ++ch) {
+        const double cnt =
+            static_cast<double>(test) * static_cast<double>(fv_size(t)) / ch_err[t].size();
+        std::printf("    ch%zu bias %+.4f rms err %.4f ref rms %.4f\n", ch, ch_err[t][ch] / cnt,
+                    std::sqrt(ch_err2[t][ch] / cnt), std::sqrt(ch_ref2[t][ch] / cnt));
+      }
+    }
   }
   std::printf("test %d: float %.4f quantized %.4f argmax agreement %.4f\n", test,
               static_cast<double>(fright) / test, static_cast<double>(qright) / test,
