@@ -1,8 +1,9 @@
 // Real-data regression for the quantized accuracy (issue 4's benchmark, scaled down): a (4, 2)
-// 2023 model trained briefly on 3,000 Fashion-MNIST images, quantized as the exporter does and
-// scored on 2,000 test images with the integer inference. Measured when written (threads 2):
-// float 0.6240; the converter's min/max logit range (logit_span 0) gave 0.6165 (-0.75 points,
-// float/integer argmax agreement 0.908); the logit span of 12 gives 0.6205 (-0.35, 0.9235).
+// 2023 model trained with the final-training settings (Adam 0.01, batch 128, 20 epochs) on the
+// first 20,000 Fashion-MNIST images, quantized as the exporter does and scored on the 10,000 test
+// images with the integer inference. Measured when written (threads 2): float 0.7692; the
+// converter's min/max logit range (logit_span 0) gave 0.7613 (-0.79 points, float/integer argmax
+// agreement 0.916); the logit span of 12 gives 0.7680 (-0.12, agreement 0.9695).
 #include <cstdio>
 #include <vector>
 
@@ -44,7 +45,7 @@ TEST(ExportQuantizedAccuracyTest, FashionMnistQuantizedStaysNearFloat) {
   ASSERT_TRUE(train.ok()) << train.status() << " (scripts/setup.sh installs dataset-fashion-mnist)";
   ASSERT_TRUE(test.ok()) << test.status();
   Dataset data = *train;
-  const int images = 3000, n_test = 2000;
+  const int images = 20000, n_test = 10000;
   data.labels.resize(images);
   data.images.resize(static_cast<size_t>(images) * data.image_bytes());
   CandidateSpec spec;
@@ -52,7 +53,7 @@ TEST(ExportQuantizedAccuracyTest, FashionMnistQuantizedStaysNearFloat) {
   const Architecture arch = *BuildArchitecture(spec);
   const Split split = *SplitTrainValidation(data, 0.2, 1);
   TrainOptions o;
-  o.epochs = 6, o.learning_rate = 0.01f, o.batch_size = 32, o.threads = 2;
+  o.epochs = 20, o.learning_rate = 0.01f, o.batch_size = 128, o.threads = 2;
   absl::StatusOr<TrainResult> r = Train(arch, data, split, o);
   ASSERT_TRUE(r.ok()) << r.status();
   const ModelWeights& w = *r->best_weights;
@@ -75,10 +76,11 @@ TEST(ExportQuantizedAccuracyTest, FashionMnistQuantizedStaysNearFloat) {
       r->best_validation_accuracy, fs.accuracy, qs.accuracy, qs.agreement, ms.accuracy,
       ms.agreement);
   ASSERT_GT(fs.accuracy, 0.5) << "the model did not train";
-  // The bound the converter's min/max logit range failed (-0.75 points) and the span passes.
+  // Bounds the converter's min/max logit range failed (-0.79 points, agreement 0.916) and the
+  // span passes.
   EXPECT_GE(qs.accuracy, fs.accuracy - 0.005)
       << "float " << fs.accuracy << " min/max " << ms.accuracy;
-  EXPECT_GE(qs.agreement, 0.915);
+  EXPECT_GE(qs.agreement, 0.95);
   EXPECT_GT(qs.agreement, ms.agreement);
 }
 
