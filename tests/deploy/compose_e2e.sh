@@ -18,7 +18,12 @@ WORK=$(mktemp -d /tmp/nanonas-e2e.XXXXXX)
 if ! docker info >/dev/null 2>&1; then
   echo "SKIP: docker is not usable on this machine (docker info failed)"; exit 77
 fi
-if command -v docker-compose >/dev/null 2>&1; then DC=(docker-compose); else DC=(docker compose); fi
+# NANONAS_COMPOSE picks the Compose implementation (e.g. "docker compose" for v2, or a path);
+# default: Debian's docker-compose 1.29 when installed, else the v2 plugin.
+if [ -n "${NANONAS_COMPOSE:-}" ]; then read -ra DC <<< "$NANONAS_COMPOSE"
+elif command -v docker-compose >/dev/null 2>&1; then DC=(docker-compose); else DC=(docker compose); fi
+log() { echo "[e2e $(date +%T)] $*"; }
+log "compose: $("${DC[@]}" version 2>/dev/null | head -n1)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export NANONAS_IMAGE_TAG=$TAG NANONAS_BIND=127.0.0.1
@@ -27,7 +32,6 @@ export NANONAS_DATA_DIR="$WORK/data" NANONAS_WORKER_MEMORY=1g
 mkdir -p "$NANONAS_DATA_DIR"
 SERVER="127.0.0.1:$NANONAS_GRPC_PORT"
 dc() { "${DC[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }
-log() { echo "[e2e $(date +%T)] $*"; }
 fail() { echo "[e2e] FAIL: $*" >&2; dc logs --tail=80 >&2 || true; exit 1; }
 
 cleanup() {
@@ -97,9 +101,9 @@ log "killing worker container ${container:0:12} (running a candidate of $JOB)"
 docker kill "$container" >/dev/null
 
 log "scaling workers up to 4 while the job runs"
-before=$(dc ps -q worker | sort)
+before=$(dc ps -a -q worker | sort)   # -a: the killed container counts as existing
 dc up -d --no-recreate --scale worker=4
-after=$(dc ps -q worker | sort)
+after=$(dc ps -a -q worker | sort)
 newc=$(comm -13 <(echo "$before") <(echo "$after") | head -n1)
 [ -n "$newc" ] || fail "scaling up created no new worker container"
 log "new worker container ${newc:0:12}"
