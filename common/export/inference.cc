@@ -578,28 +578,32 @@ absl::Status CheckDataset(const Graph& g, const Dataset& data, const std::vector
 }
 }  // namespace
 
-absl::StatusOr<double> QuantizedAccuracy(const Graph& g, const Dataset& data,
-                                         const std::vector<int64_t>& indices) {
+namespace {
+// Share of `indices` whose argmax under `run` (RunIntegerGraph or RunFloatGraph) is the label.
+template <typename Run>
+absl::StatusOr<double> Accuracy(const Graph& g, const Dataset& data,
+                                const std::vector<int64_t>& indices, Run run) {
   NANONAS_RETURN_IF_ERROR(CheckDataset(g, data, indices));
   int64_t correct = 0;
   for (int64_t i : indices) {
-    auto out = RunIntegerGraph(g, data.image(i));
+    auto out = run(g, data.image(i));
     if (!out.ok()) return out.status();
     if (Argmax(*out) == data.labels[i]) ++correct;
   }
   return static_cast<double>(correct) / static_cast<double>(indices.size());
 }
+}  // namespace
+
+absl::StatusOr<double> QuantizedAccuracy(const Graph& g, const Dataset& data,
+                                         const std::vector<int64_t>& indices) {
+  return Accuracy(g, data, indices,
+                  [](const Graph& gr, const uint8_t* img) { return RunIntegerGraph(gr, img); });
+}
 
 absl::StatusOr<double> FloatAccuracy(const Graph& g, const Dataset& data,
                                      const std::vector<int64_t>& indices) {
-  NANONAS_RETURN_IF_ERROR(CheckDataset(g, data, indices));
-  int64_t correct = 0;
-  for (int64_t i : indices) {
-    auto out = RunFloatGraph(g, data.image(i));
-    if (!out.ok()) return out.status();
-    if (Argmax(*out) == data.labels[i]) ++correct;
-  }
-  return static_cast<double>(correct) / static_cast<double>(indices.size());
+  return Accuracy(g, data, indices,
+                  [](const Graph& gr, const uint8_t* img) { return RunFloatGraph(gr, img); });
 }
 
 }  // namespace nanonas

@@ -431,71 +431,54 @@ absl::Status Network::SetWeights(const ModelWeights& w) {
   return absl::OkStatus();
 }
 
-namespace {
-template <typename F>
-ModelWeights CollectWeights(size_t n_conv, size_t n_bn, F&& fill) {
+ModelWeights Network::ParamsAsWeights(const float* p) const {
+  // p: params_ or param_grads_, both laid out by the same offsets.
   ModelWeights w;
-  w.convs.resize(n_conv);
-  w.batch_norms.resize(n_bn);
-  fill(w);
+  w.convs.resize(conv_w_.size());
+  w.batch_norms.resize(bn_gamma_.size());
+  for (const Op& op : ops_) {
+    if (op.kind == OpKind::kConv) {
+      ConvWeights& c = w.convs[op.index];
+      c.in_channels = op.cin;
+      c.out_channels = op.cout;
+      c.kernel.resize(static_cast<size_t>(op.cout) * 9 * op.cin);
+      MasterToPlain(op.index, p + conv_w_[op.index].offset, c.kernel.data());
+      c.bias.assign(p + conv_b_[op.index].offset, p + conv_b_[op.index].offset + op.cout);
+    } else if (op.kind == OpKind::kBatchNorm) {
+      BatchNormWeights& b = w.batch_norms[op.index];
+      b.channels = op.cin;
+      b.gamma.assign(p + bn_gamma_[op.index].offset, p + bn_gamma_[op.index].offset + op.cin);
+      b.beta.assign(p + bn_beta_[op.index].offset, p + bn_beta_[op.index].offset + op.cin);
+    } else if (op.kind == OpKind::kDense) {
+      w.dense.in_features = op.cin;
+      w.dense.out_features = op.cout;
+      w.dense.kernel.assign(p + dense_w_.offset, p + dense_w_.offset + dense_w_.count);
+      w.dense.bias.assign(p + dense_b_.offset, p + dense_b_.offset + dense_b_.count);
+    }
+  }
   return w;
 }
-}  // namespace
 
 ModelWeights Network::GetWeights() const {
-  return CollectWeights(conv_w_.size(), bn_gamma_.size(), [&](ModelWeights& w) {
-    const float* p = params_.get();
-    for (const Op& op : ops_) {
-      if (op.kind == OpKind::kConv) {
-        ConvWeights& c = w.convs[op.index];
-        c.in_channels = op.cin;
-        c.out_channels = op.cout;
-        c.kernel.resize(static_cast<size_t>(op.cout) * 9 * op.cin);
-        MasterToPlain(op.index, p + conv_w_[op.index].offset, c.kernel.data());
-        c.bias.assign(p + conv_b_[op.index].offset, p + conv_b_[op.index].offset + op.cout);
-      } else if (op.kind == OpKind::kBatchNorm) {
-        BatchNormWeights& b = w.batch_norms[op.index];
-        b.channels = op.cin;
-        b.gamma.assign(p + bn_gamma_[op.index].offset, p + bn_gamma_[op.index].offset + op.cin);
-        b.beta.assign(p + bn_beta_[op.index].offset, p + bn_beta_[op.index].offset + op.cin);
-        b.moving_mean = bn_moving_mean_[op.index];
-        b.moving_variance = bn_moving_var_[op.index];
-        b.epsilon = kBatchNormEpsilon;
-      } else if (op.kind == OpKind::kDense) {
-        w.dense.in_features = op.cin;
-        w.dense.out_features = op.cout;
-        w.dense.kernel.assign(p + dense_w_.offset, p + dense_w_.offset + dense_w_.count);
-        w.dense.bias.assign(p + dense_b_.offset, p + dense_b_.offset + dense_b_.count);
-      }
-    }
-  });
+  ModelWeights w = ParamsAsWeights(params_.get());
+  for (const Op& op : ops_) {
+    if (op.kind != OpKind::kBatchNorm) continue;
+    BatchNormWeights& b = w.batch_norms[op.index];
+    b.moving_mean = bn_moving_mean_[op.index];
+    b.moving_variance = bn_moving_var_[op.index];
+    b.epsilon = kBatchNormEpsilon;
+  }
+  return w;
 }
 
 ModelWeights Network::GetGradients() const {
-  return CollectWeights(conv_w_.size(), bn_gamma_.size(), [&](ModelWeights& w) {
-    if (!training_) return;
-    const float* p = param_grads_.get();
-    for (const Op& op : ops_) {
-      if (op.kind == OpKind::kConv) {
-        ConvWeights& c = w.convs[op.index];
-        c.in_channels = op.cin;
-        c.out_channels = op.cout;
-        c.kernel.resize(static_cast<size_t>(op.cout) * 9 * op.cin);
-        MasterToPlain(op.index, p + conv_w_[op.index].offset, c.kernel.data());
-        c.bias.assign(p + conv_b_[op.index].offset, p + conv_b_[op.index].offset + op.cout);
-      } else if (op.kind == OpKind::kBatchNorm) {
-        BatchNormWeights& b = w.batch_norms[op.index];
-        b.channels = op.cin;
-        b.gamma.assign(p + bn_gamma_[op.index].offset, p + bn_gamma_[op.index].offset + op.cin);
-        b.beta.assign(p + bn_beta_[op.index].offset, p + bn_beta_[op.index].offset + op.cin);
-      } else if (op.kind == OpKind::kDense) {
-        w.dense.in_features = op.cin;
-        w.dense.out_features = op.cout;
-        w.dense.kernel.assign(p + dense_w_.offset, p + dense_w_.offset + dense_w_.count);
-        w.dense.bias.assign(p + dense_b_.offset, p + dense_b_.offset + dense_b_.count);
-      }
-    }
-  });
+  if (!training_) {
+    ModelWeights w;
+    w.convs.resize(conv_w_.size());
+    w.batch_norms.resize(bn_gamma_.size());
+    return w;
+  }
+  return ParamsAsWeights(param_grads_.get());
 }
 
 void Network::LoadImages(const Dataset& data, const int64_t* indices, int n) {

@@ -72,6 +72,9 @@ class Network {
   int max_batch() const { return max_batch_; }
 
  private:
+  // The parameters in buffer p (params_ or param_grads_) in ModelWeights form, without the
+  // BatchNorm moving statistics.
+  ModelWeights ParamsAsWeights(const float* p) const;
   enum class OpKind { kBatchNorm, kConv, kMaxPool, kGlobalAvgPool, kDropout, kDense };
   struct Op {
     OpKind kind;
