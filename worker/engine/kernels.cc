@@ -36,11 +36,21 @@ void ParallelChunks(int64_t count, int64_t align, int64_t min_count, int max_thr
     return;
   }
   const int64_t per = ((count + threads - 1) / threads + align - 1) / align * align;
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
+  auto chunk = [&](int t) {
     const int64_t begin = std::min(count, t * per), end = std::min(count, begin + per);
     if (begin < end) f(begin, end, t);
+  };
+  // Inside a parallel region (a batch part of the network, network.cc) a nested region would get
+  // one thread: run the same chunks in order instead, so the results stay those of `threads`.
+  if (omp_in_parallel()) {
+    for (int t = 0; t < threads; ++t) chunk(t);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    // The runtime may give fewer threads than asked: every chunk is still done.
+    const int team = omp_get_num_threads();
+    for (int t = omp_get_thread_num(); t < threads; t += team) chunk(t);
   }
 }
 constexpr int kAnyThreads = 1 << 20;
@@ -150,13 +160,12 @@ void BackwardPeriod(const float* __restrict x, const float* __restrict y, const 
 
 }  // namespace
 
-BatchNormKernel::BatchNormKernel(int channels) : channels_(channels) {
+BatchNormKernel::BatchNormKernel(int channels, int slots)
+    : channels_(channels), slots_(std::max(1, slots)) {
   period_ = channels / std::gcd(channels, 16) * 16;
-  acc0_.resize(period_);
-  acc1_.resize(period_);
-  threads_ = std::max(1, omp_get_max_threads());
-  part0_.resize(static_cast<size_t>(threads_) * period_);
-  part1_.resize(static_cast<size_t>(threads_) * period_);
+  acc0_.resize(static_cast<size_t>(slots_) * period_);
+  acc1_.resize(static_cast<size_t>(slots_) * period_);
+  sum_.resize(period_);
   tot0_.resize(channels);
   tot1_.resize(channels);
   pa_.resize(period_);
@@ -167,55 +176,41 @@ BatchNormKernel::BatchNormKernel(int channels) : channels_(channels) {
   cc_.resize(channels);
 }
 
-void BatchNormKernel::SumParts() {
-  for (int j = 0; j < period_; ++j) {
-    double s0 = 0, s1 = 0;
-    for (int t = 0; t < threads_; ++t) {
-      s0 += part0_[static_cast<size_t>(t) * period_ + j];
-      s1 += part1_[static_cast<size_t>(t) * period_ + j];
-    }
-    acc0_[j] = s0;
-    acc1_[j] = s1;
+void BatchNormKernel::Fold(const std::vector<double>& acc, int used, double* out) {
+  const int span = period_;
+  for (int j = 0; j < span; ++j) {
+    double s = 0;
+    for (int t = 0; t < used; ++t) s += acc[static_cast<size_t>(t) * span + j];
+    sum_[j] = s;
   }
-}
-
-void BatchNormKernel::Affine(const float* x, int64_t total, bool relu, float* y) {
-  ParallelChunks(total, period_, kMinParallelFloats, kAnyThreads, [&](int64_t b, int64_t e, int) {
-    AffinePeriod(x + b, e - b, period_, pa_.data(), pb_.data(), relu, y + b);
-  });
-}
-
-void BatchNormKernel::Fold(const double* acc, double* out) const {
   std::fill(out, out + channels_, 0.0);
-  for (int j = 0; j < period_; ++j) out[j % channels_] += acc[j];
+  for (int j = 0; j < span; ++j) out[j % channels_] += sum_[j];
 }
 
 void BatchNormKernel::Spread(const float* per_channel, float* pattern) const {
   for (int j = 0; j < period_; ++j) pattern[j] = per_channel[j % channels_];
 }
 
-void BatchNormKernel::ForwardTraining(const float* x, int64_t rows, const float* gamma,
-                                      const float* beta, float epsilon, float momentum, bool relu,
-                                      float* y, float* mean, float* invstd, float* moving_mean,
-                                      float* moving_variance) {
-  const int C = channels_;
-  const int64_t total = rows * C;
-  std::fill(part0_.begin(), part0_.end(), 0.0);
-  std::fill(part1_.begin(), part1_.end(), 0.0);
-  ParallelChunks(total, period_, kMinParallelFloats, threads_, [&](int64_t b, int64_t e, int t) {
-    AccumulatePeriod(x + b, e - b, period_, part0_.data() + t * period_,
-                     part1_.data() + t * period_);
-  });
-  SumParts();
-  Fold(acc0_.data(), tot0_.data());
-  Fold(acc1_.data(), tot1_.data());
-  const double m = static_cast<double>(rows);
-  for (int c = 0; c < C; ++c) {
+void BatchNormKernel::ForwardStats(const float* x, int64_t rows, int slot) {
+  double* a0 = Slot(acc0_, slot);
+  double* a1 = Slot(acc1_, slot);
+  std::fill(a0, a0 + period_, 0.0);
+  std::fill(a1, a1 + period_, 0.0);
+  AccumulatePeriod(x, rows * channels_, period_, a0, a1);
+}
+
+void BatchNormKernel::ForwardFinish(int used_slots, int64_t total_rows, const float* gamma,
+                                    const float* beta, float epsilon, float momentum, float* mean,
+                                    float* invstd, float* moving_mean, float* moving_variance) {
+  Fold(acc0_, used_slots, tot0_.data());
+  Fold(acc1_, used_slots, tot1_.data());
+  const double m = static_cast<double>(total_rows);
+  for (int c = 0; c < channels_; ++c) {
     const double mu = tot0_[c] / m;
     const double var = std::max(tot1_[c] / m - mu * mu, 0.0);
     mean[c] = static_cast<float>(mu);
     invstd[c] = static_cast<float>(1.0 / std::sqrt(var + epsilon));
-    const double unbiased = rows > 1 ? var * m / (m - 1) : var;
+    const double unbiased = total_rows > 1 ? var * m / (m - 1) : var;
     moving_mean[c] = static_cast<float>(moving_mean[c] * momentum + mu * (1.0 - momentum));
     moving_variance[c] =
         static_cast<float>(moving_variance[c] * momentum + unbiased * (1.0 - momentum));
@@ -224,13 +219,11 @@ void BatchNormKernel::ForwardTraining(const float* x, int64_t rows, const float*
   }
   Spread(ca_.data(), pa_.data());
   Spread(cb_.data(), pb_.data());
-  Affine(x, total, relu, y);
 }
 
-void BatchNormKernel::ForwardInference(const float* x, int64_t rows, const float* gamma,
-                                       const float* beta, const float* moving_mean,
-                                       const float* moving_variance, float epsilon, bool relu,
-                                       float* y) {
+void BatchNormKernel::InferenceCoefficients(const float* gamma, const float* beta,
+                                            const float* moving_mean,
+                                            const float* moving_variance, float epsilon) {
   for (int c = 0; c < channels_; ++c) {
     const float inv = 1.0f / std::sqrt(moving_variance[c] + epsilon);
     ca_[c] = gamma[c] * inv;
@@ -238,25 +231,28 @@ void BatchNormKernel::ForwardInference(const float* x, int64_t rows, const float
   }
   Spread(ca_.data(), pa_.data());
   Spread(cb_.data(), pb_.data());
-  Affine(x, rows * channels_, relu, y);
 }
 
-void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, int64_t rows,
-                               const float* gamma, const float* mean, const float* invstd,
-                               bool relu, float* dgamma, float* dbeta, float* dx) {
-  const int C = channels_;
-  const int64_t total = rows * C;
-  std::fill(part0_.begin(), part0_.end(), 0.0);
-  std::fill(part1_.begin(), part1_.end(), 0.0);
-  ParallelChunks(total, period_, kMinParallelFloats, threads_, [&](int64_t b, int64_t e, int t) {
-    AccumulateBackward(x + b, y + b, dy + b, e - b, period_, relu, part0_.data() + t * period_,
-                       part1_.data() + t * period_);
-  });
-  SumParts();
-  Fold(acc0_.data(), tot0_.data());  // sum dy'
-  Fold(acc1_.data(), tot1_.data());  // sum dy' x
-  const double m = static_cast<double>(rows);
-  for (int c = 0; c < C; ++c) {
+void BatchNormKernel::Apply(const float* x, int64_t rows, bool relu, float* y) const {
+  AffinePeriod(x, rows * channels_, period_, pa_.data(), pb_.data(), relu, y);
+}
+
+void BatchNormKernel::BackwardStats(const float* x, const float* y, const float* dy,
+                                    int64_t rows, bool relu, int slot) {
+  double* a0 = Slot(acc0_, slot);
+  double* a1 = Slot(acc1_, slot);
+  std::fill(a0, a0 + period_, 0.0);
+  std::fill(a1, a1 + period_, 0.0);
+  AccumulateBackward(x, y, dy, rows * channels_, period_, relu, a0, a1);
+}
+
+void BatchNormKernel::BackwardFinish(int used_slots, int64_t total_rows, const float* gamma,
+                                     const float* mean, const float* invstd, float* dgamma,
+                                     float* dbeta) {
+  Fold(acc0_, used_slots, tot0_.data());  // sum dy'
+  Fold(acc1_, used_slots, tot1_.data());  // sum dy' x
+  const double m = static_cast<double>(total_rows);
+  for (int c = 0; c < channels_; ++c) {
     const double s = invstd[c];
     const double db = tot0_[c];
     const double dg = s * (tot1_[c] - mean[c] * db);  // sum dy' * xhat
@@ -268,14 +264,41 @@ void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, 
     cb_[c] = static_cast<float>(-k * s * dg / m);
     cc_[c] = static_cast<float>(-k * db / m + k * s * dg * mean[c] / m);
   }
-  if (dx == nullptr) return;
   Spread(ca_.data(), pa_.data());
   Spread(cb_.data(), pb_.data());
   Spread(cc_.data(), pc_.data());
-  ParallelChunks(total, period_, kMinParallelFloats, kAnyThreads, [&](int64_t b, int64_t e, int) {
-    BackwardPeriod(x + b, y + b, dy + b, e - b, period_, relu, pa_.data(), pb_.data(), pc_.data(),
-                   dx + b);
-  });
+}
+
+void BatchNormKernel::BackwardApply(const float* x, const float* y, const float* dy,
+                                    int64_t rows, bool relu, float* dx) const {
+  BackwardPeriod(x, y, dy, rows * channels_, period_, relu, pa_.data(), pb_.data(), pc_.data(),
+                 dx);
+}
+
+void BatchNormKernel::ForwardTraining(const float* x, int64_t rows, const float* gamma,
+                                      const float* beta, float epsilon, float momentum, bool relu,
+                                      float* y, float* mean, float* invstd, float* moving_mean,
+                                      float* moving_variance) {
+  ForwardStats(x, rows, 0);
+  ForwardFinish(1, rows, gamma, beta, epsilon, momentum, mean, invstd, moving_mean,
+                moving_variance);
+  Apply(x, rows, relu, y);
+}
+
+void BatchNormKernel::ForwardInference(const float* x, int64_t rows, const float* gamma,
+                                       const float* beta, const float* moving_mean,
+                                       const float* moving_variance, float epsilon, bool relu,
+                                       float* y) {
+  InferenceCoefficients(gamma, beta, moving_mean, moving_variance, epsilon);
+  Apply(x, rows, relu, y);
+}
+
+void BatchNormKernel::Backward(const float* x, const float* y, const float* dy, int64_t rows,
+                               const float* gamma, const float* mean, const float* invstd,
+                               bool relu, float* dgamma, float* dbeta, float* dx) {
+  BackwardStats(x, y, dy, rows, relu, 0);
+  BackwardFinish(1, rows, gamma, mean, invstd, dgamma, dbeta);
+  if (dx != nullptr) BackwardApply(x, y, dy, rows, relu, dx);
 }
 
 namespace {
@@ -627,7 +650,10 @@ void DenseBackward(const float* x, const float* dy, int n, int in, int out, cons
       for (int i = 0; i < in; ++i) dk[i] += g * xb[i];
     }
   }
-  if (dx == nullptr) return;
+  if (dx != nullptr) DenseBackwardInput(dy, n, in, out, kernel, dx);
+}
+
+void DenseBackwardInput(const float* dy, int n, int in, int out, const float* kernel, float* dx) {
   for (int b = 0; b < n; ++b) {
     float* dxb = dx + static_cast<int64_t>(b) * in;
     std::fill(dxb, dxb + in, 0.f);

@@ -12,45 +12,75 @@
 
 namespace nanonas::engine {
 
-// Batch normalisation over `rows` rows of `channels` contiguous values ((N*H*W, C) for NHWC),
+// Batch normalisation over rows of `channels` contiguous values ((N*H*W, C) for NHWC),
 // optionally followed by ReLU. Per-channel sums run over a period P (a multiple of both C and 16)
 // so that even C = 1 or 3 vectorises.
+//
+// The work comes in phases so that a batch cut into parts (network.cc runs one part per thread)
+// is normalised side by side: a statistics phase per part over its rows (each part into its own
+// slot of partial sums), one Finish that combines the slots in slot order (so a given part split
+// always gives the same result), then an Apply phase per part. A part is any run of whole rows;
+// its tensors are passed as pointers to its first row. ForwardTraining, ForwardInference and
+// Backward run the phases for a whole batch on the calling thread.
 class BatchNormKernel {
  public:
-  explicit BatchNormKernel(int channels);
+  explicit BatchNormKernel(int channels, int slots = 1);
   int channels() const { return channels_; }
+  int slots() const { return slots_; }
 
-  // Training: batch statistics (biased variance for normalising). Saves mean and inverse standard
-  // deviation (C each) for Backward and updates the moving statistics as Keras does:
-  // moving = moving * momentum + batch * (1 - momentum), with the unbiased batch variance (TF's
-  // fused batch norm). y may equal x.
+  // Training forward. Stats: sums of the `rows` rows of x into `slot`.
+  void ForwardStats(const float* x, int64_t rows, int slot);
+  // Batch statistics from slots [0, used_slots) over `total_rows` rows (biased variance for
+  // normalising): writes mean and inverse standard deviation (C each) for Backward, updates the
+  // moving statistics as Keras does (moving = moving * momentum + batch * (1 - momentum), with
+  // the unbiased batch variance, as TF's fused batch norm) and prepares Apply.
+  void ForwardFinish(int used_slots, int64_t total_rows, const float* gamma, const float* beta,
+                     float epsilon, float momentum, float* mean, float* invstd,
+                     float* moving_mean, float* moving_variance);
+  // Inference: prepares Apply from the moving statistics.
+  void InferenceCoefficients(const float* gamma, const float* beta, const float* moving_mean,
+                             const float* moving_variance, float epsilon);
+  // y = gamma (x - mean) invstd + beta (then ReLU) on `rows` rows with the statistics of the last
+  // ForwardFinish or InferenceCoefficients. y may equal x.
+  void Apply(const float* x, int64_t rows, bool relu, float* y) const;
+
+  // Backward from dy (through the ReLU mask y > 0 when relu); x is the forward input, y its
+  // output. Stats: sums over the `rows` rows into `slot`.
+  void BackwardStats(const float* x, const float* y, const float* dy, int64_t rows, bool relu,
+                     int slot);
+  // dgamma, dbeta (C) from slots [0, used_slots) over `total_rows` rows; prepares BackwardApply.
+  void BackwardFinish(int used_slots, int64_t total_rows, const float* gamma, const float* mean,
+                      const float* invstd, float* dgamma, float* dbeta);
+  // dx on `rows` rows. dx may equal dy.
+  void BackwardApply(const float* x, const float* y, const float* dy, int64_t rows, bool relu,
+                     float* dx) const;
+
+  // The phases for a whole batch of `rows` rows, on the calling thread.
   void ForwardTraining(const float* x, int64_t rows, const float* gamma, const float* beta,
                        float epsilon, float momentum, bool relu, float* y, float* mean,
                        float* invstd, float* moving_mean, float* moving_variance);
-  // Inference with the moving statistics. y may equal x.
   void ForwardInference(const float* x, int64_t rows, const float* gamma, const float* beta,
                         const float* moving_mean, const float* moving_variance, float epsilon,
                         bool relu, float* y);
-  // Gradients from dy (through the ReLU mask y > 0 when relu). x is the forward input, y its
-  // output. Writes dgamma, dbeta (C) and, when dx is not null, dx (rows, C). dx may equal dy.
+  // dx may be null (only dgamma, dbeta).
   void Backward(const float* x, const float* y, const float* dy, int64_t rows, const float* gamma,
                 const float* mean, const float* invstd, bool relu, float* dgamma, float* dbeta,
                 float* dx);
 
  private:
-  // Per-channel totals of the period accumulators acc_[0..P) into out[0..C).
-  void Fold(const double* acc, double* out) const;
-  void SumParts();  // per-thread partial sums -> acc0_, acc1_ (fixed order)
-  void Affine(const float* x, int64_t total, bool relu, float* y);  // y = pa x + pb, parallel
-  void Spread(const float* per_channel, float* pattern) const;
+  // A part starts on a row, so its value j has channel j mod C whatever the part: each slot
+  // accumulates position j mod P.
+  double* Slot(std::vector<double>& acc, int slot) { return acc.data() + slot * period_; }
+  // Per-channel totals of slots [0, used) of acc into out[0..C) (slot order, then position).
+  void Fold(const std::vector<double>& acc, int used, double* out);
+  void Spread(const float* per_channel, float* pattern) const;  // (C) -> (P) pattern
 
   int channels_;
   int period_;
-  int threads_ = 1;                   // OpenMP threads at construction (the run's thread count)
-  std::vector<double> acc0_, acc1_;   // (P)
-  std::vector<double> part0_, part1_; // (threads, P) per-thread partial sums
-  std::vector<double> tot0_, tot1_;   // (C)
-  std::vector<float> pa_, pb_, pc_;   // (P) per-element coefficients
+  int slots_;
+  std::vector<double> acc0_, acc1_;       // (slots, P)
+  std::vector<double> sum_, tot0_, tot1_;  // (P), (C), (C)
+  std::vector<float> pa_, pb_, pc_;       // (P) per-element coefficients
   std::vector<float> ca_, cb_, cc_;   // (C)
 };
 
@@ -83,6 +113,8 @@ void DenseForward(const float* x, int n, int in, int out, const float* kernel, c
 // dkernel (out, in), dbias (out), and dx (N, in) when not null.
 void DenseBackward(const float* x, const float* dy, int n, int in, int out, const float* kernel,
                    float* dkernel, float* dbias, float* dx);
+// dx (N, in) only.
+void DenseBackwardInput(const float* dy, int n, int in, int out, const float* kernel, float* dx);
 
 // Softmax cross-entropy of logits (N, K) with labels (N). Writes probabilities (N, K) when probs is
 // not null and the gradient of the MEAN loss (N, K) when dlogits is not null. Returns the SUM of

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
+
+#include <omp.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -18,6 +21,17 @@ constexpr uint64_t kInitStream = 1, kDropoutStream = 2;
 absl::Status Internal(const char* what, const dnnl::error& e) {
   return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", e.what()));
 }
+
+// Sets the calling thread's OpenMP thread count (which oneDNN reads when it creates a primitive)
+// for one scope.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
 }  // namespace
 
 Network::~Network() = default;
@@ -39,6 +53,53 @@ int64_t Network::ActSize(int i) const {
   }
   const Op& op = ops_.back();
   return static_cast<int64_t>(op.oh) * op.ow * op.cout;
+}
+
+// The threads of one pass: thread `thread` of `size` runs parts thread, thread + size, ... of
+// the batch (the same parts in every operation, so a part's data stays in one core's cache).
+// Each(f): f(part) for the caller's parts. One(f): f() on thread 0 between barriers, for the
+// steps that need the whole batch. Outside a parallel region (one part) both simply call f.
+struct Network::Team {
+  int thread = 0, size = 1, parts = 1;
+  template <typename F>
+  void Each(F&& f) const {
+    for (int p = thread; p < parts; p += size) f(p);
+  }
+  template <typename F>
+  void One(F&& f) const {
+    Barrier();
+    if (thread == 0) f();
+    Barrier();
+  }
+  void Barrier() const {
+    if (size > 1) {
+#pragma omp barrier
+    }
+  }
+};
+
+template <typename F>
+absl::Status Network::RunTeam(const Plan& plan, const char* what, F&& body) {
+  team_error_.clear();
+  const int parts = plan.parts();
+  if (parts == 1) {
+    body(Team{0, 1, 1});
+  } else {
+#pragma omp parallel num_threads(parts)
+    {
+      // The runtime may give fewer threads than asked: each thread then runs several parts.
+      body(Team{omp_get_thread_num(), omp_get_num_threads(), parts});
+    }
+  }
+  if (!team_error_.empty()) return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", team_error_));
+  return absl::OkStatus();
+}
+
+void Network::RecordError(const dnnl::error& e) {
+#pragma omp critical(nanonas_network_team_error)
+  {
+    if (team_error_.empty()) team_error_ = e.what();
+  }
 }
 
 Network::Plan* Network::FindPlan(int n) {
@@ -107,25 +168,43 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
                           arch.spec.variant == Variant::k2023 && ops_.size() > 1 &&
                           ops_[0].kind == OpKind::kBatchNorm && ops_[1].kind == OpKind::kConv &&
                           !ops_[0].relu;
-  // Convolution primitives per batch size; the first one fixes the master weights layouts.
+  // Convolution primitives per batch size and part; the first one fixes the master weights
+  // layouts. Parts run one per thread, so their primitives are made for one thread.
+  threads_ = std::max(1, omp_get_max_threads());
   conv_master_md_.resize(n_conv);
   size_t scratch = 0;
+  int max_parts = 1;
   for (int n : batch_sizes) {
     Plan plan;
     plan.n = n;
+    const int parts = std::min(threads_, n);
+    max_parts = std::max(max_parts, parts);
+    for (int p = 0; p <= parts; ++p) {
+      plan.part_begin.push_back(static_cast<int>(static_cast<int64_t>(n) * p / parts));
+    }
+    ScopedOmpThreads primitive_threads(parts > 1 ? 1 : threads_);
     plan.convs.resize(n_conv);
     for (size_t i = 0; i < ops_.size(); ++i) {
       const Op& op = ops_[i];
       if (op.kind != OpKind::kConv) continue;
       const bool need_dx = training && i > 0 && !(first_layer_shortcut_ && i == 1);
-      ConvShape s{n, op.h, op.w, op.cin, op.cout, op.relu, training, need_dx};
-      const bool first = plans_.empty();
-      NANONAS_RETURN_IF_ERROR(
-          plan.convs[op.index].Init(engine_, s, first ? nullptr : &conv_master_md_[op.index]));
-      if (first) conv_master_md_[op.index] = plan.convs[op.index].master_weights_desc();
-      scratch = std::max(scratch, plan.convs[op.index].scratchpad_bytes());
+      plan.convs[op.index].resize(parts);
+      for (int p = 0; p < parts; ++p) {
+        ConvLayer& conv = plan.convs[op.index][p];
+        ConvShape s{plan.part_size(p), op.h, op.w, op.cin, op.cout, op.relu, training, need_dx};
+        const bool first = plans_.empty() && p == 0;
+        NANONAS_RETURN_IF_ERROR(
+            conv.Init(engine_, s, first ? nullptr : &conv_master_md_[op.index]));
+        if (first) conv_master_md_[op.index] = conv.master_weights_desc();
+        scratch = std::max(scratch, conv.scratchpad_bytes());
+      }
     }
     plans_.push_back(std::move(plan));
+  }
+  try {
+    for (int p = 0; p < max_parts; ++p) part_streams_.emplace_back(engine_);
+  } catch (const dnnl::error& e) {
+    return Internal("streams", e);
   }
 
   // Parameter arena layout (64-byte aligned tensors).
@@ -146,7 +225,7 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
     } else if (op.kind == OpKind::kBatchNorm) {
       bn_gamma_[op.index] = add(op.cin);
       bn_beta_[op.index] = add(op.cin);
-      bn_kernels_.emplace_back(op.cin);
+      bn_kernels_.emplace_back(op.cin, static_cast<int>(part_streams_.size()));
       bn_mean_.emplace_back(op.cin);
       bn_invstd_.emplace_back(op.cin);
       bn_moving_mean_.emplace_back(op.cin, 0.f);
@@ -164,9 +243,13 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
     adam_v_ = AllocateAligned(arena_size_);
   }
   buffer_bytes_ = arenas * arena_size_ * static_cast<int64_t>(sizeof(float));
+  if (training) {
+    for (int p = 1; p < max_parts; ++p) part_grads_.push_back(AllocateAligned(arena_size_));
+    buffer_bytes_ += (max_parts - 1) * arena_size_ * static_cast<int64_t>(sizeof(float));
+  }
 
   // Activations, gradients and per-op state, sized for the largest batch.
-  int64_t max_act = 0;
+  int64_t& max_act = max_act_;
   for (size_t i = 0; i <= ops_.size(); ++i) {
     acts_.push_back(AllocateAligned(ActSize(i) * max_batch_));
     buffer_bytes_ += ActSize(i) * max_batch_ * static_cast<int64_t>(sizeof(float));
@@ -174,7 +257,9 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
   }
   if (training) {
     for (AlignedBuffer& g : grads_) g = AllocateAligned(max_act * max_batch_);
-    buffer_bytes_ += 2 * max_act * max_batch_ * static_cast<int64_t>(sizeof(float));
+    dlogits_ = AllocateAligned(ActSize(static_cast<int>(ops_.size())) * max_batch_);
+    buffer_bytes_ += (2 * max_act + ActSize(static_cast<int>(ops_.size()))) * max_batch_ *
+                     static_cast<int64_t>(sizeof(float));
   }
   pool_ws_.resize(ops_.size());
   dropout_mask_.resize(ops_.size());
@@ -184,28 +269,41 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
     if (ops_[i].kind == OpKind::kDropout) dropout_mask_[i].resize(ActSize(i + 1) * max_batch_);
     buffer_bytes_ += ActSize(i + 1) * max_batch_ * 5;
   }
-  scratchpad_ = AllocateAligned(scratch / sizeof(float) + 16);
-  buffer_bytes_ += static_cast<int64_t>(scratch);
+  scratch_floats_ = (scratch / sizeof(float) + 16 + 15) / 16 * 16;
+  scratchpad_ = AllocateAligned(scratch_floats_ * max_parts);
+  buffer_bytes_ += static_cast<int64_t>(scratch_floats_ * max_parts * sizeof(float));
 
-  // Bind every convolution of every plan to the buffers.
+  // Bind every convolution of every plan and part to its slice of the buffers.
   for (Plan& plan : plans_) {
     for (size_t i = 0; i < ops_.size(); ++i) {
       const Op& op = ops_[i];
       if (op.kind != OpKind::kConv) continue;
-      float* gw = training ? param_grads_.get() + conv_w_[op.index].offset : nullptr;
-      float* gb = training ? param_grads_.get() + conv_b_[op.index].offset : nullptr;
-      float* dy = training ? grads_[(i + 1) % 2].get() : nullptr;
-      float* dx = training && i > 0 ? grads_[i % 2].get() : nullptr;
-      float* grad_src = nullptr;
-      if (first_layer_shortcut_ && i == 1) {
-        if (dwx_master_ == nullptr) dwx_master_ = AllocateAligned(conv_w_[op.index].count);
-        gw = dwx_master_.get();
-        dx = nullptr;
-        grad_src = acts_[0].get();
+      for (int p = 0; p < plan.parts(); ++p) {
+        const int64_t in_off = plan.part_begin[p] * ActSize(i);
+        const int64_t out_off = plan.part_begin[p] * ActSize(i + 1);
+        float* grads = !training ? nullptr : p == 0 ? param_grads_.get() : part_grads_[p - 1].get();
+        float* gw = training ? grads + conv_w_[op.index].offset : nullptr;
+        float* gb = training ? grads + conv_b_[op.index].offset : nullptr;
+        const int64_t grad_off = plan.part_begin[p] * max_act_;
+        float* dy = training ? grads_[(i + 1) % 2].get() + grad_off : nullptr;
+        float* dx = training && i > 0 ? grads_[i % 2].get() + grad_off : nullptr;
+        float* grad_src = nullptr;
+        if (first_layer_shortcut_ && i == 1) {
+          if (dwx_master_ == nullptr) {
+            dwx_master_ = AllocateAligned(conv_w_[op.index].count);
+            for (int q = 1; q < max_parts; ++q) {
+              part_dwx_.push_back(AllocateAligned(conv_w_[op.index].count));
+            }
+          }
+          gw = p == 0 ? dwx_master_.get() : part_dwx_[p - 1].get();
+          dx = nullptr;
+          grad_src = acts_[0].get() + in_off;
+        }
+        NANONAS_RETURN_IF_ERROR(plan.convs[op.index][p].Bind(
+            acts_[i].get() + in_off, acts_[i + 1].get() + out_off,
+            params_.get() + conv_w_[op.index].offset, params_.get() + conv_b_[op.index].offset, dy,
+            dx, gw, gb, scratchpad_.get() + p * scratch_floats_, grad_src));
       }
-      NANONAS_RETURN_IF_ERROR(plan.convs[op.index].Bind(
-          acts_[i].get(), acts_[i + 1].get(), params_.get() + conv_w_[op.index].offset,
-          params_.get() + conv_b_[op.index].offset, dy, dx, gw, gb, scratchpad_.get(), grad_src));
     }
   }
   if (first_layer_shortcut_) NANONAS_RETURN_IF_ERROR(SetUpFirstLayerShortcut());
@@ -219,9 +317,10 @@ absl::Status Network::SetUpFirstLayerShortcut() {
   w_plain_.assign(count, 0.f);
   dwx_plain_.assign(count, 0.f);
   dwz_plain_.assign(count, 0.f);
-  col_sums_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.f);
-  first_row_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.f);
-  last_row_.assign(static_cast<size_t>(cv.w) * cv.cout, 0.f);
+  const size_t row_sums = part_streams_.size() * cv.w * cv.cout;
+  col_sums_.assign(row_sums, 0.f);
+  first_row_.assign(row_sums, 0.f);
+  last_row_.assign(row_sums, 0.f);
   dw1_.assign(9 * static_cast<size_t>(cv.cout), 0.0);
   try {
     const memory::desc plain({cv.cout, cv.cin, 3, 3}, memory::data_type::f32,
@@ -246,27 +345,43 @@ void Network::Reorder::Run(dnnl::stream& s) const {
                           "could not execute a reorder");
 }
 
-void Network::FirstLayerGradients(int n) {
+void Network::FirstLayerSums(int part, int begin, int count) {
   const Op& cv = ops_[1];
-  const int h = cv.h, w = cv.w, C = cv.cin, O = cv.cout;
-  const float* dy = grads_[0].get();  // gradient of the conv output (ReLU mask applied)
+  const int h = cv.h, w = cv.w, O = cv.cout;
+  // Sums per (column, o) of dy (the conv output's gradient, ReLU mask applied) over the part's
+  // images and rows, and over their first and last rows only.
+  const int64_t row_len = static_cast<int64_t>(w) * O;
+  float* cols = col_sums_.data() + part * row_len;
+  float* first = first_row_.data() + part * row_len;
+  float* last = last_row_.data() + part * row_len;
+  std::fill(cols, cols + row_len, 0.f);
+  std::fill(first, first + row_len, 0.f);
+  std::fill(last, last + row_len, 0.f);
+  const float* part_dy = grads_[0].get() + begin * max_act_;
+  for (int b = 0; b < count; ++b) {
+    const float* img = part_dy + static_cast<int64_t>(b) * h * row_len;
+    for (int i = 0; i < h; ++i) AccumulateInto(cols, img + i * row_len, row_len);
+    AccumulateInto(first, img, row_len);
+    AccumulateInto(last, img + (h - 1) * row_len, row_len);
+  }
+}
+
+void Network::FirstLayerGradients(int parts) {
+  const Op& cv = ops_[1];
+  const int w = cv.w, C = cv.cin, O = cv.cout;
+  const int64_t row_len = static_cast<int64_t>(w) * O;
+  for (int p = 1; p < parts; ++p) {
+    AccumulateInto(col_sums_.data(), col_sums_.data() + p * row_len, row_len);
+    AccumulateInto(first_row_.data(), first_row_.data() + p * row_len, row_len);
+    AccumulateInto(last_row_.data(), last_row_.data() + p * row_len, row_len);
+    AccumulateInto(dwx_master_.get(), part_dwx_[p - 1].get(), conv_w_[cv.index].count);
+  }
   first_layer_reorders_[0].Run(stream_);
   first_layer_reorders_[1].Run(stream_);
   stream_.wait();
 
   // dW_1[o, di, dj] = sum of dy[., i, j, o] over the output positions whose tap (di, dj) reads
   // inside the image: all positions minus the first/last row and column as the tap requires.
-  // Sums per (column, o) over the batch and rows, and over the first and last rows only.
-  const int64_t row_len = static_cast<int64_t>(w) * O;
-  std::fill(col_sums_.begin(), col_sums_.end(), 0.f);
-  std::fill(first_row_.begin(), first_row_.end(), 0.f);
-  std::fill(last_row_.begin(), last_row_.end(), 0.f);
-  for (int b = 0; b < n; ++b) {
-    const float* img = dy + static_cast<int64_t>(b) * h * row_len;
-    for (int i = 0; i < h; ++i) AccumulateInto(col_sums_.data(), img + i * row_len, row_len);
-    AccumulateInto(first_row_.data(), img, row_len);
-    AccumulateInto(last_row_.data(), img + (h - 1) * row_len, row_len);
-  }
   for (int o = 0; o < O; ++o) {
     double total = 0, row_first = 0, row_last = 0;
     for (int j = 0; j < w; ++j) {
@@ -493,65 +608,97 @@ absl::Status Network::Forward(int n, bool training) {
   if (training && !training_) {
     return absl::FailedPreconditionError("training forward pass on an inference network");
   }
+  return RunTeam(*plan, "forward pass",
+                 [&](const Team& t) { ForwardOps(t, plan, n, training); });
+}
+
+void Network::ForwardOps(const Team& t, Plan* plan, int n, bool training) {
   float* p = params_.get();
-  try {
-    for (size_t i = 0; i < ops_.size(); ++i) {
-      const Op& op = ops_[i];
-      const float* x = acts_[i].get();
-      float* y = acts_[i + 1].get();
-      switch (op.kind) {
-        case OpKind::kBatchNorm: {
-          const int b = op.index;
-          const int64_t rows = static_cast<int64_t>(n) * op.h * op.w;
-          if (training) {
-            bn_kernels_[b].ForwardTraining(x, rows, p + bn_gamma_[b].offset, p + bn_beta_[b].offset,
-                                           kBatchNormEpsilon, kBatchNormMomentum, op.relu, y,
-                                           bn_mean_[b].data(), bn_invstd_[b].data(),
-                                           bn_moving_mean_[b].data(), bn_moving_var_[b].data());
-          } else {
-            bn_kernels_[b].ForwardInference(x, rows, p + bn_gamma_[b].offset,
-                                            p + bn_beta_[b].offset, bn_moving_mean_[b].data(),
-                                            bn_moving_var_[b].data(), kBatchNormEpsilon, op.relu,
-                                            y);
-          }
-          break;
+  const std::vector<int>& begin = plan->part_begin;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const Op& op = ops_[i];
+    const float* x = acts_[i].get();
+    float* y = acts_[i + 1].get();
+    const int64_t in = ActSize(static_cast<int>(i)), out = ActSize(static_cast<int>(i) + 1);
+    switch (op.kind) {
+      case OpKind::kBatchNorm: {
+        const int b = op.index;
+        BatchNormKernel& k = bn_kernels_[b];
+        const int64_t hw = static_cast<int64_t>(op.h) * op.w;
+        if (training) {
+          t.Each([&](int q) { k.ForwardStats(x + begin[q] * in, plan->part_size(q) * hw, q); });
+          t.One([&] {
+            k.ForwardFinish(plan->parts(), n * hw, p + bn_gamma_[b].offset,
+                            p + bn_beta_[b].offset, kBatchNormEpsilon, kBatchNormMomentum,
+                            bn_mean_[b].data(), bn_invstd_[b].data(), bn_moving_mean_[b].data(),
+                            bn_moving_var_[b].data());
+          });
+        } else {
+          t.One([&] {
+            k.InferenceCoefficients(p + bn_gamma_[b].offset, p + bn_beta_[b].offset,
+                                    bn_moving_mean_[b].data(), bn_moving_var_[b].data(),
+                                    kBatchNormEpsilon);
+          });
         }
-        case OpKind::kConv:
-          plan->convs[op.index].Forward(stream_);
-          break;
-        case OpKind::kMaxPool:
-          if (training) {
-            MaxPoolForward(x, n, op.h, op.w, op.cin, y, pool_ws_[i].data());
-          } else {
-            MaxPoolForwardInference(x, n, op.h, op.w, op.cin, y);
+        t.Each([&](int q) {
+          k.Apply(x + begin[q] * in, plan->part_size(q) * hw, op.relu, y + begin[q] * out);
+        });
+        break;
+      }
+      case OpKind::kConv:
+        t.Each([&](int q) {
+          try {
+            plan->convs[op.index][q].Forward(part_streams_[q]);
+            part_streams_[q].wait();
+          } catch (const dnnl::error& e) {
+            RecordError(e);
           }
-          break;
-        case OpKind::kGlobalAvgPool:
-          GlobalAvgPoolForward(x, n, op.h * op.w, op.cin, y);
-          break;
-        case OpKind::kDropout:
+        });
+        break;
+      case OpKind::kMaxPool:
+        t.Each([&](int q) {
+          const int m = plan->part_size(q);
           if (training) {
+            MaxPoolForward(x + begin[q] * in, m, op.h, op.w, op.cin, y + begin[q] * out,
+                           pool_ws_[i].data() + begin[q] * out);
+          } else {
+            MaxPoolForwardInference(x + begin[q] * in, m, op.h, op.w, op.cin, y + begin[q] * out);
+          }
+        });
+        break;
+      case OpKind::kGlobalAvgPool:
+        t.Each([&](int q) {
+          GlobalAvgPoolForward(x + begin[q] * in, plan->part_size(q), op.h * op.w, op.cin,
+                               y + begin[q] * out);
+        });
+        break;
+      case OpKind::kDropout:
+        if (training) {
+          // One random stream over the whole batch, as with one thread.
+          t.One([&] {
             DropoutForward(x, static_cast<int64_t>(n) * op.cin, kDropoutRate, &dropout_state_,
                            dropout_mask_[i].data(), y);
-          } else {
-            std::memcpy(y, x, sizeof(float) * n * op.cin);
-          }
-          break;
-        case OpKind::kDense:
-          DenseForward(x, n, op.cin, op.cout, p + dense_w_.offset, p + dense_b_.offset, y);
-          break;
-      }
+          });
+        } else {
+          t.Each([&](int q) {
+            std::memcpy(y + begin[q] * out, x + begin[q] * in,
+                        sizeof(float) * plan->part_size(q) * op.cin);
+          });
+        }
+        break;
+      case OpKind::kDense:
+        t.Each([&](int q) {
+          DenseForward(x + begin[q] * in, plan->part_size(q), op.cin, op.cout,
+                       p + dense_w_.offset, p + dense_b_.offset, y + begin[q] * out);
+        });
+        break;
     }
-    stream_.wait();
-  } catch (const dnnl::error& e) {
-    return Internal("forward pass", e);
   }
-  return absl::OkStatus();
 }
 
 double Network::Loss(int n, const int32_t* labels, int* correct) {
   const int k = ops_.back().cout;
-  float* dlogits = training_ ? grads_[ops_.size() % 2].get() : nullptr;
+  float* dlogits = training_ ? dlogits_.get() : nullptr;
   return SoftmaxCrossEntropy(acts_.back().get(), labels, n, k, nullptr, dlogits, correct);
 }
 
@@ -568,65 +715,128 @@ absl::Status Network::Backward(int n) {
     return absl::FailedPreconditionError(
         "backward pass needs a training network and a prepared batch size");
   }
+  return RunTeam(*plan, "backward pass", [&](const Team& t) { BackwardOps(t, plan, n); });
+}
+
+void Network::BackwardOps(const Team& t, Plan* plan, int n) {
   float* p = params_.get();
   float* g = param_grads_.get();
-  try {
-    for (int i = static_cast<int>(ops_.size()) - 1; i >= 0; --i) {
-      const Op& op = ops_[i];
-      const float* x = acts_[i].get();
-      const float* y = acts_[i + 1].get();
-      float* dy = grads_[(i + 1) % 2].get();
-      float* dx = i > 0 ? grads_[i % 2].get() : nullptr;
-      if (first_layer_shortcut_ && i == 0) break;  // done by FirstLayerGradients
-      switch (op.kind) {
-        case OpKind::kBatchNorm: {
-          const int b = op.index;
-          bn_kernels_[b].Backward(x, y, dy, static_cast<int64_t>(n) * op.h * op.w,
-                                  p + bn_gamma_[b].offset, bn_mean_[b].data(),
-                                  bn_invstd_[b].data(), op.relu, g + bn_gamma_[b].offset,
-                                  g + bn_beta_[b].offset, dx);
-          break;
+  const std::vector<int>& begin = plan->part_begin;
+  // Gradients live in the two ping-pong buffers with part q at begin[q] * max_act_, whatever the
+  // operation: a thread that runs ahead into the next operation never writes over a part that
+  // another thread still reads. (Activations, one buffer per operation, are batch-contiguous.)
+  auto part_grad = [&](float* buffer, int q) { return buffer + begin[q] * max_act_; };
+  for (int i = static_cast<int>(ops_.size()) - 1; i >= 0; --i) {
+    if (first_layer_shortcut_ && i == 0) break;  // done by FirstLayerGradients
+    const Op& op = ops_[i];
+    const float* x = acts_[i].get();
+    const float* y = acts_[i + 1].get();
+    float* dy = grads_[(i + 1) % 2].get();
+    float* dx = i > 0 ? grads_[i % 2].get() : nullptr;
+    const int64_t in = ActSize(i), out = ActSize(i + 1);
+    switch (op.kind) {
+      case OpKind::kBatchNorm: {
+        const int b = op.index;
+        BatchNormKernel& k = bn_kernels_[b];
+        const int64_t hw = static_cast<int64_t>(op.h) * op.w;
+        t.Each([&](int q) {
+          k.BackwardStats(x + begin[q] * in, y + begin[q] * out, part_grad(dy, q),
+                          plan->part_size(q) * hw, op.relu, q);
+        });
+        t.One([&] {
+          k.BackwardFinish(plan->parts(), n * hw, p + bn_gamma_[b].offset, bn_mean_[b].data(),
+                           bn_invstd_[b].data(), g + bn_gamma_[b].offset, g + bn_beta_[b].offset);
+        });
+        if (dx != nullptr) {
+          t.Each([&](int q) {
+            k.BackwardApply(x + begin[q] * in, y + begin[q] * out, part_grad(dy, q),
+                            plan->part_size(q) * hw, op.relu, part_grad(dx, q));
+          });
         }
-        case OpKind::kConv:
-          // A following max pool or global average pool applied the ReLU mask already.
-          if (op.relu && !consumer_masks_relu(i)) {
-            ReluBackwardInPlace(y, static_cast<int64_t>(n) * op.oh * op.ow * op.cout, dy);
+        break;
+      }
+      case OpKind::kConv: {
+        // A following max pool or global average pool applied the ReLU mask already.
+        const bool mask = op.relu && !consumer_masks_relu(i);
+        const bool shortcut = first_layer_shortcut_ && i == 1;
+        t.Each([&](int q) {
+          const int m = plan->part_size(q);
+          if (mask) ReluBackwardInPlace(y + begin[q] * out, m * out, part_grad(dy, q));
+          try {
+            ConvLayer& conv = plan->convs[op.index][q];
+            conv.BackwardWeights(part_streams_[q]);
+            if (!shortcut && dx != nullptr) conv.BackwardData(part_streams_[q]);
+            part_streams_[q].wait();
+          } catch (const dnnl::error& e) {
+            RecordError(e);
           }
-          plan->convs[op.index].BackwardWeights(stream_);
-          if (first_layer_shortcut_ && i == 1) {
-            stream_.wait();
-            FirstLayerGradients(n);
-          } else if (dx != nullptr) {
-            plan->convs[op.index].BackwardData(stream_);
-          }
-          break;
-        case OpKind::kMaxPool:
-          if (dx != nullptr) {
-            MaxPoolBackward(dy, pool_ws_[i].data(), n, op.h, op.w, op.cin, dx,
-                            producer_relu(i) ? y : nullptr);
-          }
-          break;
-        case OpKind::kGlobalAvgPool:
-          if (dx != nullptr) {
-            GlobalAvgPoolBackward(dy, n, op.h * op.w, op.cin, dx, producer_relu(i) ? x : nullptr);
-          }
-          break;
-        case OpKind::kDropout:
-          if (dx != nullptr) {
-            DropoutBackward(dy, dropout_mask_[i].data(), static_cast<int64_t>(n) * op.cin, dx);
-          }
-          break;
-        case OpKind::kDense:
-          DenseBackward(x, dy, n, op.cin, op.cout, p + dense_w_.offset, g + dense_w_.offset,
-                        g + dense_b_.offset, dx);
-          break;
+          if (shortcut) FirstLayerSums(q, begin[q], m);
+        });
+        if (shortcut) {
+          t.One([&] {
+            try {
+              FirstLayerGradients(plan->parts());
+            } catch (const dnnl::error& e) {
+              RecordError(e);
+            }
+          });
+        }
+        break;
+      }
+      case OpKind::kMaxPool:
+        if (dx != nullptr) {
+          t.Each([&](int q) {
+            MaxPoolBackward(part_grad(dy, q), pool_ws_[i].data() + begin[q] * out,
+                            plan->part_size(q), op.h, op.w, op.cin, part_grad(dx, q),
+                            producer_relu(i) ? y + begin[q] * out : nullptr);
+          });
+        }
+        break;
+      case OpKind::kGlobalAvgPool:
+        if (dx != nullptr) {
+          t.Each([&](int q) {
+            GlobalAvgPoolBackward(part_grad(dy, q), plan->part_size(q), op.h * op.w, op.cin,
+                                  part_grad(dx, q),
+                                  producer_relu(i) ? x + begin[q] * in : nullptr);
+          });
+        }
+        break;
+      case OpKind::kDropout:
+        if (dx != nullptr) {
+          t.Each([&](int q) {
+            DropoutBackward(part_grad(dy, q), dropout_mask_[i].data() + begin[q] * out,
+                            plan->part_size(q) * op.cin, part_grad(dx, q));
+          });
+        }
+        break;
+      case OpKind::kDense: {
+        // dy: the loss gradient (batch-contiguous, its own buffer). The weight gradient sums over
+        // the whole batch (a few hundred values): one thread; the input gradient per part.
+        const float* dlogits = dlogits_.get();
+        t.One([&] {
+          DenseBackward(x, dlogits, n, op.cin, op.cout, p + dense_w_.offset, g + dense_w_.offset,
+                        g + dense_b_.offset, nullptr);
+        });
+        if (dx != nullptr) {
+          t.Each([&](int q) {
+            DenseBackwardInput(dlogits + begin[q] * out, plan->part_size(q), op.cin, op.cout,
+                               p + dense_w_.offset, part_grad(dx, q));
+          });
+        }
+        break;
       }
     }
-    stream_.wait();
-  } catch (const dnnl::error& e) {
-    return Internal("backward pass", e);
   }
-  return absl::OkStatus();
+  // The parts' convolution gradients into param_grads_, in part order; each thread sums a slice.
+  if (plan->parts() > 1) {
+    t.Barrier();
+    const int64_t per = ((arena_size_ + t.size - 1) / t.size + 15) / 16 * 16;
+    const int64_t lo = std::min(arena_size_, t.thread * per);
+    const int64_t hi = std::min(arena_size_, lo + per);
+    for (int q = 1; q < plan->parts() && lo < hi; ++q) {
+      AccumulateInto(g + lo, part_grads_[q - 1].get() + lo, hi - lo);
+    }
+  }
 }
 
 void Network::AdamStep(float learning_rate) {

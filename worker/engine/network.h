@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -86,10 +87,32 @@ class Network {
   struct Tensor {
     int64_t offset = 0, count = 0;  // in the parameter arena (floats)
   };
+  // Primitives for one batch size n. With T >= 2 threads the batch is cut into P = min(T, n)
+  // parts of consecutive images and a pass runs as one OpenMP parallel region in which each
+  // thread carries its own parts through every operation (a single-threaded ConvLayer per part
+  // and convolution, the hand-written kernels on the part's slice of the NHWC tensors). Threads
+  // meet only where the whole batch is needed: batch-norm statistics, dropout, the dense layer's
+  // weight gradient. oneDNN 2.6's own threading of these small convolutions gains little or loses
+  // (backward weights reduces across threads), and loops that split tensors differently from the
+  // convolutions read half their data from the other core's cache; whole images per thread scale.
+  // Part p > 0 writes its convolution weight gradients into part_grads_[p - 1], summed into
+  // param_grads_ in part order at the end of the pass, so a given thread count always gives
+  // identical results.
   struct Plan {
     int n = 0;
-    std::vector<ConvLayer> convs;  // one per conv op
+    std::vector<int> part_begin;              // first image of each part (P entries) and n
+    std::vector<std::vector<ConvLayer>> convs;  // [conv op][part]
+    int parts() const { return static_cast<int>(part_begin.size()) - 1; }
+    int part_size(int p) const { return part_begin[p + 1] - part_begin[p]; }
   };
+  struct Team;  // the threads of one pass and the parts each runs (network.cc)
+  // Runs body(team) on plan.parts() threads (inline for one part). INTERNAL when a oneDNN call
+  // inside failed.
+  template <typename F>
+  absl::Status RunTeam(const Plan& plan, const char* what, F&& body);
+  void ForwardOps(const Team& t, Plan* plan, int n, bool training);
+  void BackwardOps(const Team& t, Plan* plan, int n);
+  void RecordError(const dnnl::error& e);  // from inside a team (first error wins)
 
   Network() = default;
   absl::Status Build(const Architecture& arch, std::vector<int> batch_sizes, bool training,
@@ -100,7 +123,10 @@ class Network {
   bool consumer_masks_relu(size_t i) const;  // op i+1's backward applies op i's ReLU mask
   void PlainToMaster(int conv, const float* ohwi, float* arena) const;
   absl::Status SetUpFirstLayerShortcut();
-  void FirstLayerGradients(int n);
+  // Sums of the first conv's dy for images [begin, begin + count) into the part's row sums.
+  void FirstLayerSums(int part, int begin, int count);
+  // dgamma, dbeta of the input batch norm and the conv's weight gradient from the parts' sums.
+  void FirstLayerGradients(int parts);
   void MasterToPlain(int conv, const float* arena, float* ohwi) const;
 
   Architecture arch_;
@@ -111,10 +137,20 @@ class Network {
   std::vector<Plan> plans_;
   dnnl::engine engine_;
   dnnl::stream stream_;
+  int threads_ = 1;                         // OpenMP threads at Build (the run's thread count)
+  std::vector<dnnl::stream> part_streams_;  // one per part (thread)
+  std::vector<AlignedBuffer> part_grads_;   // arena-shaped gradients of parts 1..P-1
+  std::vector<AlignedBuffer> part_dwx_;     // first-layer shortcut dW_x of parts 1..P-1
+  size_t scratch_floats_ = 0;               // scratchpad per part
+  std::string team_error_;                  // first oneDNN error inside a team
 
   // Activations: acts_[i] is the input of op i, acts_.back() the logits.
   std::vector<AlignedBuffer> acts_;
-  AlignedBuffer grads_[2];  // ping-pong: gradient of activation i lives in grads_[i % 2]
+  // Ping-pong: the gradient of activation i lives in grads_[i % 2], part q of a batch at
+  // part_begin[q] * max_act_ (see BackwardOps). The loss gradient has its own buffer.
+  AlignedBuffer grads_[2];
+  AlignedBuffer dlogits_;
+  int64_t max_act_ = 0;  // largest activation after the input, floats per image
   AlignedBuffer scratchpad_;
   std::vector<std::vector<uint8_t>> pool_ws_;        // per op (empty unless max pool)
   std::vector<std::vector<float>> dropout_mask_;     // per op
@@ -141,7 +177,8 @@ class Network {
   bool first_layer_shortcut_ = false;
   AlignedBuffer dwx_master_;
   std::vector<float> w_plain_, dwx_plain_, dwz_plain_;  // (cout, 3, 3, cin)
-  std::vector<float> col_sums_, first_row_, last_row_;  // (W, cout) sums of dy over batch/rows
+  // Per part (W, cout): sums of dy over the part's images and rows, over first rows, last rows.
+  std::vector<float> col_sums_, first_row_, last_row_;
   std::vector<double> dw1_;                             // (cout, 3, 3)
   struct Reorder {
     dnnl::reorder prim;

@@ -331,11 +331,18 @@ int64_t EstimateTrainingMemoryBytes(const Architecture& arch, int64_t dataset_by
     }
   }
   const int64_t activations = f * batch * (act_floats + 2 * max_act) + batch * side_bytes;
-  // Parameters, gradients, Adam moments (4 arenas), weight copies in other layouts for up to three
-  // batch sizes (2 each), and the best weights with their plain copy.
-  const int64_t params = f * ((4 + 6) * conv_weights + 4 * other_params) +
+  // With T threads a batch runs as min(T, batch) parts side by side (network.h): each part has
+  // its own primitives, scratchpad, weight copies and (but the first) gradient arena.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(options.threads, batch));
+  scratch *= parts;
+  // Parameters, gradients, Adam moments (4 arenas), the parts' gradients, weight copies in other
+  // layouts for up to three batch sizes (2 each per part), and the best weights with their plain
+  // copy.
+  const int64_t params = f * ((4 + 6 * parts) * conv_weights + 4 * other_params) +
+                         f * (parts - 1) * (conv_weights + other_params) +
                          2 * f * (conv_weights + other_params);
-  const int64_t primitives = kPerPrimitive * convs * 3 * 3;  // 3 primitives, up to 3 batch sizes
+  // 3 primitives per convolution, up to 3 batch sizes, one set per part.
+  const int64_t primitives = kPerPrimitive * convs * 3 * 3 * parts;
   const int64_t images = dataset_bytes / std::max<int64_t>(1, in.height * in.width * in.channels);
   const int64_t indices = images * (8 + 8 + 4);  // split, shuffled order, labels
   // Winograd layers keep blocked copies of their activations per batch size (up to three sizes,
