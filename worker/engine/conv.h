@@ -30,7 +30,9 @@ struct ConvShape {
 // in multiples of 16 on both sides, maps of at least 10x10, and either >= 32 input channels or a
 // map of >= 400 pixels. ic32oc48 12x12: 1.60 -> 0.91 ms + 0.06 ms of copies; ic16oc32 25x25:
 // 2.51 -> 1.98 ms + ~0.15 ms; ic16oc32 14x14: 0.79 -> 0.71 ms, no gain after the copies;
-// nothing at 7x7 or smaller (ic32oc48 7x7, ic48oc60 6x6).
+// nothing at 7x7 or smaller (ic32oc48 7x7, ic48oc60 6x6). Checked again on a Zen 5 machine with
+// batch parts (network.h): Winograd for ic16oc32 14x14 made (16,3) at 28x28x1 train 10-18% slower
+// at 1 and 2 threads.
 bool WinogradPays(const ConvShape& shape);
 
 // A float vector aligned to 64 bytes (oneDNN and AVX-512 like it).

@@ -1,9 +1,11 @@
 // Hand-written float32 kernels for the small layers where oneDNN 2.6 is slow or absent: batch norm
 // (any channel count, NHWC), max pooling 2x2/2 VALID, global average pooling, dropout, dense,
 // softmax cross-entropy, Adam and the input preprocessing. All tensors are NHWC, batch first.
-// Loops are plain and vectorisable; nothing allocates after construction. Large loops are split
-// over the calling thread's OpenMP threads (omp_get_max_threads(), i.e. TrainOptions::threads) in
-// chunks fixed by the thread count, so results are reproducible for a given thread count.
+// Loops are plain and vectorisable; nothing allocates after construction. A Network with several
+// threads calls them per batch part from inside its parallel region, where they run on the calling
+// thread. Called outside a parallel region, large loops are split over the calling thread's
+// OpenMP threads (omp_get_max_threads(), i.e. TrainOptions::threads) in chunks fixed by the thread
+// count, so results are reproducible for a given thread count.
 #ifndef NANONAS_WORKER_ENGINE_KERNELS_H_
 #define NANONAS_WORKER_ENGINE_KERNELS_H_
 
