@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "worker/engine/omp_threads.h"
 #include "worker/engine/rng.h"
 
 namespace nanonas::engine {
@@ -21,17 +22,6 @@ constexpr uint64_t kInitStream = 1, kDropoutStream = 2;
 absl::Status Internal(const char* what, const dnnl::error& e) {
   return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", e.what()));
 }
-
-// Sets the calling thread's OpenMP thread count (which oneDNN reads when it creates a primitive)
-// for one scope.
-class ScopedOmpThreads {
- public:
-  explicit ScopedOmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 }  // namespace
 
 Network::~Network() = default;

@@ -1,7 +1,5 @@
 #include "worker/engine/trainer.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +10,7 @@
 #include "common/base/status_macros.h"
 #include "worker/engine/conv.h"
 #include "worker/engine/network.h"
+#include "worker/engine/omp_threads.h"
 #include "worker/engine/rng.h"
 
 namespace nanonas {
@@ -29,15 +28,7 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// Sets the OpenMP (oneDNN) thread count of the calling thread for one call.
-class ScopedThreads {
- public:
-  explicit ScopedThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~ScopedThreads() { omp_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using engine::ScopedOmpThreads;
 
 absl::Status CheckData(const Architecture& arch, const Dataset& data, bool need_labels) {
   if (!(data.shape == arch.spec.input)) {
@@ -103,7 +94,7 @@ absl::StatusOr<TrainResult> Run(const Architecture& arch, const Dataset& data, c
       CheckIndices(data, split.validation, "validation", true, arch.spec.classes));
 
   const auto start = Clock::now();
-  ScopedThreads threads(options.threads);
+  ScopedOmpThreads threads(options.threads);
   const int batch = options.batch_size;
   const int64_t n_train = static_cast<int64_t>(split.train.size());
   const int64_t n_val = static_cast<int64_t>(split.validation.size());
@@ -211,7 +202,7 @@ absl::Status Infer(const Architecture& arch, const ModelWeights& weights, const 
   NANONAS_RETURN_IF_ERROR(CheckIndices(data, indices, "inference", false, 0));
   if (threads < 1) return absl::InvalidArgumentError("threads must be >= 1");
   if (indices.empty()) return absl::OkStatus();
-  ScopedThreads scoped(threads);
+  ScopedOmpThreads scoped(threads);
   const int64_t count = static_cast<int64_t>(indices.size());
   std::vector<int> sizes;
   AddBatchSizes(count, kInferenceBatch, &sizes);
