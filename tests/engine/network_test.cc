@@ -10,10 +10,9 @@
 #include <string>
 #include <utility>
 
-#include <omp.h>
-
 #include "gtest/gtest.h"
 #include "tests/engine/test_util.h"
+#include "worker/engine/omp_threads.h"
 #include "worker/engine/reference.h"
 
 // Counts heap allocations of at least 4 KiB (buffers, not oneDNN's small bookkeeping) made
@@ -192,8 +191,7 @@ struct StepResult {
 };
 
 StepResult RunStep(const Architecture& arch, int threads, int n) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
+  ScopedOmpThreads scoped(threads);
   StepResult r;
   Dataset data = testing::MakeStripes(n, arch.spec.input.height, arch.spec.input.width,
                                       arch.spec.input.channels, 11);
@@ -232,7 +230,6 @@ StepResult RunStep(const Architecture& arch, int threads, int n) {
     net.AdamStep(0.01f);
     r.after = net.GetWeights();
   }
-  omp_set_num_threads(saved);
   return r;
 }
 
@@ -421,8 +418,11 @@ TEST(NetworkTest, RejectsWeightsOfAnotherArchitecture) {
   EXPECT_NE(s2.message().find("conv 0"), std::string::npos) << s2;
 }
 
+// With one thread and with batch parts on three threads.
 TEST(NetworkTest, TrainingStepsAllocateNoBuffers) {
-  for (const Variant v : {Variant::k2023, Variant::k2024}) {
+  for (const auto& [v, threads] : {std::pair{Variant::k2023, 1}, std::pair{Variant::k2024, 1},
+                                   std::pair{Variant::k2023, 3}, std::pair{Variant::k2024, 3}}) {
+    ScopedOmpThreads scoped(threads);
     const Architecture arch = MakeArch(8, 2, {20, 20, 3}, 4, v);
     Dataset data = testing::MakeStripes(40, 20, 20, 3, 2);
     data.class_names = {"a", "b", "c", "d"};
@@ -450,7 +450,8 @@ TEST(NetworkTest, TrainingStepsAllocateNoBuffers) {
       step(16, 16);
       step(32, 8);  // the partial batch has its own primitives, made up front
     }
-    EXPECT_EQ(g_large_allocations.load() - before, 0) << VariantName(v);
+    EXPECT_EQ(g_large_allocations.load() - before, 0) << VariantName(v) << ", " << threads
+                                                       << " threads";
   }
 }
 
