@@ -1,6 +1,6 @@
 // nanonas-coordinator: the coordinator service (jobs, search, worker pool, datasets, metrics).
 //
-//   nanonas-coordinator --listen 0.0.0.0:50051 --metrics-listen 0.0.0.0:9090 \
+//   nanonas-coordinator --listen 0.0.0.0:50051 --metrics-listen 0.0.0.0:9090
 //       --state-dir /var/lib/nanonas
 #include <pthread.h>
 #include <signal.h>

@@ -28,6 +28,21 @@ Dims4 Nhwc(const GraphTensor& t) {
   return d;
 }
 
+// How many input tensors an operation of the graph takes (weights and bias included).
+size_t InputCount(OpKind kind) {
+  switch (kind) {
+    case OpKind::kConv2D:
+    case OpKind::kFullyConnected:
+      return 3;
+    case OpKind::kMul:
+    case OpKind::kAdd:
+    case OpKind::kMean:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
 absl::Status CheckOp(const Graph& g, const GraphOp& op, size_t inputs) {
   if (op.inputs.size() != inputs || op.outputs.size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(OpKindName(op.kind), " has ", op.inputs.size(),
@@ -409,11 +424,7 @@ absl::StatusOr<std::vector<float>> RunFloatGraph(const Graph& g, const uint8_t* 
   const GraphTensor& in = g.tensor(g.input);
   v[g.input].assign(image, image + in.num_elements());
   for (const GraphOp& op : g.ops) {
-    const size_t n_in = op.kind == OpKind::kConv2D || op.kind == OpKind::kFullyConnected ? 3
-                        : op.kind == OpKind::kMul || op.kind == OpKind::kAdd || op.kind == OpKind::kMean
-                            ? 2
-                            : 1;
-    NANONAS_RETURN_IF_ERROR(CheckOp(g, op, n_in));
+    NANONAS_RETURN_IF_ERROR(CheckOp(g, op, InputCount(op.kind)));
     const int o = op.outputs[0];
     const std::vector<float>& a = v[op.inputs[0]];
     const Dims4 d = Nhwc(g.tensor(op.inputs[0]));
@@ -460,11 +471,7 @@ absl::StatusOr<std::vector<uint8_t>> RunIntegerGraph(const Graph& g, const uint8
   const GraphTensor& in = g.tensor(g.input);
   v[g.input].assign(image, image + in.num_elements());
   for (const GraphOp& op : g.ops) {
-    const size_t n_in = op.kind == OpKind::kConv2D || op.kind == OpKind::kFullyConnected ? 3
-                        : op.kind == OpKind::kMul || op.kind == OpKind::kAdd || op.kind == OpKind::kMean
-                            ? 2
-                            : 1;
-    NANONAS_RETURN_IF_ERROR(CheckOp(g, op, n_in));
+    NANONAS_RETURN_IF_ERROR(CheckOp(g, op, InputCount(op.kind)));
     const int o = op.outputs[0];
     const GraphTensor& ti = g.tensor(op.inputs[0]);
     const GraphTensor& to = g.tensor(o);

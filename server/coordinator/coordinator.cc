@@ -706,42 +706,54 @@ void Coordinator::EndJob(JobRuntime& rt, const std::string& tflite) {
   (void)TransitionJob(rt, v1::JOB_STATE_SUCCEEDED, "");
 }
 
-void Coordinator::StartFinal(JobRuntime& rt, WorkerEntry* worker) {
-  const std::string& job_id = rt.job.id();
-  v1::FinalTraining* ft = rt.job.mutable_final_training();
-  const std::string eval_id =
-      absl::StrCat(job_id, "-final-", ft->k(), "-", ft->c(), "-", ++eval_counter_);
+v1::EvaluateRequest Coordinator::NewRequest(const JobRuntime& rt, const std::string& eval_id,
+                                            int k, int c) const {
   v1::EvaluateRequest req;
-  req.set_job_id(job_id);
+  req.set_job_id(rt.job.id());
   req.set_evaluation_id(eval_id);
   req.set_dataset_id(rt.job.evaluation_dataset_id());
   *req.mutable_input() = rt.job.spec().input();
-  req.set_k(ft->k());
-  req.set_c(ft->c());
+  req.set_k(k);
+  req.set_c(c);
   req.set_variant(rt.job.spec().variant());
   req.set_validation_split(rt.job.spec().validation_split());
   *req.mutable_settings() = rt.job.spec().evaluation();
   req.set_host_memory_bytes(rt.job.spec().constraints().host_memory_bytes());
-  req.set_final_training(true);
-  *req.mutable_final_settings() = rt.job.spec().final_training();
-  req.set_test_dataset_id(rt.job.test_evaluation_dataset_id());
+  return req;
+}
+
+void Coordinator::StartOnWorker(WorkerEntry* worker, const v1::EvaluateRequest& req,
+                                EvalEntry entry) {
+  const std::string& eval_id = req.evaluation_id();
   EvaluationCallbacks cb;
   cb.on_event = [this, eval_id](const v1::EvaluateEvent& e) { OnEvaluationEvent(eval_id, e); };
   cb.on_done = [this, eval_id](absl::StatusOr<v1::EvaluateResult> r) {
     OnEvaluationDone(eval_id, std::move(r));
   };
   handles_[eval_id] = deps_.connector->Start(worker->desc, req, std::move(cb));
-  EvalEntry entry;
-  entry.job_id = job_id;
-  entry.index = -1;
-  entry.final = true;
-  entry.k = ft->k();
-  entry.c = ft->c();
+  entry.job_id = req.job_id();
+  entry.k = req.k();
+  entry.c = req.c();
   entry.worker_id = worker->desc.id();
   entry.started = Now();
-  evals_[eval_id] = entry;
+  evals_[eval_id] = std::move(entry);
   worker->running++;
   if (deps_.metrics) deps_.metrics->CountDispatch();
+}
+
+void Coordinator::StartFinal(JobRuntime& rt, WorkerEntry* worker) {
+  const std::string& job_id = rt.job.id();
+  v1::FinalTraining* ft = rt.job.mutable_final_training();
+  const std::string eval_id =
+      absl::StrCat(job_id, "-final-", ft->k(), "-", ft->c(), "-", ++eval_counter_);
+  v1::EvaluateRequest req = NewRequest(rt, eval_id, ft->k(), ft->c());
+  req.set_final_training(true);
+  *req.mutable_final_settings() = rt.job.spec().final_training();
+  req.set_test_dataset_id(rt.job.test_evaluation_dataset_id());
+  EvalEntry entry;
+  entry.index = -1;
+  entry.final = true;
+  StartOnWorker(worker, req, std::move(entry));
   ft->set_state(v1::CANDIDATE_STATE_RUNNING);
   ft->set_worker(worker->desc.id());
   ft->set_attempts(ft->attempts() + 1);
@@ -842,35 +854,11 @@ void Coordinator::StartEvaluation(JobRuntime& rt, int k, int c, int index, Worke
   const std::string& job_id = rt.job.id();
   const std::string eval_id =
       absl::StrCat(job_id, "-", k, "-", c, index < 0 ? "-ahead-" : "-", ++eval_counter_);
-  v1::EvaluateRequest req;
-  req.set_job_id(job_id);
-  req.set_evaluation_id(eval_id);
-  req.set_dataset_id(rt.job.evaluation_dataset_id());
-  *req.mutable_input() = rt.job.spec().input();
-  req.set_k(k);
-  req.set_c(c);
-  req.set_variant(rt.job.spec().variant());
-  req.set_validation_split(rt.job.spec().validation_split());
-  *req.mutable_settings() = rt.job.spec().evaluation();
-  req.set_host_memory_bytes(rt.job.spec().constraints().host_memory_bytes());
+  v1::EvaluateRequest req = NewRequest(rt, eval_id, k, c);
   req.set_test_dataset_id(rt.job.spec().test_dataset_id());
-
-  EvaluationCallbacks cb;
-  cb.on_event = [this, eval_id](const v1::EvaluateEvent& e) { OnEvaluationEvent(eval_id, e); };
-  cb.on_done = [this, eval_id](absl::StatusOr<v1::EvaluateResult> r) {
-    OnEvaluationDone(eval_id, std::move(r));
-  };
-  handles_[eval_id] = deps_.connector->Start(worker->desc, req, std::move(cb));
   EvalEntry entry;
-  entry.job_id = job_id;
   entry.index = index;
-  entry.k = k;
-  entry.c = c;
-  entry.worker_id = worker->desc.id();
-  entry.started = Now();
-  evals_[eval_id] = entry;
-  worker->running++;
-  if (deps_.metrics) deps_.metrics->CountDispatch();
+  StartOnWorker(worker, req, std::move(entry));
   if (index < 0) {
     NANONAS_LOG(INFO) << "job " << job_id << " candidate (" << k << "," << c << ") -> worker "
                       << worker->desc.id() << " ahead of time";

@@ -199,6 +199,13 @@ class Coordinator {
   WorkerEntry* FreeWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cancels one speculative evaluation and returns its (now free) worker, or null.
   WorkerEntry* PreemptSpeculation() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The request every evaluation of the job shares (dataset, input, (k, c), settings, budget).
+  nanonas::v1::EvaluateRequest NewRequest(const JobRuntime& rt, const std::string& eval_id, int k,
+                                          int c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends `req` to `worker` and records it in evals_ (`entry` gives index and final; the rest
+  // comes from the request and the worker).
+  void StartOnWorker(WorkerEntry* worker, const nanonas::v1::EvaluateRequest& req, EvalEntry entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts (k, c) of the job on `worker`; index >= 0 for the candidate on the path.
   void StartEvaluation(JobRuntime& rt, int k, int c, int index, WorkerEntry* worker)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -125,8 +125,12 @@ TEST(CoordinatorFinalTrainingTest, DispatchedAfterTheSearchThenItsModelBecomesAr
     ASSERT_TRUE(bytes.ok()) << a.name() << ": " << bytes.status();
     EXPECT_EQ(static_cast<int64_t>(bytes->size()), a.size_bytes()) << a.name();
     EXPECT_EQ(Sha256Hex(*bytes), a.sha256()) << a.name();
-    if (a.name() == "model.tflite") EXPECT_EQ(a.size_bytes(), kWinnerFlash);
-    if (a.name() == "model.h") EXPECT_THAT(*bytes, HasSubstr("nanonas_stripes_model"));
+    if (a.name() == "model.tflite") {
+      EXPECT_EQ(a.size_bytes(), kWinnerFlash);
+    }
+    if (a.name() == "model.h") {
+      EXPECT_THAT(*bytes, HasSubstr("nanonas_stripes_model"));
+    }
     if (a.name() == "report.json") {
       EXPECT_THAT(*bytes, HasSubstr("\"final_training\""));
       EXPECT_THAT(*bytes, HasSubstr("SUCCEEDED"));
