@@ -170,9 +170,9 @@ TEST(FirstLayerShortcutTest, GivesTheGradientsOfThePlainBackwardPass) {
 // Per thread count: the training step (logits, loss, every gradient, the moving statistics it
 // updates) and an inference pass match the one-thread network up to float rounding (1e-4
 // relative to the largest value of a tensor: the parts' partial sums add in another order), and
-// two networks with the same thread count agree bit for bit, also after an Adam step. Uneven parts (7 images on 3
-// threads: 2, 2, 3), both variants, the 2023 first-layer shortcut, and a Winograd layer
-// (16 -> 32 channels on a 20x20 map).
+// two networks with the same thread count agree bit for bit, also after an Adam step. Cases:
+// uneven parts (7 images on 3 threads: 2, 2, 3), both variants, the 2023 first-layer shortcut,
+// a network without cells on 3 threads, and a Winograd layer (16 -> 32 channels on 20x20).
 struct PartsCase {
   int k, c;
   InputShape in;

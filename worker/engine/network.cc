@@ -81,7 +81,9 @@ absl::Status Network::RunTeam(const Plan& plan, const char* what, F&& body) {
       body(Team{omp_get_thread_num(), omp_get_num_threads(), parts});
     }
   }
-  if (!team_error_.empty()) return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", team_error_));
+  if (!team_error_.empty()) {
+    return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", team_error_));
+  }
   return absl::OkStatus();
 }
 
