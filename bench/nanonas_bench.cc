@@ -273,6 +273,20 @@ absl::Status WriteSplit(const Split& split, const std::string& path) {
   return absl::OkStatus();
 }
 
+// --epochs, --batch, --threads and the seed as the options of one Evaluate() without progress.
+absl::StatusOr<TrainOptions> TrainOptionsFromFlags(const Flags& f, int64_t seed) {
+  TrainOptions opt;
+  NANONAS_ASSIGN_OR_RETURN(int64_t epochs, f.Int("epochs"));
+  NANONAS_ASSIGN_OR_RETURN(int64_t batch, f.Int("batch"));
+  NANONAS_ASSIGN_OR_RETURN(int64_t threads, f.Int("threads"));
+  opt.epochs = static_cast<int>(epochs);
+  opt.batch_size = static_cast<int>(batch);
+  opt.seed = static_cast<uint64_t>(seed);
+  opt.threads = static_cast<int>(threads);
+  opt.progress_every_batches = 0;
+  return opt;
+}
+
 absl::StatusOr<Json> Accuracy(const Flags& f) {
   NANONAS_ASSIGN_OR_RETURN(Dataset data, LoadFashionMnist(true, f.Str("data-dir")));
   NANONAS_ASSIGN_OR_RETURN(int64_t limit, f.Int("limit"));
@@ -283,21 +297,13 @@ absl::StatusOr<Json> Accuracy(const Flags& f) {
   NANONAS_ASSIGN_OR_RETURN(Split split,
                            SplitTrainValidation(data, validation, static_cast<uint64_t>(seed)));
   if (!f.Str("split-out").empty()) NANONAS_RETURN_IF_ERROR(WriteSplit(split, f.Str("split-out")));
-  TrainOptions opt;
-  NANONAS_ASSIGN_OR_RETURN(int64_t epochs, f.Int("epochs"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t batch, f.Int("batch"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t threads, f.Int("threads"));
-  opt.epochs = static_cast<int>(epochs);
-  opt.batch_size = static_cast<int>(batch);
-  opt.seed = static_cast<uint64_t>(seed);
-  opt.threads = static_cast<int>(threads);
-  opt.progress_every_batches = 0;
+  NANONAS_ASSIGN_OR_RETURN(const TrainOptions opt, TrainOptionsFromFlags(f, seed));
   NANONAS_ASSIGN_OR_RETURN(TrainResult r, Evaluate(arch, data, split, opt));
   Json out = {{"framework", "nanonas"},
               {"k", arch.k()},
               {"c", arch.c()},
               {"seed", seed},
-              {"threads", threads},
+              {"threads", opt.threads},
               {"train_images", split.train.size()},
               {"validation_images", split.validation.size()},
               {"epochs", EpochsJson(r)},
@@ -320,22 +326,14 @@ absl::StatusOr<Json> Memory(const Flags& f) {
   const Dataset data = SyntheticDataset(images, input, static_cast<int>(classes), seed);
   NANONAS_ASSIGN_OR_RETURN(Split split,
                            SplitTrainValidation(data, validation, static_cast<uint64_t>(seed)));
-  TrainOptions opt;
-  NANONAS_ASSIGN_OR_RETURN(int64_t epochs, f.Int("epochs"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t batch, f.Int("batch"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t threads, f.Int("threads"));
-  opt.epochs = static_cast<int>(epochs);
-  opt.batch_size = static_cast<int>(batch);
-  opt.seed = static_cast<uint64_t>(seed);
-  opt.threads = static_cast<int>(threads);
-  opt.progress_every_batches = 0;
+  NANONAS_ASSIGN_OR_RETURN(const TrainOptions opt, TrainOptionsFromFlags(f, seed));
   NANONAS_ASSIGN_OR_RETURN(TrainResult r, Evaluate(arch, data, split, opt));
   Json out = {{"framework", "nanonas"},
               {"k", arch.k()},
               {"c", arch.c()},
               {"input", FormatInputShape(input)},
               {"images", images},
-              {"threads", threads},
+              {"threads", opt.threads},
               {"dataset_bytes", static_cast<int64_t>(data.images.size())},
               {"best_validation_accuracy", r.best_validation_accuracy},
               {"seconds", r.seconds},

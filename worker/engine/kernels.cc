@@ -160,11 +160,10 @@ void BackwardPeriod(const float* __restrict x, const float* __restrict y, const 
 
 }  // namespace
 
-BatchNormKernel::BatchNormKernel(int channels, int slots)
-    : channels_(channels), slots_(std::max(1, slots)) {
+BatchNormKernel::BatchNormKernel(int channels, int slots) : channels_(channels) {
   period_ = channels / std::gcd(channels, 16) * 16;
-  acc0_.resize(static_cast<size_t>(slots_) * period_);
-  acc1_.resize(static_cast<size_t>(slots_) * period_);
+  acc0_.resize(static_cast<size_t>(std::max(1, slots)) * period_);
+  acc1_.resize(static_cast<size_t>(std::max(1, slots)) * period_);
   sum_.resize(period_);
   tot0_.resize(channels);
   tot1_.resize(channels);

@@ -28,7 +28,6 @@ class BatchNormKernel {
  public:
   explicit BatchNormKernel(int channels, int slots = 1);
   int channels() const { return channels_; }
-  int slots() const { return slots_; }
 
   // Training forward. Stats: sums of the `rows` rows of x into `slot`.
   void ForwardStats(const float* x, int64_t rows, int slot);
@@ -79,7 +78,6 @@ class BatchNormKernel {
 
   int channels_;
   int period_;
-  int slots_;
   std::vector<double> acc0_, acc1_;       // (slots, P)
   std::vector<double> sum_, tot0_, tot1_;  // (P), (C), (C)
   std::vector<float> pa_, pb_, pc_;       // (P) per-element coefficients

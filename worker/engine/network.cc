@@ -162,19 +162,19 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
                           !ops_[0].relu;
   // Convolution primitives per batch size and part; the first one fixes the master weights
   // layouts. Parts run one per thread, so their primitives are made for one thread.
-  threads_ = std::max(1, omp_get_max_threads());
+  const int threads = std::max(1, omp_get_max_threads());
   conv_master_md_.resize(n_conv);
   size_t scratch = 0;
   int max_parts = 1;
   for (int n : batch_sizes) {
     Plan plan;
     plan.n = n;
-    const int parts = std::min(threads_, n);
+    const int parts = std::min(threads, n);
     max_parts = std::max(max_parts, parts);
     for (int p = 0; p <= parts; ++p) {
       plan.part_begin.push_back(static_cast<int>(static_cast<int64_t>(n) * p / parts));
     }
-    ScopedOmpThreads primitive_threads(parts > 1 ? 1 : threads_);
+    ScopedOmpThreads primitive_threads(parts > 1 ? 1 : threads);
     plan.convs.resize(n_conv);
     for (size_t i = 0; i < ops_.size(); ++i) {
       const Op& op = ops_[i];
@@ -241,16 +241,15 @@ absl::Status Network::Build(const Architecture& arch, std::vector<int> batch_siz
   }
 
   // Activations, gradients and per-op state, sized for the largest batch.
-  int64_t& max_act = max_act_;
   for (size_t i = 0; i <= ops_.size(); ++i) {
     acts_.push_back(AllocateAligned(ActSize(i) * max_batch_));
     buffer_bytes_ += ActSize(i) * max_batch_ * static_cast<int64_t>(sizeof(float));
-    if (i > 0) max_act = std::max(max_act, ActSize(i));
+    if (i > 0) max_act_ = std::max(max_act_, ActSize(i));
   }
   if (training) {
-    for (AlignedBuffer& g : grads_) g = AllocateAligned(max_act * max_batch_);
+    for (AlignedBuffer& g : grads_) g = AllocateAligned(max_act_ * max_batch_);
     dlogits_ = AllocateAligned(ActSize(static_cast<int>(ops_.size())) * max_batch_);
-    buffer_bytes_ += (2 * max_act + ActSize(static_cast<int>(ops_.size()))) * max_batch_ *
+    buffer_bytes_ += (2 * max_act_ + ActSize(static_cast<int>(ops_.size()))) * max_batch_ *
                      static_cast<int64_t>(sizeof(float));
   }
   pool_ws_.resize(ops_.size());

@@ -137,7 +137,6 @@ class Network {
   std::vector<Plan> plans_;
   dnnl::engine engine_;
   dnnl::stream stream_;
-  int threads_ = 1;                         // OpenMP threads at Build (the run's thread count)
   std::vector<dnnl::stream> part_streams_;  // one per part (thread)
   std::vector<AlignedBuffer> part_grads_;   // arena-shaped gradients of parts 1..P-1
   std::vector<AlignedBuffer> part_dwx_;     // first-layer shortcut dW_x of parts 1..P-1
