@@ -738,6 +738,7 @@ void Coordinator::StartOnWorker(WorkerEntry* worker, const v1::EvaluateRequest& 
   entry.started = Now();
   evals_[eval_id] = std::move(entry);
   worker->running++;
+  worker->last_dispatch = eval_counter_;
   if (deps_.metrics) deps_.metrics->CountDispatch();
 }
 
@@ -828,7 +829,8 @@ Coordinator::WorkerEntry* Coordinator::FreeWorker() {
   for (auto& [id, w] : workers_) {
     if (now < w.busy_until) continue;
     const int free = std::max(1, w.desc.slots()) - w.running;
-    if (free > best_free) {
+    if (free > best_free ||
+        (free == best_free && best != nullptr && w.last_dispatch < best->last_dispatch)) {
       best = &w;
       best_free = free;
     }

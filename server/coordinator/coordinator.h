@@ -157,6 +157,7 @@ class Coordinator {
     absl::Time last_seen;
     int running = 0;  // evaluations dispatched here and not finished
     absl::Time busy_until = absl::InfinitePast();  // said "all slots busy": skip until then
+    uint64_t last_dispatch = 0;  // eval_counter_ at the last evaluation sent here (0: none yet)
   };
   struct EvalEntry {
     std::string job_id;
@@ -195,7 +196,8 @@ class Coordinator {
   FeasibilityFunction MakeFeasibility(const nanonas::v1::Job& job) const;
   NanoNasSearch::Options SearchOptions(const nanonas::v1::Job& job) const;
   void Dispatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The worker with the most free slots, or null.
+  // The worker with the most free slots, or null; among equals the one that was sent work
+  // longest ago (a worker that just joined first), so load spreads over the pool.
   WorkerEntry* FreeWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cancels one speculative evaluation and returns its (now free) worker, or null.
   WorkerEntry* PreemptSpeculation() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -377,6 +377,30 @@ TEST(CoordinatorTest, JobsShareTheWorkerPoolOldestFirst) {
   EXPECT_EQ(h.core->QueueDepth(), 0);
 }
 
+// Among workers with as many free slots, the one sent work longest ago gets the next evaluation:
+// equal workers take turns, and a worker that joins (here one whose id sorts last) is served
+// first instead of idling behind the others.
+TEST(CoordinatorTest, EqualWorkersTakeTurnsAndANewcomerIsServedFirst) {
+  Harness h;
+  h.AddWorker("w1");
+  h.AddWorker("w2");
+  auto a = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(a.ok()) << a.status();
+  RunToEnd(h, a->id(), Table());
+  auto done = h.core->GetJob(a->id());
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->candidates_size(), 10);
+  for (int i = 0; i < done->candidates_size(); ++i) {
+    EXPECT_EQ(done->candidates(i).worker(), i % 2 == 0 ? "w1" : "w2") << "candidate " << i;
+  }
+  h.AddWorker("zz-new");
+  auto b = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(b.ok()) << b.status();
+  const auto open = h.connector.Open();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0]->worker.id(), "zz-new");
+}
+
 TEST(CoordinatorTest, WatchGivesASnapshotThenEventsAndResumesFromACursor) {
   Harness h;
   h.AddWorker("w1");
