@@ -1,6 +1,6 @@
 // The MCU resource model: from an Architecture to the figures NanoNAS's reference tool (ST's
 // stm32tflm, a TFLite Micro interpreter built for x86-64) reports for the full-integer uint8 TFLite
-// graph of that architecture. Every rule here is in ../shared/reference-models/mcu-memory-model.md;
+// graph of that architecture. Every rule here is in tests/data/reference-models/mcu-memory-model.md;
 // RAM is byte-for-byte, Flash is the converter estimate until an exporter supplies its file size.
 //
 // Pure functions, no I/O, thread-compatible.

@@ -1,5 +1,5 @@
 // Full-integer post-training quantization of a trained NanoNAS model, with the TFLite converter's
-// conventions (shared/reference-models/mcu-memory-model.md):
+// conventions (tests/data/reference-models/mcu-memory-model.md):
 // - input uint8 scale 1 zero point 0, then QUANTIZE to int8 scale 1 zero point -128;
 // - activations int8, asymmetric, from min/max calibrated on representative training images
 //   (the range always contains 0, so ReLU and MEAN outputs get zero point -128);

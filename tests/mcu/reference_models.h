@@ -1,5 +1,6 @@
-// The six reference models of ../shared/reference-models/README.md and where to find them.
-// Tests that need the files FAIL (never skip) when the folder is missing, saying where they looked.
+// The six reference models of tests/data/reference-models/README.md (carried in the repository
+// with their MIT licence) and where to find them. Tests that need the files FAIL (never skip) when
+// a file is missing, saying where they looked.
 #ifndef NANONAS_TESTS_MCU_REFERENCE_MODELS_H_
 #define NANONAS_TESTS_MCU_REFERENCE_MODELS_H_
 
@@ -36,8 +37,8 @@ inline const std::vector<ReferenceModel>& ReferenceModels() {
   return kModels;
 }
 
-// The repository's sibling folder ../shared (CI clones the repo with shared/ beside it).
-inline std::string ReferenceModelsDir() { return NANONAS_SOURCE_DIR "/../shared/reference-models"; }
+// Inside the checkout: no test reads anything outside the repository.
+inline std::string ReferenceModelsDir() { return NANONAS_SOURCE_DIR "/tests/data/reference-models"; }
 
 inline std::string ReferenceModelPath(const ReferenceModel& m) {
   return ReferenceModelsDir() + "/" + m.file;
@@ -48,7 +49,7 @@ inline std::string MissingReferenceModels() {
   const std::string dir = ReferenceModelsDir();
   if (!std::filesystem::is_directory(dir)) {
     return "reference models folder not found: looked in " + dir +
-           " (the repository's sibling folder shared/reference-models)";
+           " (tests/data/reference-models in the repository)";
   }
   for (const ReferenceModel& m : ReferenceModels()) {
     if (!std::filesystem::is_regular_file(ReferenceModelPath(m))) {
