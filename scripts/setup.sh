@@ -35,6 +35,7 @@ build_pkgs=(
 test_pkgs=(
   # GoogleTest, promtool, the Python example client, Fashion-MNIST for the local demo
   libgtest-dev libgmock-dev prometheus python3 python3-grpcio python3-protobuf
+  clang-format  # scripts/check-format.sh (ctest format.clang_format)
   dataset-fashion-mnist
   python3-pyarmnn libarmnn-cpuref-backend22 python3-numpy  # export: Arm NN cross-check of .tflite files
 )
