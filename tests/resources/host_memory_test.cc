@@ -233,10 +233,13 @@ int64_t MeasureChildPeakBytes(const Case& cs) {
   return kb * 1024;
 }
 
-// The estimate is an upper bound of the measured peak, and not above kMaxOverMeasured times it:
-// the process baseline it assumes (32 MiB) is generous for the small networks, and the Winograd
-// scratchpad counts the whole-batch transforms (see StaysCloseToTheOneDnnBasedEstimate).
-constexpr double kMaxOverMeasured = 3.0;
+// The estimate is an upper bound of the measured peak, and its part above the fixed process
+// baseline it assumes (32 MiB: a worker child maps ~58 MiB, this test binary ~12 MiB) is at most
+// kMaxOverMeasured times the measured peak. Measured here (1 thread, oneDNN 2.6.3, AVX-512):
+// estimate / peak from 1.41 ((24,2) 50x50x3 batch 128) to 3.14 ((4,2) 28x28x1 batch 16, where the
+// baseline is most of the estimate); (estimate - 32 MiB) / peak from 0.31 to 1.53.
+constexpr double kMaxOverMeasured = 2.0;
+constexpr int64_t kAssumedBaseline = 32LL << 20;
 
 class MeasuredPeakTest : public ::testing::TestWithParam<Case> {};
 
@@ -247,11 +250,12 @@ TEST_P(MeasuredPeakTest, EstimateBoundsTheMeasuredPeak) {
   const int64_t dataset = static_cast<int64_t>(Images(cs)) * cs.h * cs.w * cs.ch;
   const int64_t estimate =
       EstimateHostTrainingBytes(Arch(cs.k, cs.c, {cs.h, cs.w, cs.ch}), dataset, {cs.batch, 1});
-  std::printf("(%d,%d) %dx%dx%d batch %d: measured %.1f MiB, estimate %.1f MiB (x%.2f)\n", cs.k,
-              cs.c, cs.h, cs.w, cs.ch, cs.batch, measured / 1048576.0, estimate / 1048576.0,
-              1.0 * estimate / measured);
+  std::printf("(%d,%d) %dx%dx%d batch %d: measured %.1f MiB, estimate %.1f MiB (x%.2f, x%.2f "
+              "above the baseline)\n",
+              cs.k, cs.c, cs.h, cs.w, cs.ch, cs.batch, measured / 1048576.0, estimate / 1048576.0,
+              1.0 * estimate / measured, 1.0 * (estimate - kAssumedBaseline) / measured);
   EXPECT_GE(estimate, measured);
-  EXPECT_LE(estimate, kMaxOverMeasured * measured);
+  EXPECT_LE(estimate - kAssumedBaseline, kMaxOverMeasured * measured);
 }
 
 std::vector<Case> Grid() {
