@@ -37,7 +37,8 @@ int64_t ConvScratchpadBytes(const ConvFootprintShape& s) {
   }
   // Direct (brgconv / jit): a few KiB of descriptors per thread and, for the weight gradient with
   // several threads, a reduction copy of the weights and bias per thread. Measured at most 0.95.
-  return 4096 * (t + 1) + kFloat * t * (9 * PadTo(s.cin, 16) * PadTo(s.cout, 16) + PadTo(s.cout, 16));
+  return 4096 * (t + 1) +
+         kFloat * t * (9 * PadTo(s.cin, 16) * PadTo(s.cout, 16) + PadTo(s.cout, 16));
 }
 
 int64_t ConvActivationCopyBytes(const ConvFootprintShape& s) {
@@ -80,10 +81,10 @@ int64_t EstimateHostTrainingBytes(const Architecture& arch, int64_t dataset_byte
     if (l.kind == LayerKind::kConv3x3) {
       // Scratchpads are per part (primitives of one part's batch); the activation copies of all
       // parts together cover the whole batch.
-      scratch = std::max(scratch, ConvScratchpadBytes({part_batch, l.in_h, l.in_w, l.in_c,
-                                                       l.out_c, threads}));
-      conv_copies += ConvActivationCopyBytes({static_cast<int>(batch), l.in_h, l.in_w, l.in_c,
-                                              l.out_c, threads});
+      scratch = std::max(
+          scratch, ConvScratchpadBytes({part_batch, l.in_h, l.in_w, l.in_c, l.out_c, threads}));
+      conv_copies += ConvActivationCopyBytes(
+          {static_cast<int>(batch), l.in_h, l.in_w, l.in_c, l.out_c, threads});
       conv_weights += ConvWeightLayoutFloats(l.in_c, l.out_c) + l.out_c;
       ++convs;
     } else if (l.kind == LayerKind::kBatchNorm) {

@@ -63,9 +63,8 @@ ResourceVerdict JudgeFigures(const McuFigures& figures, const ResourceLimits& li
 
 ResourceVerdict JudgeCandidate(const Architecture& arch, const ResourceLimits& limits,
                                int64_t dataset_bytes, const HostTrainingOptions& training) {
-  return JudgeFigures(ComputeMcuFigures(arch), limits, [&] {
-    return EstimateHostTrainingBytes(arch, dataset_bytes, training);
-  });
+  return JudgeFigures(ComputeMcuFigures(arch), limits,
+                      [&] { return EstimateHostTrainingBytes(arch, dataset_bytes, training); });
 }
 
 }  // namespace nanonas

@@ -67,8 +67,8 @@ int64_t OneDnnEstimate(const Architecture& arch, int64_t dataset_bytes, int batc
     if (l.kind == LayerKind::kDropout) side_bytes += f * out;
     if (l.kind == LayerKind::kConv3x3) {
       engine::ConvLayer conv;
-      const engine::ConvShape shape{static_cast<int>(batch), l.in_h, l.in_w, l.in_c, l.out_c,
-                                    l.fused_relu, true, true};
+      const engine::ConvShape shape{
+          static_cast<int>(batch), l.in_h, l.in_w, l.in_c, l.out_c, l.fused_relu, true, true};
       EXPECT_TRUE(conv.Init(cpu, shape, nullptr).ok());
       scratch = std::max<int64_t>(scratch, conv.scratchpad_bytes());
       const int64_t weights = conv.master_weights_desc().get_size() / f;
@@ -90,8 +90,7 @@ int64_t OneDnnEstimate(const Architecture& arch, int64_t dataset_bytes, int batc
   const int64_t primitives = kPerPrimitive * convs * 3 * 3 * parts;
   const int64_t images = dataset_bytes / std::max<int64_t>(1, in.height * in.width * in.channels);
   const int64_t indices = images * (8 + 8 + 4);
-  const int64_t variable =
-      activations + params + scratch + primitives + indices + 3 * conv_copies;
+  const int64_t variable = activations + params + scratch + primitives + indices + 3 * conv_copies;
   return kBaseline + dataset_bytes + variable + variable / 4;
 }
 
@@ -120,18 +119,16 @@ TEST(ConvFormulasTest, BoundWhatOneDnnSaysOverTheSearchSpace) {
         if (l.kind != LayerKind::kConv3x3) continue;
         for (int n : {16, 128}) {
           engine::ConvLayer conv;
-          ASSERT_TRUE(conv.Init(cpu, {n, l.in_h, l.in_w, l.in_c, l.out_c, true, true, true},
-                                nullptr)
-                          .ok());
+          ASSERT_TRUE(
+              conv.Init(cpu, {n, l.in_h, l.in_w, l.in_c, l.out_c, true, true, true}, nullptr).ok());
           const ConvFootprintShape s{n, l.in_h, l.in_w, l.in_c, l.out_c, 1};
-          const std::string what = absl::StrCat("n", n, " ", l.in_h, "x", l.in_w, " ", l.in_c,
-                                                "->", l.out_c);
+          const std::string what =
+              absl::StrCat("n", n, " ", l.in_h, "x", l.in_w, " ", l.in_c, "->", l.out_c);
           const int64_t scratch = static_cast<int64_t>(conv.scratchpad_bytes());
           const int64_t weights = conv.master_weights_desc().get_size() / sizeof(float);
           EXPECT_LE(scratch, ConvScratchpadBytes(s)) << what;
           EXPECT_LE(weights, ConvWeightLayoutFloats(l.in_c, l.out_c)) << what;
-          EXPECT_LE(static_cast<int64_t>(conv.activation_copy_bytes()),
-                    ConvActivationCopyBytes(s))
+          EXPECT_LE(static_cast<int64_t>(conv.activation_copy_bytes()), ConvActivationCopyBytes(s))
               << what;
           worst_scratch = std::max(worst_scratch, 1.0 * scratch / ConvScratchpadBytes(s));
           worst_weights =
@@ -161,8 +158,8 @@ TEST(HostEstimateTest, StaysCloseToTheOneDnnBasedEstimate) {
           const int64_t old_bytes = OneDnnEstimate(arch, dataset, batch, 1);
           const int64_t pure = EstimateHostTrainingBytes(arch, dataset, {batch, 1});
           EXPECT_GE(pure, old_bytes) << DescribeArchitecture(arch) << " batch " << batch;
-          EXPECT_LE(pure, kMaxOverOld * old_bytes) << DescribeArchitecture(arch) << " batch "
-                                                   << batch;
+          EXPECT_LE(pure, kMaxOverOld * old_bytes)
+              << DescribeArchitecture(arch) << " batch " << batch;
           worst = std::max(worst, 1.0 * pure / old_bytes);
           least = std::min(least, 1.0 * pure / old_bytes);
         }
@@ -250,10 +247,11 @@ TEST_P(MeasuredPeakTest, EstimateBoundsTheMeasuredPeak) {
   const int64_t dataset = static_cast<int64_t>(Images(cs)) * cs.h * cs.w * cs.ch;
   const int64_t estimate =
       EstimateHostTrainingBytes(Arch(cs.k, cs.c, {cs.h, cs.w, cs.ch}), dataset, {cs.batch, 1});
-  std::printf("(%d,%d) %dx%dx%d batch %d: measured %.1f MiB, estimate %.1f MiB (x%.2f, x%.2f "
-              "above the baseline)\n",
-              cs.k, cs.c, cs.h, cs.w, cs.ch, cs.batch, measured / 1048576.0, estimate / 1048576.0,
-              1.0 * estimate / measured, 1.0 * (estimate - kAssumedBaseline) / measured);
+  std::printf(
+      "(%d,%d) %dx%dx%d batch %d: measured %.1f MiB, estimate %.1f MiB (x%.2f, x%.2f "
+      "above the baseline)\n",
+      cs.k, cs.c, cs.h, cs.w, cs.ch, cs.batch, measured / 1048576.0, estimate / 1048576.0,
+      1.0 * estimate / measured, 1.0 * (estimate - kAssumedBaseline) / measured);
   EXPECT_GE(estimate, measured);
   EXPECT_LE(estimate - kAssumedBaseline, kMaxOverMeasured * measured);
 }
@@ -261,8 +259,8 @@ TEST_P(MeasuredPeakTest, EstimateBoundsTheMeasuredPeak) {
 std::vector<Case> Grid() {
   std::vector<Case> cases;
   for (const InputShape& in : kInputs) {
-    for (const auto& [k, c] : std::vector<std::pair<int, int>>{{1, 0}, {4, 2}, {8, 1}, {16, 3},
-                                                               {24, 2}}) {
+    for (const auto& [k, c] :
+         std::vector<std::pair<int, int>>{{1, 0}, {4, 2}, {8, 1}, {16, 3}, {24, 2}}) {
       for (int batch : {16, 128}) cases.push_back({k, c, in.height, in.width, in.channels, batch});
     }
   }

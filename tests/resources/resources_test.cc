@@ -26,7 +26,8 @@ TEST(ComputeMcuFiguresTest, AreTheMcuModelsWithTheExportedFlash) {
         const Architecture arch = Arch(k, c, in);
         const McuResources r = EstimateMcuResources(arch, ExportedFlashOptions());
         const McuFigures f = ComputeMcuFigures(arch);
-        EXPECT_EQ(f, (McuFigures{r.macc, r.flash_bytes, r.ram_bytes})) << DescribeArchitecture(arch);
+        EXPECT_EQ(f, (McuFigures{r.macc, r.flash_bytes, r.ram_bytes}))
+            << DescribeArchitecture(arch);
         EXPECT_EQ(f.flash_bytes, ExportedFlashBytes(arch));
         EXPECT_TRUE(r.flash_exact);
       }
@@ -40,9 +41,8 @@ TEST(FindMcuViolationsTest, ListsBrokenLimitsInRamFlashMaccOrder) {
   limits.ram_bytes = 999;
   limits.flash_bytes = 1999;
   limits.macc = 2999;
-  const std::vector<Violation> want = {{"ram_bytes", 1000, 999, 1},
-                                       {"flash_bytes", 2000, 1999, 1},
-                                       {"macc", 3000, 2999, 1}};
+  const std::vector<Violation> want = {
+      {"ram_bytes", 1000, 999, 1}, {"flash_bytes", 2000, 1999, 1}, {"macc", 3000, 2999, 1}};
   EXPECT_EQ(FindMcuViolations(f, limits), want);
 }
 
@@ -67,8 +67,8 @@ TEST(DescribeViolationsTest, UsesCountsForMaccAndBytesForTheRest) {
   EXPECT_EQ(FormatFigure("macc", 2730000), "2.73 M");
   EXPECT_EQ(FormatFigure("ram_bytes", 40 << 10), "40.0 KiB");
   EXPECT_EQ(FormatFigure("host_memory_bytes", 512), "512 B");
-  EXPECT_EQ(DescribeViolations({{"ram_bytes", 80 << 10, 64 << 10, 16 << 10},
-                                {"macc", 2730000, 400000, 2330000}}),
+  EXPECT_EQ(DescribeViolations(
+                {{"ram_bytes", 80 << 10, 64 << 10, 16 << 10}, {"macc", 2730000, 400000, 2330000}}),
             "ram_bytes 80.0 KiB exceeds the limit 64.0 KiB by 16.0 KiB; "
             "macc 2.73 M exceeds the limit 400.0 k by 2.33 M");
   EXPECT_EQ(DescribeViolations({}), "");
@@ -101,10 +101,12 @@ TEST(JudgeFiguresTest, HostLimitAppliesWhenTheMcuFits) {
   EXPECT_EQ(JudgeFigures({1, 1, 10}, limits, nullptr).fit, ResourceVerdict::Fit::kFits);
   limits.host_memory_bytes = 0;
   bool asked = false;
-  EXPECT_EQ(JudgeFigures({1, 1, 10}, limits, [&] {
-              asked = true;
-              return int64_t{1} << 40;
-            }).fit,
+  EXPECT_EQ(JudgeFigures({1, 1, 10}, limits,
+                         [&] {
+                           asked = true;
+                           return int64_t{1} << 40;
+                         })
+                .fit,
             ResourceVerdict::Fit::kFits);
   EXPECT_FALSE(asked);
 }
