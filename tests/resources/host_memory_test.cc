@@ -94,7 +94,7 @@ int64_t OneDnnEstimate(const Architecture& arch, int64_t dataset_bytes, int batc
   return kBaseline + dataset_bytes + variable + variable / 4;
 }
 
-TEST(WinogradShapeTest, IsTheEngineRule) {
+TEST(HostMemoryWinogradTest, IsTheEngineRule) {
   for (int h : {1, 6, 9, 10, 12, 19, 20, 25, 50}) {
     for (int cin : {1, 3, 8, 16, 24, 32, 48, 64}) {
       for (int cout : {4, 16, 30, 32, 48, 96}) {
@@ -107,7 +107,7 @@ TEST(WinogradShapeTest, IsTheEngineRule) {
 }
 
 // Every convolution of (k, c) for k = 1..24 and both inputs, at the batch sizes of the issue.
-TEST(ConvFormulasTest, BoundWhatOneDnnSaysOverTheSearchSpace) {
+TEST(HostMemoryConvFormulasTest, BoundWhatOneDnnSaysOverTheSearchSpace) {
   engine::ScopedOmpThreads one(1);
   dnnl::engine cpu(dnnl::engine::kind::cpu, 0);
   double worst_scratch = 0, worst_weights = 0;
@@ -145,7 +145,7 @@ TEST(ConvFormulasTest, BoundWhatOneDnnSaysOverTheSearchSpace) {
 // The pure estimate never falls below the oneDNN-based one and stays within kMaxOverOld of it
 // (the Winograd scratchpad counts the whole-batch transforms oneDNN may pick on another machine,
 // which weighs most for small networks at batch 128).
-TEST(HostEstimateTest, StaysCloseToTheOneDnnBasedEstimate) {
+TEST(HostMemoryEstimateTest, StaysCloseToTheOneDnnBasedEstimate) {
   constexpr double kMaxOverOld = 1.3;  // measured here: 1.003 .. 1.242
   engine::ScopedOmpThreads one(1);
   double worst = 0, least = 1e9;
@@ -169,7 +169,7 @@ TEST(HostEstimateTest, StaysCloseToTheOneDnnBasedEstimate) {
   std::printf("pure / oneDNN-based estimate: %.3f .. %.3f\n", least, worst);
 }
 
-TEST(HostEstimateTest, GrowsWithDatasetBatchThreadsAndModel) {
+TEST(HostMemoryEstimateTest, GrowsWithDatasetBatchThreadsAndModel) {
   const InputShape in{50, 50, 3};
   const int64_t base = EstimateHostTrainingBytes(Arch(1, 0, in), 1 << 20, {16, 1});
   EXPECT_GT(EstimateHostTrainingBytes(Arch(1, 0, in), 100 << 20, {16, 1}), base + (99 << 20));
@@ -238,9 +238,9 @@ int64_t MeasureChildPeakBytes(const Case& cs) {
 constexpr double kMaxOverMeasured = 2.0;
 constexpr int64_t kAssumedBaseline = 32LL << 20;
 
-class MeasuredPeakTest : public ::testing::TestWithParam<Case> {};
+class HostMemoryMeasuredPeakTest : public ::testing::TestWithParam<Case> {};
 
-TEST_P(MeasuredPeakTest, EstimateBoundsTheMeasuredPeak) {
+TEST_P(HostMemoryMeasuredPeakTest, EstimateBoundsTheMeasuredPeak) {
   const Case cs = GetParam();
   const int64_t measured = MeasureChildPeakBytes(cs);
   ASSERT_GT(measured, 0) << "child process failed";
@@ -267,7 +267,7 @@ std::vector<Case> Grid() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(Grid, MeasuredPeakTest, ::testing::ValuesIn(Grid()),
+INSTANTIATE_TEST_SUITE_P(Grid, HostMemoryMeasuredPeakTest, ::testing::ValuesIn(Grid()),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            const Case& c = info.param;
                            return absl::StrCat("k", c.k, "c", c.c, "_", c.h, "x", c.w, "x", c.ch,

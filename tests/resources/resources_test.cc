@@ -19,7 +19,7 @@ Architecture Arch(int k, int c, InputShape input = {50, 50, 3}) {
   return *arch;
 }
 
-TEST(ComputeMcuFiguresTest, AreTheMcuModelsWithTheExportedFlash) {
+TEST(ResourceMcuFiguresTest, AreTheMcuModelsWithTheExportedFlash) {
   for (const InputShape& in : {InputShape{28, 28, 1}, InputShape{50, 50, 3}}) {
     for (int k : {1, 4, 16}) {
       for (int c = 0; c <= 3; ++c) {
@@ -35,7 +35,7 @@ TEST(ComputeMcuFiguresTest, AreTheMcuModelsWithTheExportedFlash) {
   }
 }
 
-TEST(FindMcuViolationsTest, ListsBrokenLimitsInRamFlashMaccOrder) {
+TEST(ResourceViolationsTest, ListsBrokenLimitsInRamFlashMaccOrder) {
   const McuFigures f{/*macc=*/3000, /*flash_bytes=*/2000, /*ram_bytes=*/1000};
   ResourceLimits limits;
   limits.ram_bytes = 999;
@@ -46,7 +46,7 @@ TEST(FindMcuViolationsTest, ListsBrokenLimitsInRamFlashMaccOrder) {
   EXPECT_EQ(FindMcuViolations(f, limits), want);
 }
 
-TEST(FindMcuViolationsTest, ZeroLimitIsNoLimitAndEqualFits) {
+TEST(ResourceViolationsTest, ZeroLimitIsNoLimitAndEqualFits) {
   const McuFigures f{3000, 2000, 1000};
   EXPECT_TRUE(FindMcuViolations(f, ResourceLimits{}).empty());
   ResourceLimits limits;
@@ -56,14 +56,14 @@ TEST(FindMcuViolationsTest, ZeroLimitIsNoLimitAndEqualFits) {
   EXPECT_TRUE(FindMcuViolations(f, limits).empty());
 }
 
-TEST(FindHostViolationTest, OnlyAboveAPositiveLimit) {
+TEST(ResourceHostViolationTest, OnlyAboveAPositiveLimit) {
   EXPECT_FALSE(FindHostViolation(100, 0).has_value());
   EXPECT_FALSE(FindHostViolation(100, 100).has_value());
   ASSERT_TRUE(FindHostViolation(101, 100).has_value());
   EXPECT_EQ(*FindHostViolation(101, 100), (Violation{"host_memory_bytes", 101, 100, 1}));
 }
 
-TEST(DescribeViolationsTest, UsesCountsForMaccAndBytesForTheRest) {
+TEST(ResourceTextsTest, UsesCountsForMaccAndBytesForTheRest) {
   EXPECT_EQ(FormatFigure("macc", 2730000), "2.73 M");
   EXPECT_EQ(FormatFigure("ram_bytes", 40 << 10), "40.0 KiB");
   EXPECT_EQ(FormatFigure("host_memory_bytes", 512), "512 B");
@@ -74,7 +74,7 @@ TEST(DescribeViolationsTest, UsesCountsForMaccAndBytesForTheRest) {
   EXPECT_EQ(DescribeViolations({}), "");
 }
 
-TEST(JudgeFiguresTest, McuViolationsSkipTheHostEstimate) {
+TEST(ResourceVerdictTest, McuViolationsSkipTheHostEstimate) {
   ResourceLimits limits;
   limits.ram_bytes = 10;
   limits.host_memory_bytes = 10;
@@ -89,7 +89,7 @@ TEST(JudgeFiguresTest, McuViolationsSkipTheHostEstimate) {
   EXPECT_EQ(v.violations, (std::vector<Violation>{{"ram_bytes", 11, 10, 1}}));
 }
 
-TEST(JudgeFiguresTest, HostLimitAppliesWhenTheMcuFits) {
+TEST(ResourceVerdictTest, HostLimitAppliesWhenTheMcuFits) {
   ResourceLimits limits;
   limits.ram_bytes = 10;
   limits.host_memory_bytes = 50;
@@ -111,7 +111,7 @@ TEST(JudgeFiguresTest, HostLimitAppliesWhenTheMcuFits) {
   EXPECT_FALSE(asked);
 }
 
-TEST(JudgeCandidateTest, CombinesTheFiguresAndTheHostEstimate) {
+TEST(ResourceVerdictTest, JudgeCandidateCombinesTheFiguresAndTheHostEstimate) {
   const Architecture arch = Arch(16, 3);
   const int64_t dataset = 1000LL * 50 * 50 * 3;
   const HostTrainingOptions training{128, 2};
