@@ -37,6 +37,7 @@
 #include "common/arch/architecture.h"
 #include "common/base/status_macros.h"
 #include "common/data/dataset.h"
+#include "common/resources/host_memory.h"
 #include "nlohmann/json.hpp"
 #include "worker/engine/trainer.h"
 
@@ -339,7 +340,8 @@ absl::StatusOr<Json> Memory(const Flags& f) {
               {"seconds", r.seconds},
               {"train_images_per_second", r.train_images_per_second},
               {"estimated_bytes",
-               EstimateTrainingMemoryBytes(arch, static_cast<int64_t>(data.images.size()), opt)},
+               EstimateHostTrainingBytes(arch, static_cast<int64_t>(data.images.size()),
+                                         HostTrainingOptions{opt.batch_size, opt.threads})},
               {"maxrss_before_data_kib", rss_before_data},
               {"self_maxrss_kib", SelfMaxRssKib()}};
   return out;

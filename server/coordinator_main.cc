@@ -20,9 +20,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "common/arch/mcu_model.h"
 #include "common/base/log.h"
-#include "common/export/mcu_flash.h"
+#include "common/resources/resources.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
@@ -37,9 +36,6 @@
 #include "server/grpc/coordinator_service.h"
 #include "server/grpc/worker_connector.h"
 #include "server/store/sqlite_job_store.h"
-#ifdef NANONAS_HAVE_ENGINE
-#include "worker/engine/trainer.h"
-#endif
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "HOST:PORT for the gRPC API");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090", "HOST:PORT for Prometheus /metrics");
@@ -152,24 +148,18 @@ int main(int argc, char** argv) {
   deps.decode = [&datasets](const std::string& id, const nanonas::InputShape& input) {
     return datasets.Decode(id, input);
   };
+  // The resource model (common/resources): MCU figures with Flash the exact size of the .tflite
+  // file the final training exports, and the pure host-memory estimate of training.
   deps.resource_model =
       [](const nanonas::Architecture& arch) -> absl::StatusOr<coord::McuFigures> {
-    // Flash is the exact size of the .tflite file the final training exports.
-    const nanonas::McuResources r =
-        nanonas::EstimateMcuResources(arch, nanonas::ExportedFlashOptions());
-    return coord::McuFigures{r.macc, r.flash_bytes, r.ram_bytes};
+    const nanonas::McuFigures f = nanonas::ComputeMcuFigures(arch);
+    return coord::McuFigures{f.macc, f.flash_bytes, f.ram_bytes};
   };
-#ifdef NANONAS_HAVE_ENGINE
   deps.host_memory_model = [](const nanonas::Architecture& arch, int64_t dataset_bytes,
                               const v1::EvaluationSettings& s) {
-    nanonas::TrainOptions t;
-    t.epochs = s.epochs();
-    t.batch_size = s.batch_size();
-    t.learning_rate = s.learning_rate();
-    t.seed = s.seed();
-    return nanonas::EstimateTrainingMemoryBytes(arch, dataset_bytes, t);
+    return nanonas::EstimateHostTrainingBytes(arch, dataset_bytes,
+                                              nanonas::HostTrainingOptions{s.batch_size(), 1});
   };
-#endif
   auto core = std::make_unique<coord::Coordinator>(options, deps);
   if (auto st = core->Recover(); !st.ok()) {
     return Fail(absl::StrCat("cannot load the jobs in ", state_dir, ": ", st.message()));

@@ -56,6 +56,18 @@ FeasibilityVerdict FeasibilityVerdict::HostInfeasible(std::vector<Violation> vio
   return v;
 }
 
+FeasibilityVerdict FeasibilityVerdict::FromResources(ResourceVerdict verdict) {
+  switch (verdict.fit) {
+    case ResourceVerdict::Fit::kFits:
+      return Fits(verdict.figures);
+    case ResourceVerdict::Fit::kMcuInfeasible:
+      return Infeasible(std::move(verdict.violations), verdict.figures);
+    case ResourceVerdict::Fit::kHostInfeasible:
+      return HostInfeasible(std::move(verdict.violations), verdict.figures);
+  }
+  return Fits(verdict.figures);
+}
+
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
     case Outcome::kDone:

@@ -44,29 +44,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/arch/architecture.h"
+#include "common/resources/figures.h"
 
 namespace nanonas {
 
-// Which limit a candidate broke and by how much (mirrors nanonas.v1.Violation).
-struct Violation {
-  std::string resource;  // "ram_bytes", "flash_bytes", "macc", "host_memory_bytes"
-  int64_t value = 0;     // the candidate's figure
-  int64_t limit = 0;     // the limit it broke
-  int64_t excess = 0;    // value - limit
-  bool operator==(const Violation& o) const {
-    return resource == o.resource && value == o.value && limit == o.limit && excess == o.excess;
-  }
-};
-
-// The resource model's figures for a candidate (0 when unknown).
-struct CandidateFigures {
-  int64_t macc = 0;
-  int64_t flash_bytes = 0;
-  int64_t ram_bytes = 0;
-  bool operator==(const CandidateFigures& o) const {
-    return macc == o.macc && flash_bytes == o.flash_bytes && ram_bytes == o.ram_bytes;
-  }
-};
+// Violation (which limit a candidate broke and by how much) comes from the resource model
+// (common/resources/figures.h), as do the figures of a candidate (0 when unknown).
+using CandidateFigures = McuFigures;
 
 // What the injected feasibility function says about a candidate, before any training.
 struct FeasibilityVerdict {
@@ -84,6 +68,8 @@ struct FeasibilityVerdict {
                                        CandidateFigures figures = {});
   static FeasibilityVerdict HostInfeasible(std::vector<Violation> violations,
                                            CandidateFigures figures = {});
+  // The resource model's verdict (common/resources) as the search's: MCU-infeasible is kInfeasible.
+  static FeasibilityVerdict FromResources(ResourceVerdict verdict);
 };
 
 // Decides a candidate's feasibility. An error status is recorded as a FAILED candidate carrying

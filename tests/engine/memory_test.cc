@@ -1,4 +1,5 @@
-// EstimateTrainingMemoryBytes against the peak resident memory (ru_maxrss) of a real evaluation,
+// EstimateTrainingMemoryBytes (which forwards to the pure EstimateHostTrainingBytes of
+// common/resources) against the peak resident memory (ru_maxrss) of a real evaluation,
 // measured in a fresh child process (this binary re-executed with a filter), so that the figure
 // includes the process baseline exactly as the estimate claims to.
 #include <sys/resource.h>

@@ -346,6 +346,32 @@ TEST(SearchTest, ReportRejectsWrongCandidateBadAccuracyAndLateReports) {
   EXPECT_EQ(search->Result().k, 1);
 }
 
+TEST(SearchTest, ResourceVerdictsBecomeFeasibilityVerdicts) {
+  const McuFigures figures{3000, 2000, 1000};
+  ResourceVerdict fits;
+  fits.figures = figures;
+  const FeasibilityVerdict a = FeasibilityVerdict::FromResources(fits);
+  EXPECT_EQ(a.fit, FeasibilityVerdict::Fit::kFits);
+  EXPECT_EQ(a.figures, figures);
+  EXPECT_TRUE(a.violations.empty());
+
+  ResourceVerdict mcu = fits;
+  mcu.fit = ResourceVerdict::Fit::kMcuInfeasible;
+  mcu.violations = {{"ram_bytes", 1000, 999, 1}};
+  const FeasibilityVerdict b = FeasibilityVerdict::FromResources(mcu);
+  EXPECT_EQ(b.fit, FeasibilityVerdict::Fit::kInfeasible);
+  EXPECT_EQ(b.violations, mcu.violations);
+  EXPECT_EQ(b.figures, figures);
+
+  ResourceVerdict host = fits;
+  host.fit = ResourceVerdict::Fit::kHostInfeasible;
+  host.violations = {{"host_memory_bytes", 60, 50, 10}};
+  const FeasibilityVerdict c = FeasibilityVerdict::FromResources(host);
+  EXPECT_EQ(c.fit, FeasibilityVerdict::Fit::kHostInfeasible);
+  EXPECT_EQ(c.violations, host.violations);
+  EXPECT_EQ(c.figures, figures);
+}
+
 TEST(SearchTest, CreateRejectsBadOptions) {
   Script s;
   EXPECT_EQ(NanoNasSearch::Create(Opts({0, 0, 3}), FeasibilityOf(&s)).status().code(),

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
-#include "worker/engine/conv.h"
+#include "common/resources/host_memory.h"
 #include "worker/engine/network.h"
 #include "worker/engine/omp_threads.h"
 #include "worker/engine/rng.h"
@@ -268,79 +268,8 @@ absl::StatusOr<std::vector<float>> PredictProbabilities(const Architecture& arch
 
 int64_t EstimateTrainingMemoryBytes(const Architecture& arch, int64_t dataset_bytes,
                                     const TrainOptions& options) {
-  // Process baseline: code and data of the linked libraries (oneDNN, OpenMP, libstdc++, absl) and
-  // the heap of an evaluation process before training (measured: ~12 MiB for a test binary).
-  constexpr int64_t kBaseline = 32LL << 20;
-  constexpr int64_t kPerPrimitive = 256LL << 10;  // JIT code and descriptors of one primitive
-  const int64_t batch = std::max(1, options.batch_size);
-  const int64_t f = sizeof(float);
-  auto pad16 = [](int64_t c) { return (c + 15) / 16 * 16; };
-
-  // Buffers the Network allocates (network.cc): one activation per operation (Rescale, a ReLU
-  // after a batch norm and Softmax run in place), two gradient buffers of the largest activation,
-  // the max-pool workspaces (bytes) and dropout masks (floats).
-  const InputShape& in = arch.spec.input;
-  int64_t act_floats = static_cast<int64_t>(in.height) * in.width * in.channels;
-  int64_t max_act = 0, side_bytes = 0, conv_weights = 0, other_params = 0, convs = 0;
-  int64_t scratch = 0, conv_copies = 0;
-  dnnl::engine cpu;
-  try {
-    cpu = dnnl::engine(dnnl::engine::kind::cpu, 0);
-  } catch (const dnnl::error&) {
-  }
-  for (const Layer& l : arch.layers) {
-    const int64_t out = static_cast<int64_t>(l.out_h) * l.out_w * l.out_c;
-    if (l.kind == LayerKind::kRescale || l.kind == LayerKind::kReLU ||
-        l.kind == LayerKind::kSoftmax) {
-      continue;
-    }
-    act_floats += out;
-    max_act = std::max(max_act, out);
-    if (l.kind == LayerKind::kMaxPool2x2) side_bytes += out;
-    if (l.kind == LayerKind::kDropout) side_bytes += f * out;
-    if (l.kind == LayerKind::kConv3x3) {
-      int64_t weights = 9 * pad16(l.in_c) * pad16(l.out_c);
-      // The real scratchpad and weights layout of this convolution's primitives (descriptors
-      // only, nothing allocated); a generous guess if oneDNN cannot say.
-      engine::ConvLayer conv;
-      const engine::ConvShape shape{static_cast<int>(batch), l.in_h, l.in_w, l.in_c, l.out_c,
-                                    l.fused_relu, true, true};
-      if (cpu && conv.Init(cpu, shape, nullptr).ok()) {
-        scratch = std::max<int64_t>(scratch, conv.scratchpad_bytes());
-        weights = conv.master_weights_desc().get_size() / f;
-        conv_copies += static_cast<int64_t>(conv.activation_copy_bytes());
-      } else {
-        scratch = std::max(scratch, f * (options.threads * weights +
-                                         9 * batch * l.in_h * l.in_w * pad16(l.in_c)));
-      }
-      conv_weights += weights + l.out_c;
-      ++convs;
-    } else if (l.kind == LayerKind::kBatchNorm) {
-      other_params += 2 * l.in_c;
-    } else if (l.kind == LayerKind::kDense) {
-      other_params += static_cast<int64_t>(l.in_c) * l.out_c + l.out_c;
-    }
-  }
-  const int64_t activations = f * batch * (act_floats + 2 * max_act) + batch * side_bytes;
-  // With T threads a batch runs as min(T, batch) parts side by side (network.h): each part has
-  // its own primitives, scratchpad, weight copies and (but the first) gradient arena.
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(options.threads, batch));
-  scratch *= parts;
-  // Parameters, gradients, Adam moments (4 arenas), the parts' gradients, weight copies in other
-  // layouts for up to three batch sizes (2 each per part), and the best weights with their plain
-  // copy.
-  const int64_t params = f * ((4 + 6 * parts) * conv_weights + 4 * other_params) +
-                         f * (parts - 1) * (conv_weights + other_params) +
-                         2 * f * (conv_weights + other_params);
-  // 3 primitives per convolution, up to 3 batch sizes, one set per part.
-  const int64_t primitives = kPerPrimitive * convs * 3 * 3 * parts;
-  const int64_t images = dataset_bytes / std::max<int64_t>(1, in.height * in.width * in.channels);
-  const int64_t indices = images * (8 + 8 + 4);  // split, shuffled order, labels
-  // Winograd layers keep blocked copies of their activations per batch size (up to three sizes,
-  // none above the batch).
-  const int64_t variable =
-      activations + params + scratch + primitives + indices + 3 * conv_copies;
-  return kBaseline + dataset_bytes + variable + variable / 4;
+  return EstimateHostTrainingBytes(arch, dataset_bytes,
+                                   HostTrainingOptions{options.batch_size, options.threads});
 }
 
 }  // namespace nanonas

@@ -89,9 +89,9 @@ absl::StatusOr<std::vector<float>> PredictProbabilities(const Architecture& arch
                                                         const std::vector<int64_t>& indices,
                                                         int threads = 1);
 
-// Upper estimate of the peak resident memory (bytes) of an Evaluate/Train run of `arch` on a
-// dataset of `dataset_bytes` decoded pixels, process baseline included. Used to skip candidates
-// that cannot fit a host's memory before spending time on them.
+// Kept for callers not yet switched (worker/eval_main.cc): forwards to the resource model's pure
+// estimate, EstimateHostTrainingBytes (common/resources/host_memory.h), with the options' batch
+// size and threads. New code calls that directly.
 int64_t EstimateTrainingMemoryBytes(const Architecture& arch, int64_t dataset_bytes,
                                     const TrainOptions& options);
 

@@ -19,6 +19,7 @@
 #include "common/export/inference.h"
 #include "common/export/quantize.h"
 #include "common/export/tflite_writer.h"
+#include "common/resources/host_memory.h"
 #include "worker/engine/trainer.h"
 #include "worker/service/child_protocol.h"
 #include "worker/service/weights_codec.h"
@@ -147,7 +148,8 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   const int64_t extra_baseline =
       std::max<int64_t>(0, OwnRssBytes() - pixels - kEngineBaselineBytes);
   const int64_t estimate =
-      EstimateTrainingMemoryBytes(*arch, static_cast<int64_t>(data->images.size()), options) +
+      EstimateHostTrainingBytes(*arch, static_cast<int64_t>(data->images.size()),
+                                HostTrainingOptions{options.batch_size, options.threads}) +
       extra_baseline;
   NANONAS_LOG(DEBUG) << "evaluation child: k=" << spec.k << " c=" << spec.c << ", RSS "
                      << FormatBytes(OwnRssBytes()) << " before training, estimated peak "
