@@ -98,6 +98,19 @@ struct PassSums {
   int64_t correct = 0;
 };
 
+// Loads the n images at `indices` and their labels (into `labels`), runs the forward pass and the
+// loss, and adds them to `sums`.
+absl::Status ForwardBatch(Network& net, const Dataset& data, const int64_t* indices, int n,
+                          bool training, std::vector<int32_t>& labels, PassSums* sums) {
+  for (int j = 0; j < n; ++j) labels[j] = data.labels[indices[j]];
+  net.LoadImages(data, indices, n);
+  NANONAS_RETURN_IF_ERROR(net.Forward(n, training));
+  int correct = 0;
+  sums->loss += net.Loss(n, labels.data(), &correct);
+  sums->correct += correct;
+  return absl::OkStatus();
+}
+
 // One training epoch: shuffles `order` (the training indices, in place) with the epoch's seed and
 // runs Forward/Loss/Backward/AdamStep per batch, reporting kBatch progress. CANCELLED when
 // `cancel` is set between batches. `labels` holds a batch.
@@ -121,14 +134,10 @@ absl::StatusOr<PassSums> TrainEpoch(Network& net, const Dataset& data, const Tra
     }
     const int64_t first = b * batch;
     const int n = static_cast<int>(std::min<int64_t>(batch, n_train - first));
-    for (int j = 0; j < n; ++j) labels[j] = data.labels[order[first + j]];
-    net.LoadImages(data, order.data() + first, n);
-    NANONAS_RETURN_IF_ERROR(net.Forward(n, true));
-    int correct = 0;
-    sums.loss += net.Loss(n, labels.data(), &correct);
+    NANONAS_RETURN_IF_ERROR(
+        ForwardBatch(net, data, order.data() + first, n, /*training=*/true, labels, &sums));
     NANONAS_RETURN_IF_ERROR(net.Backward(n));
     net.AdamStep(options.learning_rate);
-    sums.correct += correct;
     seen += n;
     if (progress && options.progress_every_batches > 0 &&
         (b + 1) % options.progress_every_batches == 0 && b + 1 < batches_per_epoch) {
@@ -153,12 +162,8 @@ absl::StatusOr<PassSums> Validate(Network& net, const Dataset& data,
   PassSums sums;
   for (int64_t first = 0; first < count; first += batch) {
     const int n = static_cast<int>(std::min<int64_t>(batch, count - first));
-    for (int j = 0; j < n; ++j) labels[j] = data.labels[indices[first + j]];
-    net.LoadImages(data, indices.data() + first, n);
-    NANONAS_RETURN_IF_ERROR(net.Forward(n, false));
-    int correct = 0;
-    sums.loss += net.Loss(n, labels.data(), &correct);
-    sums.correct += correct;
+    NANONAS_RETURN_IF_ERROR(
+        ForwardBatch(net, data, indices.data() + first, n, /*training=*/false, labels, &sums));
   }
   return sums;
 }
