@@ -161,12 +161,12 @@ class Network {
   // layout in the arena, in the direction `to_master` says.
   void ReorderConvWeights(int conv, const float* from, float* to, bool to_master) const;
   void PlainToMaster(int conv, const float* ohwi, float* arena) const;
+  void MasterToPlain(int conv, const float* arena, float* ohwi) const;
   absl::Status SetUpFirstLayerShortcut();
   // Sums of the first conv's dy for images [begin, begin + count) into the part's row sums.
   void FirstLayerSums(int part, int begin, int count);
   // dgamma, dbeta of the input batch norm and the conv's weight gradient from the parts' sums.
   void FirstLayerGradients(int parts);
-  void MasterToPlain(int conv, const float* arena, float* ohwi) const;
 
   Architecture arch_;
   bool training_ = false;
