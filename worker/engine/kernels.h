@@ -24,7 +24,7 @@ namespace nanonas::engine {
 // optionally followed by ReLU. Per-channel sums run over a period P (a multiple of both C and 16)
 // so that even C = 1 or 3 vectorises.
 //
-// The work comes in phases so that a batch cut into parts (network.cc runs one part per thread)
+// The work comes in phases so that a batch cut into parts (a Network runs one part per thread)
 // is normalised side by side: a statistics phase per part over its rows (each part into its own
 // slot of partial sums), one Finish that combines the slots in slot order (so a given part split
 // always gives the same result), then an Apply phase per part. A part is any run of whole rows;

@@ -40,7 +40,7 @@ void ParallelChunks(int64_t count, int64_t align, int64_t min_count, int max_thr
     const int64_t begin = std::min(count, t * per), end = std::min(count, begin + per);
     if (begin < end) f(begin, end, t);
   };
-  // Inside a parallel region (a batch part of the network, network.cc) a nested region would get
+  // Inside a parallel region (a batch part of a Network, network.h) a nested region would get
   // one thread: run the same chunks in order instead, so the results stay those of `threads`.
   if (omp_in_parallel()) {
     for (int t = 0; t < threads; ++t) chunk(t);
