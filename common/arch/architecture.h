@@ -11,6 +11,8 @@
 // Channels: n_0 = k, n_i = ceil(n_{i-1} * m_i), m_1 = 2, m_{i+1} = m_i - 2^-i.
 // A cell may be added only while the current spatial size is > 1 (checked before the cell);
 // pooling halves with floor (50 -> 25 -> 12 -> 6 -> 3 -> 1).
+//
+// Thread-safety: plain values and pure functions, safe to call from any thread.
 #ifndef NANONAS_COMMON_ARCH_ARCHITECTURE_H_
 #define NANONAS_COMMON_ARCH_ARCHITECTURE_H_
 

@@ -1,5 +1,7 @@
 // Trained parameters of one architecture, in framework-neutral plain layouts. The training engine
 // produces them; the quantizer/exporter and the float reference inference consume them.
+//
+// Thread-safety: plain values without synchronisation; share them const.
 #ifndef NANONAS_COMMON_ARCH_WEIGHTS_H_
 #define NANONAS_COMMON_ARCH_WEIGHTS_H_
 

@@ -1,4 +1,7 @@
 // Image classification datasets, decoded once into a compact uint8 (N, H, W, C) tensor.
+//
+// Thread-safety: a Dataset is a plain value (share it const); the functions keep no state and may
+// run on any thread (LoadImageFolder decodes on threads of its own, FolderOptions::threads).
 #ifndef NANONAS_COMMON_DATA_DATASET_H_
 #define NANONAS_COMMON_DATA_DATASET_H_
 

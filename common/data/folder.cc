@@ -39,9 +39,9 @@ bool HasImageExtension(const fs::path& p) {
 
 absl::Status CheckShape(const InputShape& s, const char* what) {
   if (s.height <= 0 || s.width <= 0 || (s.channels != 1 && s.channels != 3)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " ", s.height, "x", s.width, "x", s.channels,
-        " is not a valid image size (height and width >= 1, channels 1 or 3)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", s.height, "x", s.width, "x", s.channels,
+                     " is not a valid image size (height and width >= 1, channels 1 or 3)"));
   }
   return absl::OkStatus();
 }
@@ -112,10 +112,10 @@ absl::Status DecodeInto(const fs::path& path, const FolderOptions& options, uint
         absl::StrCat("corrupt image ", path.string(), ": ", header.status().message()));
   }
   if (header->width * header->height > options.max_image_pixels) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "image ", path.string(), " is too large to decode: ", header->width, "x", header->height,
-        " pixels (", ImageFormatName(header->format), "), limit ", options.max_image_pixels,
-        " pixels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("image ", path.string(), " is too large to decode: ", header->width, "x",
+                     header->height, " pixels (", ImageFormatName(header->format), "), limit ",
+                     options.max_image_pixels, " pixels"));
   }
   try {
     // IMREAD_COLOR gives 8-bit BGR for every input (gray replicated, alpha dropped, 16-bit scaled);
@@ -123,14 +123,14 @@ absl::Status DecodeInto(const fs::path& path, const FolderOptions& options, uint
     cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data());
     cv::Mat img = cv::imdecode(raw, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
     if (img.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "corrupt image ", path.string(), ": ", ImageFormatName(header->format),
-          " decoder failed"));
+      return absl::InvalidArgumentError(absl::StrCat("corrupt image ", path.string(), ": ",
+                                                     ImageFormatName(header->format),
+                                                     " decoder failed"));
     }
     if (img.cols != header->width || img.rows != header->height) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "corrupt image ", path.string(), ": header says ", header->width, "x", header->height,
-          ", decoder gave ", img.cols, "x", img.rows));
+      return absl::InvalidArgumentError(
+          absl::StrCat("corrupt image ", path.string(), ": header says ", header->width, "x",
+                       header->height, ", decoder gave ", img.cols, "x", img.rows));
     }
     ConvertInto(img, /*rgb_input=*/false, options.size, out);
   } catch (const cv::Exception& e) {
@@ -145,6 +145,23 @@ struct ClassFiles {
   std::vector<fs::path> files;  // sorted by file name
 };
 
+// Calls visit(path) for each entry of `dir` that is not hidden. INVALID_ARGUMENT "cannot list
+// <what> <dir>: ..." when the folder cannot be listed.
+template <typename F>
+absl::Status ListFolder(const fs::path& dir, const char* what, F&& visit) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (!IsHidden(p)) visit(p);
+  }
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot list ", what, " ", dir.string(), ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<ClassFiles>> ScanRoot(const fs::path& root, int64_t* ignored) {
   std::error_code ec;
   if (!fs::exists(root, ec)) {
@@ -156,25 +173,14 @@ absl::StatusOr<std::vector<ClassFiles>> ScanRoot(const fs::path& root, int64_t* 
   }
   std::vector<ClassFiles> classes;
   int64_t root_images = 0;
-  fs::directory_iterator it(root, ec), end;
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot list dataset folder ", root.string(), ": ", ec.message()));
-  }
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;
-    const fs::path& p = it->path();
-    if (IsHidden(p)) continue;
-    if (fs::is_directory(p, ec)) {
+  NANONAS_RETURN_IF_ERROR(ListFolder(root, "dataset folder", [&](const fs::path& p) {
+    std::error_code is_dir_ec;
+    if (fs::is_directory(p, is_dir_ec)) {
       classes.push_back({p.filename().string(), {}});
     } else if (HasImageExtension(p)) {
       ++root_images;
     }
-  }
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot list dataset folder ", root.string(), ": ", ec.message()));
-  }
+  }));
   if (classes.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "dataset folder ", root.string(), " has no class folders",
@@ -185,26 +191,14 @@ absl::StatusOr<std::vector<ClassFiles>> ScanRoot(const fs::path& root, int64_t* 
   std::sort(classes.begin(), classes.end(),
             [](const ClassFiles& a, const ClassFiles& b) { return a.name < b.name; });
   for (ClassFiles& c : classes) {
-    const fs::path dir = root / c.name;
-    fs::directory_iterator cit(dir, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot list class folder ", dir.string(), ": ", ec.message()));
-    }
-    for (; cit != end; cit.increment(ec)) {
-      if (ec) break;
-      const fs::path& p = cit->path();
-      if (IsHidden(p)) continue;
-      if (HasImageExtension(p) && !fs::is_directory(p, ec)) {
+    NANONAS_RETURN_IF_ERROR(ListFolder(root / c.name, "class folder", [&](const fs::path& p) {
+      std::error_code is_dir_ec;
+      if (HasImageExtension(p) && !fs::is_directory(p, is_dir_ec)) {
         c.files.push_back(p);
       } else {
         ++*ignored;
       }
-    }
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot list class folder ", dir.string(), ": ", ec.message()));
-    }
+    }));
     std::sort(c.files.begin(), c.files.end(), [](const fs::path& a, const fs::path& b) {
       return a.filename().string() < b.filename().string();
     });
@@ -212,42 +206,38 @@ absl::StatusOr<std::vector<ClassFiles>> ScanRoot(const fs::path& root, int64_t* 
   return classes;
 }
 
-}  // namespace
-
-absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOptions& options) {
-  NANONAS_RETURN_IF_ERROR(CheckShape(options.size, "input size"));
-  if (options.max_image_pixels <= 0 || options.max_images <= 0 || options.threads < 1) {
-    return absl::InvalidArgumentError(
-        "FolderOptions: max_image_pixels, max_images and threads must be positive");
-  }
-  int64_t ignored = 0;
-  NANONAS_ASSIGN_OR_RETURN(std::vector<ClassFiles> classes, ScanRoot(root, &ignored));
-
-  if (!options.class_names.empty()) {
-    // Reorder to the given names; every folder must be one of them and every name a folder.
-    std::vector<ClassFiles> ordered;
-    std::vector<std::string> missing;
-    for (const std::string& name : options.class_names) {
-      auto it = std::find_if(classes.begin(), classes.end(),
-                             [&](const ClassFiles& c) { return c.name == name; });
-      if (it == classes.end()) {
-        missing.push_back(name);
-      } else {
-        ordered.push_back(std::move(*it));
-        classes.erase(it);
-      }
+// Reorders `classes` to `names`; every folder must be one of them and every name a folder.
+absl::Status OrderClasses(const std::string& root, const std::vector<std::string>& names,
+                          std::vector<ClassFiles>* classes) {
+  std::vector<ClassFiles> ordered;
+  std::vector<std::string> missing;
+  for (const std::string& name : names) {
+    auto it = std::find_if(classes->begin(), classes->end(),
+                           [&](const ClassFiles& c) { return c.name == name; });
+    if (it == classes->end()) {
+      missing.push_back(name);
+    } else {
+      ordered.push_back(std::move(*it));
+      classes->erase(it);
     }
-    if (!missing.empty() || !classes.empty()) {
-      std::vector<std::string> extra;
-      for (const ClassFiles& c : classes) extra.push_back(c.name);
-      return absl::InvalidArgumentError(absl::StrCat(
-          "class folders of ", root, " do not match the expected classes (",
-          absl::StrJoin(options.class_names, ", "), ")",
-          missing.empty() ? "" : absl::StrCat(": missing ", absl::StrJoin(missing, ", ")),
-          extra.empty() ? "" : absl::StrCat(": unexpected ", absl::StrJoin(extra, ", "))));
-    }
-    classes = std::move(ordered);
   }
+  if (!missing.empty() || !classes->empty()) {
+    std::vector<std::string> extra;
+    for (const ClassFiles& c : *classes) extra.push_back(c.name);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "class folders of ", root, " do not match the expected classes (",
+        absl::StrJoin(names, ", "), ")",
+        missing.empty() ? "" : absl::StrCat(": missing ", absl::StrJoin(missing, ", ")),
+        extra.empty() ? "" : absl::StrCat(": unexpected ", absl::StrJoin(extra, ", "))));
+  }
+  *classes = std::move(ordered);
+  return absl::OkStatus();
+}
+
+// The number of images in `classes`; INVALID_ARGUMENT when there are none, fewer than two
+// classes, an empty class or more than options.max_images images.
+absl::StatusOr<int64_t> CountImages(const std::string& root, const std::vector<ClassFiles>& classes,
+                                    const FolderOptions& options) {
   int64_t total = 0;
   std::vector<std::string> empty;
   for (const ClassFiles& c : classes) {
@@ -260,9 +250,9 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOpt
         classes.size(), " class folders)"));
   }
   if (classes.size() < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset folder ", root, " has only one class ('", classes[0].name,
-        "'): classification needs at least 2 class folders"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset folder ", root, " has only one class ('", classes[0].name,
+                     "'): classification needs at least 2 class folders"));
   }
   if (!empty.empty()) {
     return absl::InvalidArgumentError(
@@ -274,6 +264,55 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOpt
                                                    " images, more than the limit of ",
                                                    options.max_images));
   }
+  return total;
+}
+
+// Decodes files[i] into images + i * image_bytes on options.threads threads. Each image has its
+// own slot, so threads only share the next index and the first error; the error returned is that
+// of the smallest failing index.
+absl::Status DecodeAll(const std::vector<const fs::path*>& files, const FolderOptions& options,
+                       int64_t image_bytes, uint8_t* images) {
+  const int64_t total = static_cast<int64_t>(files.size());
+  std::atomic<int64_t> next{0};
+  std::mutex mu;
+  int64_t error_index = total;  // guarded by mu: the smallest failing index so far
+  absl::Status error;
+  std::atomic<int64_t> stop_at{total};
+  auto work = [&] {
+    for (int64_t i = next++; i < stop_at.load(); i = next++) {
+      absl::Status s = DecodeInto(*files[i], options, images + i * image_bytes);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (i < error_index) {
+          error_index = i;
+          error = std::move(s);
+          stop_at.store(i);
+        }
+      }
+    }
+  };
+  const int threads = static_cast<int>(std::min<int64_t>(options.threads, total));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  return error;
+}
+
+}  // namespace
+
+absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOptions& options) {
+  NANONAS_RETURN_IF_ERROR(CheckShape(options.size, "input size"));
+  if (options.max_image_pixels <= 0 || options.max_images <= 0 || options.threads < 1) {
+    return absl::InvalidArgumentError(
+        "FolderOptions: max_image_pixels, max_images and threads must be positive");
+  }
+  int64_t ignored = 0;
+  NANONAS_ASSIGN_OR_RETURN(std::vector<ClassFiles> classes, ScanRoot(root, &ignored));
+  if (!options.class_names.empty()) {
+    NANONAS_RETURN_IF_ERROR(OrderClasses(root, options.class_names, &classes));
+  }
+  NANONAS_ASSIGN_OR_RETURN(const int64_t total, CountImages(root, classes, options));
   if (ignored > 0) {
     NANONAS_LOG(INFO) << "dataset " << root << ": ignored " << ignored
                       << " entries that are not .jpg/.jpeg/.png/.bmp files";
@@ -293,32 +332,7 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOpt
     }
   }
   ds.images.resize(static_cast<size_t>(total * image_bytes));
-
-  // Each image has its own slot, so threads only share the next index and the first error.
-  std::atomic<int64_t> next{0};
-  std::mutex mu;
-  int64_t error_index = total;  // guarded by mu: the smallest failing index so far
-  absl::Status error;
-  std::atomic<int64_t> stop_at{total};
-  auto work = [&] {
-    for (int64_t i = next++; i < stop_at.load(); i = next++) {
-      absl::Status s = DecodeInto(*files[i], options, ds.images.data() + i * image_bytes);
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (i < error_index) {
-          error_index = i;
-          error = std::move(s);
-          stop_at.store(i);
-        }
-      }
-    }
-  };
-  const int threads = static_cast<int>(std::min<int64_t>(options.threads, total));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-  if (!error.ok()) return error;
+  NANONAS_RETURN_IF_ERROR(DecodeAll(files, options, image_bytes, ds.images.data()));
   return ds;
 }
 

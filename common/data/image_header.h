@@ -1,5 +1,7 @@
 // Reads an image's format and size from its first bytes, without decoding the pixels, so that huge
 // images (decompression bombs) are rejected before a decoder allocates anything.
+//
+// Thread-safety: pure functions, safe to call from any thread.
 #ifndef NANONAS_COMMON_DATA_IMAGE_HEADER_H_
 #define NANONAS_COMMON_DATA_IMAGE_HEADER_H_
 

@@ -1,6 +1,8 @@
 // Bridges a .tflite graph read by tflite_reader.h to the MCU resource model
 // (common/arch/mcu_model.h) so that the arena planner and the persistent-allocation walk can run on
 // any file's graph, e.g. a converter's reference model or nanonas's own export.
+//
+// Thread-safety: pure functions, safe to call from any thread.
 #ifndef NANONAS_COMMON_TFLITE_TFLITE_MCU_H_
 #define NANONAS_COMMON_TFLITE_TFLITE_MCU_H_
 

@@ -139,6 +139,84 @@ absl::StatusOr<const tflite::Model*> GetVerifiedTfliteModel(absl::string_view by
   return tflite::GetModel(bytes.data());
 }
 
+namespace {
+
+// INVALID_ARGUMENT when an index of `idx` is neither -1 (absent) nor a tensor of subgraph 0.
+absl::Status CheckTensorIndices(const std::vector<int>& idx, int num_tensors,
+                                const std::string& what) {
+  for (int i : idx) {
+    if (i < -1 || i >= num_tensors) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " refers to tensor ", i, " but subgraph 0 has ", num_tensors));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The tensors of `sg` into g->tensors (g->num_buffers already set).
+absl::Status ReadTensors(const tflite::Model& model, const tflite::SubGraph& sg, TfliteGraph* g) {
+  const auto* buffers = model.buffers();
+  const int num_tensors = sg.tensors() == nullptr ? 0 : static_cast<int>(sg.tensors()->size());
+  for (int i = 0; i < num_tensors; ++i) {
+    const tflite::Tensor* t = sg.tensors()->Get(i);
+    TfliteTensor out;
+    out.index = i;
+    if (t->name() != nullptr) out.name = t->name()->str();
+    out.shape = ToVector<int32_t, int>(t->shape());
+    out.type = t->type();
+    out.buffer = t->buffer();
+    if (out.buffer != 0) {
+      if (static_cast<int>(out.buffer) >= g->num_buffers) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor ", i, " ('", out.name,
+                                                       "') refers to buffer ", out.buffer,
+                                                       " but the model has ", g->num_buffers));
+      }
+      const tflite::Buffer* b = buffers->Get(out.buffer);
+      if (b->data() != nullptr) out.constant_bytes = b->data()->size();
+    }
+    if (const tflite::QuantizationParameters* q = t->quantization()) {
+      out.quantization.scale = ToVector<float, float>(q->scale());
+      out.quantization.zero_point = ToVector<int64_t, int64_t>(q->zero_point());
+      out.quantization.quantized_dimension = q->quantized_dimension();
+    }
+    g->tensors.push_back(std::move(out));
+  }
+  return absl::OkStatus();
+}
+
+// The operators of `sg` into g->ops (g->tensors already read).
+absl::Status ReadOps(const tflite::Model& model, const tflite::SubGraph& sg, TfliteGraph* g) {
+  const int num_tensors = static_cast<int>(g->tensors.size());
+  const auto* codes = model.operator_codes();
+  const int num_codes = codes == nullptr ? 0 : static_cast<int>(codes->size());
+  if (sg.operators() == nullptr) return absl::OkStatus();
+  for (const tflite::Operator* op : *sg.operators()) {
+    const int n = static_cast<int>(g->ops.size());
+    if (static_cast<int>(op->opcode_index()) >= num_codes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "op ", n, " uses operator code ", op->opcode_index(), " but the model has ", num_codes));
+    }
+    const tflite::OperatorCode* code = codes->Get(op->opcode_index());
+    TfliteOp out;
+    out.builtin_code = std::max<int>(code->deprecated_builtin_code(), code->builtin_code());
+    out.version = code->version();
+    out.op = out.builtin_code == tflite::BuiltinOperator(32)  // CUSTOM
+                 ? absl::StrCat("CUSTOM:", code->custom_code() ? code->custom_code()->str() : "")
+                 : BuiltinOperatorName(out.builtin_code);
+    out.inputs = ToVector<int32_t, int>(op->inputs());
+    out.outputs = ToVector<int32_t, int>(op->outputs());
+    NANONAS_RETURN_IF_ERROR(
+        CheckTensorIndices(out.inputs, num_tensors, absl::StrCat("op ", n, " input")));
+    NANONAS_RETURN_IF_ERROR(
+        CheckTensorIndices(out.outputs, num_tensors, absl::StrCat("op ", n, " output")));
+    ReadOptions(*op, &out);
+    g->ops.push_back(std::move(out));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<TfliteGraph> DescribeTfliteModel(absl::string_view bytes) {
   NANONAS_ASSIGN_OR_RETURN(const tflite::Model* model, GetVerifiedTfliteModel(bytes));
   TfliteGraph g;
@@ -153,73 +231,14 @@ absl::StatusOr<TfliteGraph> DescribeTfliteModel(absl::string_view bytes) {
       g.metadata_names.push_back(m->name() == nullptr ? "" : m->name()->str());
     }
   }
-
   const tflite::SubGraph* sg = model->subgraphs()->Get(0);
-  const int num_tensors = sg->tensors() == nullptr ? 0 : static_cast<int>(sg->tensors()->size());
-  for (int i = 0; i < num_tensors; ++i) {
-    const tflite::Tensor* t = sg->tensors()->Get(i);
-    TfliteTensor out;
-    out.index = i;
-    if (t->name() != nullptr) out.name = t->name()->str();
-    out.shape = ToVector<int32_t, int>(t->shape());
-    out.type = t->type();
-    out.buffer = t->buffer();
-    if (out.buffer != 0) {
-      if (static_cast<int>(out.buffer) >= g.num_buffers) {
-        return absl::InvalidArgumentError(absl::StrCat("tensor ", i, " ('", out.name,
-                                                       "') refers to buffer ", out.buffer,
-                                                       " but the model has ", g.num_buffers));
-      }
-      const tflite::Buffer* b = buffers->Get(out.buffer);
-      if (b->data() != nullptr) out.constant_bytes = b->data()->size();
-    }
-    if (const tflite::QuantizationParameters* q = t->quantization()) {
-      out.quantization.scale = ToVector<float, float>(q->scale());
-      out.quantization.zero_point = ToVector<int64_t, int64_t>(q->zero_point());
-      out.quantization.quantized_dimension = q->quantized_dimension();
-    }
-    g.tensors.push_back(std::move(out));
-  }
-
-  auto check_indices = [&](const std::vector<int>& idx, const std::string& what) -> absl::Status {
-    for (int i : idx) {
-      if (i < -1 || i >= num_tensors) {
-        return absl::InvalidArgumentError(absl::StrCat(what, " refers to tensor ", i,
-                                                       " but subgraph 0 has ", num_tensors));
-      }
-    }
-    return absl::OkStatus();
-  };
+  NANONAS_RETURN_IF_ERROR(ReadTensors(*model, *sg, &g));
+  const int num_tensors = static_cast<int>(g.tensors.size());
   g.inputs = ToVector<int32_t, int>(sg->inputs());
   g.outputs = ToVector<int32_t, int>(sg->outputs());
-  NANONAS_RETURN_IF_ERROR(check_indices(g.inputs, "graph input"));
-  NANONAS_RETURN_IF_ERROR(check_indices(g.outputs, "graph output"));
-
-  const auto* codes = model->operator_codes();
-  const int num_codes = codes == nullptr ? 0 : static_cast<int>(codes->size());
-  if (sg->operators() != nullptr) {
-    for (const tflite::Operator* op : *sg->operators()) {
-      const int n = static_cast<int>(g.ops.size());
-      if (static_cast<int>(op->opcode_index()) >= num_codes) {
-        return absl::InvalidArgumentError(absl::StrCat("op ", n, " uses operator code ",
-                                                       op->opcode_index(), " but the model has ",
-                                                       num_codes));
-      }
-      const tflite::OperatorCode* code = codes->Get(op->opcode_index());
-      TfliteOp out;
-      out.builtin_code = std::max<int>(code->deprecated_builtin_code(), code->builtin_code());
-      out.version = code->version();
-      out.op = out.builtin_code == tflite::BuiltinOperator(32)  // CUSTOM
-                   ? absl::StrCat("CUSTOM:", code->custom_code() ? code->custom_code()->str() : "")
-                   : BuiltinOperatorName(out.builtin_code);
-      out.inputs = ToVector<int32_t, int>(op->inputs());
-      out.outputs = ToVector<int32_t, int>(op->outputs());
-      NANONAS_RETURN_IF_ERROR(check_indices(out.inputs, absl::StrCat("op ", n, " input")));
-      NANONAS_RETURN_IF_ERROR(check_indices(out.outputs, absl::StrCat("op ", n, " output")));
-      ReadOptions(*op, &out);
-      g.ops.push_back(std::move(out));
-    }
-  }
+  NANONAS_RETURN_IF_ERROR(CheckTensorIndices(g.inputs, num_tensors, "graph input"));
+  NANONAS_RETURN_IF_ERROR(CheckTensorIndices(g.outputs, num_tensors, "graph output"));
+  NANONAS_RETURN_IF_ERROR(ReadOps(*model, *sg, &g));
   return g;
 }
 

@@ -3,6 +3,8 @@
 //
 //   NANONAS_ASSIGN_OR_RETURN(TfliteGraph g, ReadTfliteFile("model.tflite"));
 //   for (const TfliteOp& op : g.ops) ... g.tensors[op.outputs[0]].shape ...
+//
+// Thread-safety: pure functions and plain values, safe to call from any thread.
 #ifndef NANONAS_COMMON_TFLITE_TFLITE_READER_H_
 #define NANONAS_COMMON_TFLITE_TFLITE_READER_H_
 

@@ -26,8 +26,8 @@ AlignedBuffer AllocateAligned(size_t floats) {
 
 namespace {
 absl::Status DnnlError(const char* what, const dnnl::error& e) {
-  return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", e.what(), " (status ",
-                                          static_cast<int>(e.status), ")"));
+  return absl::InternalError(
+      absl::StrCat("oneDNN ", what, ": ", e.what(), " (status ", static_cast<int>(e.status), ")"));
 }
 }  // namespace
 
@@ -64,8 +64,8 @@ absl::Status ConvLayer::Init(const dnnl::engine& engine, const ConvShape& s,
         bwd_data_pd_ = dnnl::convolution_backward_data::primitive_desc(d, attr, engine, fwd_pd_);
       }
       if (s.backward) {
-        dnnl::convolution_backward_weights::desc d(alg, src_md, wei_any, bias_md, dst_md, one,
-                                                   one, one);
+        dnnl::convolution_backward_weights::desc d(alg, src_md, wei_any, bias_md, dst_md, one, one,
+                                                   one);
         bwd_weights_pd_ =
             dnnl::convolution_backward_weights::primitive_desc(d, attr, engine, fwd_pd_);
       }
@@ -117,89 +117,14 @@ absl::Status ConvLayer::Bind(float* src, float* dst, float* weights, float* bias
   buffers_.clear();
   try {
     const memory master(master_md_, engine_, weights);
-    // Returns a memory in `want` holding the master weights (a reorder step when layouts differ).
-    auto weights_for = [&](const memory::desc& want, std::vector<Step>& steps) -> memory {
-      if (want == master_md_) return master;
-      buffers_.push_back(AllocateAligned(want.get_size() / sizeof(float)));
-      memory m(want, engine_, buffers_.back().get());
-      steps.push_back({dnnl::reorder(master, m), {{DNNL_ARG_FROM, master}, {DNNL_ARG_TO, m}}});
-      return m;
-    };
-    // The primitive's view of an NHWC activation: the tensor itself, or (Winograd) a blocked copy.
-    // (The copies are made by the loops of kernels.h: faster than oneDNN's reorders here, and the
-    // forward one applies the ReLU on the way.)
-    auto blocked = [&](const memory::desc& want, float** ptr) {
-      buffers_.push_back(AllocateAligned(want.get_size() / sizeof(float)));
-      *ptr = buffers_.back().get();
-      return memory(want, engine_, *ptr);
-    };
-
-    memory src_m, diff_dst_m;
-    {
-      memory w = weights_for(fwd_pd_.weights_desc(), fwd_steps_);
-      memory dst_m;
-      if (winograd_) {
-        src_m = blocked(fwd_pd_.src_desc(), &blk_.src);
-        dst_m = blocked(fwd_pd_.dst_desc(), &blk_.dst);
-      } else {
-        src_m = memory(fwd_pd_.src_desc(), engine_, src);
-        dst_m = memory(fwd_pd_.dst_desc(), engine_, dst);
-      }
-      fwd_steps_.push_back(
-          {dnnl::convolution_forward(fwd_pd_),
-           {{DNNL_ARG_SRC, src_m},
-            {DNNL_ARG_WEIGHTS, w},
-            {DNNL_ARG_BIAS, memory(fwd_pd_.bias_desc(), engine_, bias)},
-            {DNNL_ARG_DST, dst_m},
-            {DNNL_ARG_SCRATCHPAD, memory(fwd_pd_.scratchpad_desc(), engine_, scratchpad)}}});
-    }
+    const memory src_m = BindForward(master, bias, scratchpad);
+    memory diff_dst_m;
     if (winograd_ && (shape_.backward || shape_.backward_data)) {
-      diff_dst_m = blocked(fwd_pd_.dst_desc(), &blk_.diff_dst);
+      diff_dst_m = BlockedCopy(fwd_pd_.dst_desc(), &blk_.diff_dst);
     }
-    if (shape_.backward_data) {
-      memory w = weights_for(bwd_data_pd_.weights_desc(), bwd_data_steps_);
-      memory dy = winograd_ ? diff_dst_m : memory(bwd_data_pd_.diff_dst_desc(), engine_, diff_dst);
-      memory dx = winograd_ ? blocked(bwd_data_pd_.diff_src_desc(), &blk_.diff_src)
-                            : memory(bwd_data_pd_.diff_src_desc(), engine_, diff_src);
-      bwd_data_steps_.push_back(
-          {dnnl::convolution_backward_data(bwd_data_pd_),
-           {{DNNL_ARG_DIFF_DST, dy},
-            {DNNL_ARG_WEIGHTS, w},
-            {DNNL_ARG_DIFF_SRC, dx},
-            {DNNL_ARG_SCRATCHPAD,
-             memory(bwd_data_pd_.scratchpad_desc(), engine_, scratchpad)}}});
-    }
+    if (shape_.backward_data) BindBackwardData(master, diff_dst_m, scratchpad);
     if (shape_.backward) {
-      const memory::desc& want = bwd_weights_pd_.diff_weights_desc();
-      const memory grad_master(master_md_, engine_, diff_weights);
-      memory dw = grad_master;
-      if (!(want == master_md_)) {
-        buffers_.push_back(AllocateAligned(want.get_size() / sizeof(float)));
-        dw = memory(want, engine_, buffers_.back().get());
-      }
-      memory x;
-      if (!winograd_) {
-        x = memory(bwd_weights_pd_.src_desc(), engine_,
-                   weights_grad_src != nullptr ? weights_grad_src : src);
-      } else if (weights_grad_src != nullptr) {
-        x = blocked(bwd_weights_pd_.src_desc(), &blk_.weights_grad_src);
-      } else {
-        x = src_m;  // the blocked copy the forward pass made
-      }
-      memory dy = winograd_ ? diff_dst_m
-                            : memory(bwd_weights_pd_.diff_dst_desc(), engine_, diff_dst);
-      bwd_weights_steps_.push_back(
-          {dnnl::convolution_backward_weights(bwd_weights_pd_),
-           {{DNNL_ARG_SRC, x},
-            {DNNL_ARG_DIFF_DST, dy},
-            {DNNL_ARG_DIFF_WEIGHTS, dw},
-            {DNNL_ARG_DIFF_BIAS, memory(bwd_weights_pd_.diff_bias_desc(), engine_, diff_bias)},
-            {DNNL_ARG_SCRATCHPAD,
-             memory(bwd_weights_pd_.scratchpad_desc(), engine_, scratchpad)}}});
-      if (!(want == master_md_)) {
-        bwd_weights_steps_.push_back(
-            {dnnl::reorder(dw, grad_master), {{DNNL_ARG_FROM, dw}, {DNNL_ARG_TO, grad_master}}});
-      }
+      BindBackwardWeights(src_m, diff_dst_m, diff_weights, diff_bias, scratchpad);
     }
   } catch (const dnnl::error& e) {
     return DnnlError("convolution binding", e);
@@ -210,6 +135,91 @@ absl::Status ConvLayer::Bind(float* src, float* dst, float* weights, float* bias
     }
   }
   return absl::OkStatus();
+}
+
+memory ConvLayer::WeightsFor(const memory& master, const memory::desc& want,
+                             std::vector<Step>& steps) {
+  if (want == master_md_) return master;
+  buffers_.push_back(AllocateAligned(want.get_size() / sizeof(float)));
+  memory m(want, engine_, buffers_.back().get());
+  steps.push_back({dnnl::reorder(master, m), {{DNNL_ARG_FROM, master}, {DNNL_ARG_TO, m}}});
+  return m;
+}
+
+// (The copies are made by the loops of kernels.h: faster than oneDNN's reorders here, and the
+// forward one applies the ReLU on the way.)
+memory ConvLayer::BlockedCopy(const memory::desc& want, float** ptr) {
+  buffers_.push_back(AllocateAligned(want.get_size() / sizeof(float)));
+  *ptr = buffers_.back().get();
+  return memory(want, engine_, *ptr);
+}
+
+memory ConvLayer::BindForward(const memory& master, float* bias, void* scratchpad) {
+  memory w = WeightsFor(master, fwd_pd_.weights_desc(), fwd_steps_);
+  memory src_m, dst_m;
+  if (winograd_) {
+    src_m = BlockedCopy(fwd_pd_.src_desc(), &blk_.src);
+    dst_m = BlockedCopy(fwd_pd_.dst_desc(), &blk_.dst);
+  } else {
+    src_m = memory(fwd_pd_.src_desc(), engine_, src_);
+    dst_m = memory(fwd_pd_.dst_desc(), engine_, dst_);
+  }
+  fwd_steps_.push_back(
+      {dnnl::convolution_forward(fwd_pd_),
+       {{DNNL_ARG_SRC, src_m},
+        {DNNL_ARG_WEIGHTS, w},
+        {DNNL_ARG_BIAS, memory(fwd_pd_.bias_desc(), engine_, bias)},
+        {DNNL_ARG_DST, dst_m},
+        {DNNL_ARG_SCRATCHPAD, memory(fwd_pd_.scratchpad_desc(), engine_, scratchpad)}}});
+  return src_m;
+}
+
+void ConvLayer::BindBackwardData(const memory& master, const memory& diff_dst_blocked,
+                                 void* scratchpad) {
+  memory w = WeightsFor(master, bwd_data_pd_.weights_desc(), bwd_data_steps_);
+  memory dy =
+      winograd_ ? diff_dst_blocked : memory(bwd_data_pd_.diff_dst_desc(), engine_, diff_dst_);
+  memory dx = winograd_ ? BlockedCopy(bwd_data_pd_.diff_src_desc(), &blk_.diff_src)
+                        : memory(bwd_data_pd_.diff_src_desc(), engine_, diff_src_);
+  bwd_data_steps_.push_back(
+      {dnnl::convolution_backward_data(bwd_data_pd_),
+       {{DNNL_ARG_DIFF_DST, dy},
+        {DNNL_ARG_WEIGHTS, w},
+        {DNNL_ARG_DIFF_SRC, dx},
+        {DNNL_ARG_SCRATCHPAD, memory(bwd_data_pd_.scratchpad_desc(), engine_, scratchpad)}}});
+}
+
+void ConvLayer::BindBackwardWeights(const memory& src_m, const memory& diff_dst_blocked,
+                                    float* diff_weights, float* diff_bias, void* scratchpad) {
+  const memory::desc& want = bwd_weights_pd_.diff_weights_desc();
+  const memory grad_master(master_md_, engine_, diff_weights);
+  memory dw = grad_master;
+  if (!(want == master_md_)) {
+    buffers_.push_back(AllocateAligned(want.get_size() / sizeof(float)));
+    dw = memory(want, engine_, buffers_.back().get());
+  }
+  memory x;
+  if (!winograd_) {
+    x = memory(bwd_weights_pd_.src_desc(), engine_,
+               weights_grad_src_ != nullptr ? weights_grad_src_ : src_);
+  } else if (weights_grad_src_ != nullptr) {
+    x = BlockedCopy(bwd_weights_pd_.src_desc(), &blk_.weights_grad_src);
+  } else {
+    x = src_m;  // the blocked copy the forward pass made
+  }
+  memory dy =
+      winograd_ ? diff_dst_blocked : memory(bwd_weights_pd_.diff_dst_desc(), engine_, diff_dst_);
+  bwd_weights_steps_.push_back(
+      {dnnl::convolution_backward_weights(bwd_weights_pd_),
+       {{DNNL_ARG_SRC, x},
+        {DNNL_ARG_DIFF_DST, dy},
+        {DNNL_ARG_DIFF_WEIGHTS, dw},
+        {DNNL_ARG_DIFF_BIAS, memory(bwd_weights_pd_.diff_bias_desc(), engine_, diff_bias)},
+        {DNNL_ARG_SCRATCHPAD, memory(bwd_weights_pd_.scratchpad_desc(), engine_, scratchpad)}}});
+  if (!(want == master_md_)) {
+    bwd_weights_steps_.push_back(
+        {dnnl::reorder(dw, grad_master), {{DNNL_ARG_FROM, dw}, {DNNL_ARG_TO, grad_master}}});
+  }
 }
 
 void ConvLayer::Run(std::vector<Step>& steps, dnnl::stream& s) {

@@ -3,6 +3,9 @@
 // small channel counts of NanoNAS); the weights use the layout oneDNN picks (format_tag::any), the
 // "master" layout in which the network keeps and updates them. Primitives, memories, argument maps
 // and reorders are created once (Init + Bind) and reused by every step.
+//
+// Thread-safety: a ConvLayer is used by one thread at a time (a Network gives each batch part its
+// own); it runs its primitives on the stream it is given.
 #ifndef NANONAS_WORKER_ENGINE_CONV_H_
 #define NANONAS_WORKER_ENGINE_CONV_H_
 
@@ -80,6 +83,18 @@ class ConvLayer {
     std::vector<dnnl_exec_arg_t> c_args;  // built once: the C++ execute() builds one per call
   };
   static void Run(std::vector<Step>& steps, dnnl::stream& s);
+  // The steps of Bind (they throw dnnl::error). WeightsFor: a memory in `want` holding the master
+  // weights, appending a reorder to `steps` when the layouts differ. BlockedCopy: the primitive's
+  // view of an NHWC activation under Winograd, a blocked copy allocated here (*ptr). Each Bind*
+  // appends the steps of one primitive; BindForward returns the memory its source is read from.
+  dnnl::memory WeightsFor(const dnnl::memory& master, const dnnl::memory::desc& want,
+                          std::vector<Step>& steps);
+  dnnl::memory BlockedCopy(const dnnl::memory::desc& want, float** ptr);
+  dnnl::memory BindForward(const dnnl::memory& master, float* bias, void* scratchpad);
+  void BindBackwardData(const dnnl::memory& master, const dnnl::memory& diff_dst_blocked,
+                        void* scratchpad);
+  void BindBackwardWeights(const dnnl::memory& src_m, const dnnl::memory& diff_dst_blocked,
+                           float* diff_weights, float* diff_bias, void* scratchpad);
   void BlockDiffDst(dnnl::stream& s);
   ConvShape shape_;
   dnnl::engine engine_;

@@ -1,11 +1,17 @@
 // Hand-written float32 kernels for the small layers where oneDNN 2.6 is slow or absent: batch norm
 // (any channel count, NHWC), max pooling 2x2/2 VALID, global average pooling, dropout, dense,
 // softmax cross-entropy, Adam and the input preprocessing. All tensors are NHWC, batch first.
-// Loops are plain and vectorisable; nothing allocates after construction. A Network with several
-// threads calls them per batch part from inside its parallel region, where they run on the calling
-// thread. Called outside a parallel region, large loops are split over the calling thread's
-// OpenMP threads (omp_get_max_threads(), i.e. TrainOptions::threads) in chunks fixed by the thread
-// count, so results are reproducible for a given thread count.
+// Loops are plain and vectorisable; nothing allocates after construction. Implemented by layer
+// kind in kernels_batch_norm.cc, kernels_pooling.cc, kernels_dense_softmax.cc and
+// kernels_elementwise.cc (kernels_internal.h: the thread split they share).
+//
+// Thread-safety: the free functions keep no state (UseAvx512KernelsForTesting aside) and may run
+// concurrently on disjoint outputs. A Network with several threads calls them per batch part from
+// inside its parallel region, where they run on the calling thread. Called outside a parallel
+// region, large loops are split over the calling thread's OpenMP threads (omp_get_max_threads(),
+// i.e. TrainOptions::threads) in chunks fixed by the thread count, so results are reproducible
+// for a given thread count. A BatchNormKernel is used by one pass at a time; within it, the
+// Stats and Apply phases of distinct parts (slots) may run concurrently, Finish on one thread.
 #ifndef NANONAS_WORKER_ENGINE_KERNELS_H_
 #define NANONAS_WORKER_ENGINE_KERNELS_H_
 
@@ -18,7 +24,7 @@ namespace nanonas::engine {
 // optionally followed by ReLU. Per-channel sums run over a period P (a multiple of both C and 16)
 // so that even C = 1 or 3 vectorises.
 //
-// The work comes in phases so that a batch cut into parts (network.cc runs one part per thread)
+// The work comes in phases so that a batch cut into parts (a Network runs one part per thread)
 // is normalised side by side: a statistics phase per part over its rows (each part into its own
 // slot of partial sums), one Finish that combines the slots in slot order (so a given part split
 // always gives the same result), then an Apply phase per part. A part is any run of whole rows;
@@ -36,8 +42,8 @@ class BatchNormKernel {
   // moving statistics as Keras does (moving = moving * momentum + batch * (1 - momentum), with
   // the unbiased batch variance, as TF's fused batch norm) and prepares Apply.
   void ForwardFinish(int used_slots, int64_t total_rows, const float* gamma, const float* beta,
-                     float epsilon, float momentum, float* mean, float* invstd,
-                     float* moving_mean, float* moving_variance);
+                     float epsilon, float momentum, float* mean, float* invstd, float* moving_mean,
+                     float* moving_variance);
   // Inference: prepares Apply from the moving statistics.
   void InferenceCoefficients(const float* gamma, const float* beta, const float* moving_mean,
                              const float* moving_variance, float epsilon);
@@ -78,10 +84,10 @@ class BatchNormKernel {
 
   int channels_;
   int period_;
-  std::vector<double> acc0_, acc1_;       // (slots, P)
+  std::vector<double> acc0_, acc1_;        // (slots, P)
   std::vector<double> sum_, tot0_, tot1_;  // (P), (C), (C)
-  std::vector<float> pa_, pb_, pc_;       // (P) per-element coefficients
-  std::vector<float> ca_, cb_, cc_;   // (C)
+  std::vector<float> pa_, pb_, pc_;        // (P) per-element coefficients
+  std::vector<float> ca_, cb_, cc_;        // (C)
 };
 
 // Max pooling 2x2, stride 2, VALID: x (N, H, W, C) -> y (N, H/2, W/2, C). ws (N, H/2, W/2, C)
@@ -131,11 +137,11 @@ void AdamUpdate(float* w, const float* g, float* m, float* v, int64_t count, flo
 
 // acc[i] += x[i].
 void AccumulateInto(float* acc, const float* x, int64_t count);
-// y = max(y, 0) in place.
 // Layout changes between NHWC and oneDNN's nChw16c (channels in blocks of 16; c must be a multiple
 // of 16) for the Winograd convolutions. Blocked16ToNhwc optionally applies a ReLU on the way.
 void NhwcToBlocked16(const float* src, int n, int64_t hw, int c, float* dst);
 void Blocked16ToNhwc(const float* src, int n, int64_t hw, int c, bool relu, float* dst);
+// y = max(y, 0) in place.
 void ReluInPlace(float* y, int64_t count);
 // ReLU backward in place for a fused ReLU: dy = y > 0 ? dy : 0.
 void ReluBackwardInPlace(const float* y, int64_t count, float* dy);

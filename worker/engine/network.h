@@ -2,9 +2,12 @@
 // (conv.h) and the hand-written kernels (kernels.h). It owns every buffer (activations, gradients,
 // parameters and Adam state in flat arenas) and creates all primitives up front for the batch sizes
 // it will run; the training loop (trainer.cc) then only calls LoadImages/Forward/Loss/Backward/
-// AdamStep, which allocate nothing.
+// AdamStep, which allocate nothing. Implemented in network.cc (construction, plans and teams),
+// network_weights.cc (initialisation, weights in and out), network_forward.cc,
+// network_backward.cc (the passes and the Adam step) and network_first_layer.cc (the first-layer
+// shortcut); network_internal.h holds the team of threads the passes share.
 //
-// Thread-safety: a Network is used by one thread at a time.
+// Thread-safety: a Network is used by one thread at a time (a pass runs its own OpenMP team).
 #ifndef NANONAS_WORKER_ENGINE_NETWORK_H_
 #define NANONAS_WORKER_ENGINE_NETWORK_H_
 
@@ -82,7 +85,7 @@ class Network {
     int h, w, cin;     // input (per image)
     int oh, ow, cout;  // output
     bool relu = false;
-    int index = 0;     // conv or batch-norm number
+    int index = 0;  // conv or batch-norm number
   };
   struct Tensor {
     int64_t offset = 0, count = 0;  // in the parameter arena (floats)
@@ -100,12 +103,12 @@ class Network {
   // identical results.
   struct Plan {
     int n = 0;
-    std::vector<int> part_begin;              // first image of each part (P entries) and n
+    std::vector<int> part_begin;                // first image of each part (P entries) and n
     std::vector<std::vector<ConvLayer>> convs;  // [conv op][part]
     int parts() const { return static_cast<int>(part_begin.size()) - 1; }
     int part_size(int p) const { return part_begin[p + 1] - part_begin[p]; }
   };
-  struct Team;  // the threads of one pass and the parts each runs (network.cc)
+  struct Team;  // the threads of one pass and the parts each runs (network_internal.h)
   // Runs body(team) on plan.parts() threads (inline for one part). INTERNAL when a oneDNN call
   // inside failed.
   template <typename F>
@@ -113,21 +116,57 @@ class Network {
   void ForwardOps(const Team& t, Plan* plan, int n, bool training);
   void BackwardOps(const Team& t, Plan* plan, int n);
   void RecordError(const dnnl::error& e);  // from inside a team (first error wins)
+  // Op i's tensors in a pass: input x and output y (batch-contiguous) with their per-image
+  // sizes, and the ping-pong gradient buffers dy (of y) and dx (of x, null for op 0).
+  struct OpTensors {
+    float* x;
+    float* y;
+    int64_t in, out;
+    float* dy;
+    float* dx;
+  };
+  OpTensors TensorsOf(int i) const;
+  // Part q's slice of a gradient buffer (see grads_).
+  float* PartGrad(float* buffer, const Plan& plan, int q) const {
+    return buffer + plan.part_begin[q] * max_act_;
+  }
+  // The steps of one operation i of a pass that need more than a call per part.
+  void ForwardBatchNorm(const Team& t, const Plan& plan, int i, int n, bool training);
+  void BackwardBatchNorm(const Team& t, const Plan& plan, int i, int n);
+  void BackwardConv(const Team& t, Plan* plan, int i);
+  void BackwardDense(const Team& t, const Plan& plan, int i, int n);
+  // The parts' convolution gradients into param_grads_, in part order (end of a backward pass).
+  void SumPartGradients(const Team& t, const Plan& plan);
 
   Network() = default;
   absl::Status Build(const Architecture& arch, std::vector<int> batch_sizes, bool training,
                      bool first_layer_shortcut);
+  // The steps of Build, in order: the operations from the layer list; the plans (convolution
+  // primitives per batch size and part); the parameter arenas; activations, gradients and per-op
+  // state; the convolutions bound to their slices of the buffers.
+  absl::Status BuildOps(const Architecture& arch, int* n_conv, int* n_bn);
+  absl::Status BuildPlans(const std::vector<int>& batch_sizes, int n_conv, size_t* scratch_bytes,
+                          int* max_parts);
+  void LayOutParameters(int n_conv, int n_bn, int max_parts);
+  void AllocateBuffers(size_t scratch_bytes, int max_parts);
+  absl::Status BindConvolutions(int max_parts);
   Plan* FindPlan(int n);
-  int64_t ActSize(int i) const;  // per image, floats
+  int64_t ActSize(int i) const;              // per image, floats
   bool producer_relu(size_t i) const;        // op i's input comes out of a ReLU
   bool consumer_masks_relu(size_t i) const;  // op i+1's backward applies op i's ReLU mask
+  // INVALID_ARGUMENT naming the first tensor of `w` that does not match the architecture.
+  absl::Status CheckWeights(const ModelWeights& w) const;
+  const Op& ConvOp(int conv) const;  // the op of convolution number `conv`
+  // Reorders convolution `conv`'s kernel between the plain (O, 3, 3, I) layout and the master
+  // layout in the arena, in the direction `to_master` says.
+  void ReorderConvWeights(int conv, const float* from, float* to, bool to_master) const;
   void PlainToMaster(int conv, const float* ohwi, float* arena) const;
+  void MasterToPlain(int conv, const float* arena, float* ohwi) const;
   absl::Status SetUpFirstLayerShortcut();
   // Sums of the first conv's dy for images [begin, begin + count) into the part's row sums.
   void FirstLayerSums(int part, int begin, int count);
   // dgamma, dbeta of the input batch norm and the conv's weight gradient from the parts' sums.
   void FirstLayerGradients(int parts);
-  void MasterToPlain(int conv, const float* arena, float* ohwi) const;
 
   Architecture arch_;
   bool training_ = false;
@@ -151,9 +190,9 @@ class Network {
   AlignedBuffer dlogits_;
   int64_t max_act_ = 0;  // largest activation after the input, floats per image
   AlignedBuffer scratchpad_;
-  std::vector<std::vector<uint8_t>> pool_ws_;        // per op (empty unless max pool)
-  std::vector<std::vector<float>> dropout_mask_;     // per op
-  std::vector<BatchNormKernel> bn_kernels_;          // per batch norm
+  std::vector<std::vector<uint8_t>> pool_ws_;     // per op (empty unless max pool)
+  std::vector<std::vector<float>> dropout_mask_;  // per op
+  std::vector<BatchNormKernel> bn_kernels_;       // per batch norm
   std::vector<std::vector<float>> bn_mean_, bn_invstd_, bn_moving_mean_, bn_moving_var_;
 
   // Parameters, their gradients and Adam moments in four arenas of identical layout.
@@ -178,7 +217,7 @@ class Network {
   std::vector<float> w_plain_, dwx_plain_, dwz_plain_;  // (cout, 3, 3, cin)
   // Per part (W, cout): sums of dy over the part's images and rows, over first rows, last rows.
   std::vector<float> col_sums_, first_row_, last_row_;
-  std::vector<double> dw1_;                             // (cout, 3, 3)
+  std::vector<double> dw1_;  // (cout, 3, 3)
   struct Reorder {
     dnnl::reorder prim;
     dnnl::memory from, to;

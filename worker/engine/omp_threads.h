@@ -1,5 +1,8 @@
 // Sets the calling thread's OpenMP thread count for one scope: oneDNN reads it when it creates a
 // primitive, the kernels and the Network when they split work.
+//
+// Thread-safety: changes only the calling thread's OpenMP setting (a per-thread value); use it
+// on one thread, as a scoped local.
 #ifndef NANONAS_WORKER_ENGINE_OMP_THREADS_H_
 #define NANONAS_WORKER_ENGINE_OMP_THREADS_H_
 

@@ -1,6 +1,8 @@
 // Naive reference implementations of every layer and of whole-network float inference, in double
 // precision and written as the textbook loops, for tests against the fast engine. NHWC, batch
 // first. Not for production use: slow on purpose.
+//
+// Thread-safety: pure functions, safe to call from any thread.
 #ifndef NANONAS_WORKER_ENGINE_REFERENCE_H_
 #define NANONAS_WORKER_ENGINE_REFERENCE_H_
 

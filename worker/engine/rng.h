@@ -1,6 +1,8 @@
 // A small, fast, portable pseudo-random generator (SplitMix64) for initialisation, shuffling and
 // dropout. Portable across standard libraries, unlike std::uniform_*_distribution, so that the same
 // seed gives the same run everywhere.
+//
+// Thread-safety: an Rng is used by one thread at a time; DeriveSeed is pure.
 #ifndef NANONAS_WORKER_ENGINE_RNG_H_
 #define NANONAS_WORKER_ENGINE_RNG_H_
 

@@ -71,28 +71,107 @@ void AddBatchSizes(int64_t count, int batch, std::vector<int>* sizes) {
   if (count > batch && count % batch != 0) sizes->push_back(static_cast<int>(count % batch));
 }
 
-absl::StatusOr<TrainResult> Run(const Architecture& arch, const Dataset& data, const Split& split,
-                                const TrainOptions& options, const ProgressCallback& progress,
-                                const CancelFlag* cancel) {
+absl::Status CheckTrainingRequest(const Architecture& arch, const Dataset& data, const Split& split,
+                                  const TrainOptions& options) {
   NANONAS_RETURN_IF_ERROR(CheckData(arch, data, true));
   if (split.train.empty() || split.validation.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the split needs training and validation images (got ", split.train.size(), " and ",
-        split.validation.size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the split needs training and validation images (got ", split.train.size(),
+                     " and ", split.validation.size(), ")"));
   }
   if (options.epochs < 1 || options.batch_size < 1 || options.threads < 1 ||
       options.progress_every_batches < 0 || !(options.learning_rate > 0) ||
       !std::isfinite(options.learning_rate)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad training options: epochs ", options.epochs, ", batch size ", options.batch_size,
-        ", threads ", options.threads, ", learning rate ", options.learning_rate,
-        ", progress every ", options.progress_every_batches,
-        " (need epochs, batch size, threads >= 1, a positive learning rate)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad training options: epochs ", options.epochs, ", batch size ",
+                     options.batch_size, ", threads ", options.threads, ", learning rate ",
+                     options.learning_rate, ", progress every ", options.progress_every_batches,
+                     " (need epochs, batch size, threads >= 1, a positive learning rate)"));
   }
   NANONAS_RETURN_IF_ERROR(CheckIndices(data, split.train, "training", true, arch.spec.classes));
-  NANONAS_RETURN_IF_ERROR(
-      CheckIndices(data, split.validation, "validation", true, arch.spec.classes));
+  return CheckIndices(data, split.validation, "validation", true, arch.spec.classes);
+}
 
+// Summed loss and argmax hits over the images of one pass over a set.
+struct PassSums {
+  double loss = 0;
+  int64_t correct = 0;
+};
+
+// Loads the n images at `indices` and their labels (into `labels`), runs the forward pass and the
+// loss, and adds them to `sums`.
+absl::Status ForwardBatch(Network& net, const Dataset& data, const int64_t* indices, int n,
+                          bool training, std::vector<int32_t>& labels, PassSums* sums) {
+  for (int j = 0; j < n; ++j) labels[j] = data.labels[indices[j]];
+  net.LoadImages(data, indices, n);
+  NANONAS_RETURN_IF_ERROR(net.Forward(n, training));
+  int correct = 0;
+  sums->loss += net.Loss(n, labels.data(), &correct);
+  sums->correct += correct;
+  return absl::OkStatus();
+}
+
+// One training epoch: shuffles `order` (the training indices, in place) with the epoch's seed and
+// runs Forward/Loss/Backward/AdamStep per batch, reporting kBatch progress. CANCELLED when
+// `cancel` is set between batches. `labels` holds a batch.
+absl::StatusOr<PassSums> TrainEpoch(Network& net, const Dataset& data, const TrainOptions& options,
+                                    int epoch, std::vector<int64_t>& order,
+                                    std::vector<int32_t>& labels, const ProgressCallback& progress,
+                                    const CancelFlag* cancel) {
+  const int batch = options.batch_size;
+  const int64_t n_train = static_cast<int64_t>(order.size());
+  const int64_t batches_per_epoch = (n_train + batch - 1) / batch;
+  engine::Rng rng(engine::DeriveSeed(options.seed, kShuffleStream + epoch));
+  for (int64_t i = n_train - 1; i > 0; --i) {
+    std::swap(order[i], order[rng.Below(static_cast<uint64_t>(i) + 1)]);
+  }
+  PassSums sums;
+  int64_t seen = 0;
+  for (int64_t b = 0; b < batches_per_epoch; ++b) {
+    if (cancel != nullptr && cancel->IsCancelled()) {
+      return absl::CancelledError(
+          absl::StrCat("training cancelled in epoch ", epoch, " after ", b, " batches"));
+    }
+    const int64_t first = b * batch;
+    const int n = static_cast<int>(std::min<int64_t>(batch, n_train - first));
+    NANONAS_RETURN_IF_ERROR(
+        ForwardBatch(net, data, order.data() + first, n, /*training=*/true, labels, &sums));
+    NANONAS_RETURN_IF_ERROR(net.Backward(n));
+    net.AdamStep(options.learning_rate);
+    seen += n;
+    if (progress && options.progress_every_batches > 0 &&
+        (b + 1) % options.progress_every_batches == 0 && b + 1 < batches_per_epoch) {
+      Progress p;
+      p.kind = Progress::Kind::kBatch;
+      p.epoch = epoch;
+      p.batch = b + 1;
+      p.batches_per_epoch = batches_per_epoch;
+      p.running_loss = sums.loss / seen;
+      p.running_accuracy = static_cast<double>(sums.correct) / seen;
+      progress(p);
+    }
+  }
+  return sums;
+}
+
+// Validation (inference mode) over `indices` in batches of `batch`.
+absl::StatusOr<PassSums> Validate(Network& net, const Dataset& data,
+                                  const std::vector<int64_t>& indices, int batch,
+                                  std::vector<int32_t>& labels) {
+  const int64_t count = static_cast<int64_t>(indices.size());
+  PassSums sums;
+  for (int64_t first = 0; first < count; first += batch) {
+    const int n = static_cast<int>(std::min<int64_t>(batch, count - first));
+    NANONAS_RETURN_IF_ERROR(
+        ForwardBatch(net, data, indices.data() + first, n, /*training=*/false, labels, &sums));
+  }
+  return sums;
+}
+
+absl::StatusOr<TrainResult> Run(const Architecture& arch, const Dataset& data, const Split& split,
+                                const TrainOptions& options, const ProgressCallback& progress,
+                                const CancelFlag* cancel) {
+  NANONAS_RETURN_IF_ERROR(CheckTrainingRequest(arch, data, split, options));
   const auto start = Clock::now();
   ScopedOmpThreads threads(options.threads);
   const int batch = options.batch_size;
@@ -110,66 +189,21 @@ absl::StatusOr<TrainResult> Run(const Architecture& arch, const Dataset& data, c
   TrainResult result;
   double train_seconds = 0;
   int64_t trained_images = 0;
-
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
-    engine::Rng rng(engine::DeriveSeed(options.seed, kShuffleStream + epoch));
-    for (int64_t i = n_train - 1; i > 0; --i) {
-      std::swap(order[i], order[rng.Below(static_cast<uint64_t>(i) + 1)]);
-    }
-    double loss_sum = 0;
-    int64_t correct_sum = 0, seen = 0;
-    for (int64_t b = 0; b < batches_per_epoch; ++b) {
-      if (cancel != nullptr && cancel->IsCancelled()) {
-        return absl::CancelledError(absl::StrCat("training cancelled in epoch ", epoch,
-                                                 " after ", b, " batches"));
-      }
-      const int64_t first = b * batch;
-      const int n = static_cast<int>(std::min<int64_t>(batch, n_train - first));
-      for (int j = 0; j < n; ++j) labels[j] = data.labels[order[first + j]];
-      net->LoadImages(data, order.data() + first, n);
-      NANONAS_RETURN_IF_ERROR(net->Forward(n, true));
-      int correct = 0;
-      loss_sum += net->Loss(n, labels.data(), &correct);
-      NANONAS_RETURN_IF_ERROR(net->Backward(n));
-      net->AdamStep(options.learning_rate);
-      correct_sum += correct;
-      seen += n;
-      if (progress && options.progress_every_batches > 0 &&
-          (b + 1) % options.progress_every_batches == 0 && b + 1 < batches_per_epoch) {
-        Progress p;
-        p.kind = Progress::Kind::kBatch;
-        p.epoch = epoch;
-        p.batch = b + 1;
-        p.batches_per_epoch = batches_per_epoch;
-        p.running_loss = loss_sum / seen;
-        p.running_accuracy = static_cast<double>(correct_sum) / seen;
-        progress(p);
-      }
-    }
-    const auto train_end = Clock::now();
-    train_seconds += Seconds(epoch_start, train_end);
+    NANONAS_ASSIGN_OR_RETURN(const PassSums train, TrainEpoch(*net, data, options, epoch, order,
+                                                              labels, progress, cancel));
+    train_seconds += Seconds(epoch_start, Clock::now());
     trained_images += n_train;
-
-    // Validation (inference mode).
-    double val_loss = 0;
-    int64_t val_correct = 0;
-    for (int64_t first = 0; first < n_val; first += batch) {
-      const int n = static_cast<int>(std::min<int64_t>(batch, n_val - first));
-      for (int j = 0; j < n; ++j) labels[j] = data.labels[split.validation[first + j]];
-      net->LoadImages(data, split.validation.data() + first, n);
-      NANONAS_RETURN_IF_ERROR(net->Forward(n, false));
-      int correct = 0;
-      val_loss += net->Loss(n, labels.data(), &correct);
-      val_correct += correct;
-    }
+    NANONAS_ASSIGN_OR_RETURN(const PassSums val,
+                             Validate(*net, data, split.validation, batch, labels));
 
     EpochStats stats;
     stats.epoch = epoch;
-    stats.train_loss = loss_sum / n_train;
-    stats.train_accuracy = static_cast<double>(correct_sum) / n_train;
-    stats.validation_loss = val_loss / n_val;
-    stats.validation_accuracy = static_cast<double>(val_correct) / n_val;
+    stats.train_loss = train.loss / n_train;
+    stats.train_accuracy = static_cast<double>(train.correct) / n_train;
+    stats.validation_loss = val.loss / n_val;
+    stats.validation_accuracy = static_cast<double>(val.correct) / n_val;
     stats.seconds = Seconds(epoch_start, Clock::now());
     result.epochs.push_back(stats);
     if (epoch == 1 || stats.validation_accuracy > result.best_validation_accuracy) {
