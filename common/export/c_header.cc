@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 
 namespace nanonas {
@@ -35,7 +36,8 @@ std::string MakeCHeader(absl::string_view bytes, absl::string_view array_name,
   const std::string guard = absl::AsciiStrToUpper(name) + "_H_";
   std::string out;
   if (!comment.empty()) {
-    for (absl::string_view line : absl::StrSplit(comment, '\n')) absl::StrAppend(&out, "// ", line, "\n");
+    for (absl::string_view line : absl::StrSplit(comment, '\n'))
+      absl::StrAppend(&out, "// ", line, "\n");
   }
   absl::StrAppend(&out, "// TensorFlow Lite model written by nanonas: ", bytes.size(),
                   " bytes, kept 16-byte aligned for TensorFlow Lite Micro.\n");
@@ -51,9 +53,21 @@ std::string MakeCHeader(absl::string_view bytes, absl::string_view array_name,
     out.push_back(kHex[b & 15]);
     if (i + 1 < bytes.size()) out.push_back(',');
   }
-  absl::StrAppend(&out, "\n};\nconst unsigned int ", name, "_len = ", bytes.size(), ";\n\n#endif  // ",
-                  guard, "\n");
+  absl::StrAppend(&out, "\n};\nconst unsigned int ", name, "_len = ", bytes.size(),
+                  ";\n\n#endif  // ", guard, "\n");
   return out;
+}
+
+std::string ModelHeaderText(absl::string_view tflite, const ModelDescription& model) {
+  const std::string named = model.name.empty() ? "" : absl::StrCat(" (", model.name, ")");
+  const std::string who = model.job_id.empty() ? absl::StrCat("nanonas", named)
+                                               : absl::StrCat("nanonas job ", model.job_id, named);
+  const std::string comment = absl::StrFormat(
+      "%s: NanoNAS %s model k=%d c=%d, %d classes, input %dx%dx%d uint8\nfull-integer uint8 "
+      "TFLite model, %d bytes of Flash, %d bytes of RAM (reference-tool method)",
+      who, model.variant, model.k, model.c, model.classes, model.input.height, model.input.width,
+      model.input.channels, tflite.size(), model.ram_bytes);
+  return MakeCHeader(tflite, ModelArrayName(model.name, model.job_id), comment);
 }
 
 }  // namespace nanonas

@@ -1,14 +1,19 @@
 // The exported model as a C/C++ header for firmware: a 16-byte aligned const byte array (TFLite
-// Micro reads the flatbuffer in place) plus its length.
+// Micro reads the flatbuffer in place) plus its length. Pure functions; thread-safe.
 //
 //   alignas(16) const unsigned char nanonas_vww_model[] = {0x1c, 0x00, ...};
 //   const unsigned int nanonas_vww_model_len = 10920;
+//
+// model.h of a job or of nanonas-eval is ModelHeaderText(tflite, description): the one place its
+// text (array name and descriptive comment) is decided.
 #ifndef NANONAS_COMMON_EXPORT_C_HEADER_H_
 #define NANONAS_COMMON_EXPORT_C_HEADER_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "common/arch/architecture.h"
 
 namespace nanonas {
 
@@ -23,6 +28,24 @@ std::string ModelArrayName(absl::string_view job_name, absl::string_view job_id)
 // array (12 bytes a line) and `const unsigned int <array_name>_len`. `comment` lines go on top.
 std::string MakeCHeader(absl::string_view model_bytes, absl::string_view array_name,
                         absl::string_view comment = "");
+
+// What model.h says about the model it holds.
+struct ModelDescription {
+  std::string job_id;   // the job's id; "" outside a job (nanonas-eval)
+  std::string name;     // the job's name ("" = none); with job_id it names the C array
+  std::string variant;  // the search-space variant as the job spec spells it ("2023", "2024")
+  int k = 0;
+  int c = 0;
+  int classes = 0;
+  InputShape input;
+  int64_t ram_bytes = 0;  // the resource model's RAM (reference-tool method)
+};
+
+// The model.h text for the .tflite bytes: MakeCHeader(tflite, ModelArrayName(name, job_id),
+// comment), the comment naming the job (when job_id is set), the model (variant, k, c, classes,
+// input), its Flash (the file's size) and RAM. For a job this is byte for byte the coordinator's
+// model.h artifact.
+std::string ModelHeaderText(absl::string_view tflite, const ModelDescription& model);
 
 }  // namespace nanonas
 

@@ -1,5 +1,6 @@
 // Runs nanonas-eval: the resource-model path, bad command lines, a 1-epoch training run and the
-// final-training path (--final, --export DIR, --test-data) with its error cases.
+// final-training path (--final, --export DIR, --test-data) with its error cases, and checks that
+// its exported model is the worker service's (EvaluateCandidate) byte for byte.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,14 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "common/data/dataset.h"
+#include "common/tflite/tflite_reader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nanonas/v1/nanonas.pb.h"
 #include "nlohmann/json.hpp"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
-#ifdef NANONAS_EVAL_HAS_EXPORT
-#include "common/tflite/tflite_reader.h"
-#endif
+#include "worker/service/evaluation_child.h"
 
 namespace {
 
@@ -112,7 +114,6 @@ TEST(EvalTest, BadCommandLinesExitTwoWithAMessage) {
   }
 }
 
-#ifdef NANONAS_EVAL_HAS_ENGINE
 // Writes root/<class>/<i>.png, 16x16 RGB stripes with noise: "horizontal" and "vertical" stripes,
 // any other class name gets diagonal ones.
 void WriteStripes(const fs::path& root, const std::vector<std::string>& classes, int per_class,
@@ -194,7 +195,6 @@ TEST(EvalTest, OneEpochOnATinyFolderPrintsJson) {
   EXPECT_EQ(j.at("dataset_hash").get<std::string>().size(), 64u);
 }
 
-#ifdef NANONAS_EVAL_HAS_EXPORT
 // A training folder big enough to calibrate (>= 150 training images after a 0.3 validation
 // split): 120 stripes per class, 168 train / 72 validation; and a separate 20-per-class test set.
 class EvalFinalTest : public ::testing::Test {
@@ -308,6 +308,49 @@ TEST_F(EvalFinalTest, ExportWritesTheModelHeaderReportAndPicture) {
   fs::remove_all(out.parent_path());
 }
 
+// nanonas-eval and the worker's evaluation child finalize a model on one path (FinalizeModel):
+// the same data, (k, c), seed and epochs give the same model.tflite, byte for byte.
+TEST_F(EvalFinalTest, ExportedModelIsTheWorkerServicesByteForByte) {
+  const fs::path out = TempPath("nanonas_eval_parity");
+  fs::remove_all(out);
+  Result r = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --final --epochs 2 --batch 32 " +
+                     "--seed 3 --export '" + out.string() + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.stdout_only);
+  const std::string eval_tflite = ReadFile(out / "model.tflite");
+  fs::remove_all(out);
+
+  // The same folder as nanonas-eval loads it, trained and exported by the service's child.
+  nanonas::FolderOptions folder;
+  folder.size = {16, 16, 3};
+  folder.threads = 1;
+  absl::StatusOr<nanonas::Dataset> data = nanonas::LoadImageFolder(train_->string(), folder);
+  ASSERT_TRUE(data.ok()) << data.status();
+  nanonas::v1::EvaluateRequest request;
+  request.mutable_input()->set_height(16);
+  request.mutable_input()->set_width(16);
+  request.mutable_input()->set_channels(3);
+  request.set_k(2);
+  request.set_c(1);
+  request.set_variant("2023");
+  request.set_validation_split(0.3);
+  request.mutable_settings()->set_seed(3);
+  request.set_final_training(true);
+  request.mutable_final_settings()->set_epochs(2);
+  request.mutable_final_settings()->set_learning_rate(0.01f);
+  request.mutable_final_settings()->set_batch_size(32);
+  const nanonas::v1::EvaluateResult service =
+      nanonas::EvaluateCandidate(request, *data, 0, [](const nanonas::v1::EvaluateEvent&) {});
+  ASSERT_EQ(service.state(), nanonas::v1::CANDIDATE_STATE_DONE) << service.error();
+  ASSERT_FALSE(eval_tflite.empty());
+  EXPECT_TRUE(service.tflite() == eval_tflite)
+      << "service " << service.tflite().size() << " bytes, nanonas-eval " << eval_tflite.size();
+  EXPECT_DOUBLE_EQ(service.best_validation_accuracy(),
+                   j.at("best_validation_accuracy").get<double>());
+  EXPECT_DOUBLE_EQ(service.quantized_validation_accuracy(),
+                   j.at("quantized_validation_accuracy").get<double>());
+}
+
 TEST_F(EvalFinalTest, FinalWithoutTestSetReportsValidationFiguresOnly) {
   // --final's defaults (100 epochs, Adam 0.01, batch 128) with the epochs overridden.
   Result r = RunEval(Train() + "--k 2 --c 1 --input 16x16x3 --final --epochs 1 --json");
@@ -390,7 +433,5 @@ TEST(EvalTest, FinalPathBadCommandLinesExitTwo) {
     EXPECT_THAT(r.output, HasSubstr(c.message));
   }
 }
-#endif  // NANONAS_EVAL_HAS_EXPORT
-#endif
 
 }  // namespace

@@ -6,8 +6,6 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <numeric>
-#include <random>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -15,10 +13,7 @@
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
 #include "common/base/units.h"
-#include "common/export/export_model.h"
-#include "common/export/inference.h"
-#include "common/export/quantize.h"
-#include "common/export/tflite_writer.h"
+#include "common/export/finalize.h"
 #include "common/resources/host_memory.h"
 #include "worker/engine/trainer.h"
 #include "worker/service/child_protocol.h"
@@ -47,54 +42,104 @@ EvaluateResult Failed(const std::string& why) {
   return r;
 }
 
-double AccuracyOf(const std::vector<int32_t>& predicted, const Dataset& data,
-                  const std::vector<int64_t>& indices) {
-  int64_t right = 0;
-  for (size_t i = 0; i < indices.size() && i < predicted.size(); ++i) {
-    right += predicted[i] == data.labels[static_cast<size_t>(indices[i])];
+// The event for a training progress report: an epoch's figures or a batch's running figures.
+EvaluateEvent ProgressEvent(const EvaluateRequest& request, int epochs, const Progress& p) {
+  EvaluateEvent e;
+  if (p.kind == Progress::Kind::kEpoch) {
+    FillEpoch(p.epoch_stats, e.mutable_epoch());
+    return e;
   }
-  return indices.empty() ? 0 : static_cast<double>(right) / static_cast<double>(indices.size());
+  auto* pr = e.mutable_progress();
+  pr->set_k(request.k());
+  pr->set_c(request.c());
+  pr->set_epoch(p.epoch);
+  pr->set_epochs(epochs);
+  pr->set_batch(p.batch);
+  pr->set_batches_per_epoch(p.batches_per_epoch);
+  pr->set_running_loss(p.running_loss);
+  pr->set_running_accuracy(p.running_accuracy);
+  pr->set_final_training(request.final_training());
+  return e;
 }
 
-// Quantizes the final training's best weights to the full-integer uint8 model, serialises it and
-// scores it: quantized validation accuracy, and float and quantized test accuracy with a test set.
-absl::Status ExportFinal(const Architecture& arch, const ModelWeights& weights,
-                         const Dataset& data, const Split& split, const Dataset* test,
-                         uint64_t seed, EvaluateResult* r) {
-  if (static_cast<int64_t>(split.train.size()) < kMinRepresentativeImages) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "quantization calibrates on at least ", kMinRepresentativeImages,
-        " training images but the training split has only ", split.train.size(),
-        ": give more images or a smaller validation split"));
+TrainOptions TrainOptionsFor(const EvaluateRequest& request) {
+  const auto& s = request.settings();
+  TrainOptions options;
+  options.threads = 1;
+  if (request.final_training()) {
+    const auto& f = request.final_settings();
+    options.epochs = f.epochs() > 0 ? f.epochs() : 100;
+    options.learning_rate = f.learning_rate() > 0 ? f.learning_rate() : 0.01f;
+    options.batch_size = f.batch_size() > 0 ? f.batch_size() : 128;
+  } else {
+    options.epochs = s.epochs() > 0 ? s.epochs() : 3;
+    options.learning_rate = s.learning_rate() > 0 ? s.learning_rate() : 1e-3f;
+    options.batch_size = s.batch_size() > 0 ? s.batch_size() : 16;
   }
-  // A seeded shuffle of the training images: the representative set covers every class.
-  std::vector<int64_t> representative = split.train;
-  std::mt19937_64 rng(seed);
-  std::shuffle(representative.begin(), representative.end(), rng);
-  NANONAS_ASSIGN_OR_RETURN(ExportedModel model,
-                           ExportModel(arch, weights, data, representative, "nanonas_model"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t predicted, PredictFlashBytes(arch));
-  if (static_cast<int64_t>(model.tflite.size()) != predicted) {
-    return absl::InternalError(absl::StrCat("the exported model.tflite is ", model.tflite.size(),
-                                            " bytes but the predicted Flash is ", predicted,
-                                            "; this is a bug in nanonas"));
+  options.seed = s.seed() > 0 ? s.seed() : 1;
+  return options;
+}
+
+// The final training's last step: the test set at the model's input, then FinalizeModel (the
+// quantized model, shared with nanonas-eval) on the best weights; fills r's model and figures.
+// Returns the error text, "" on success.
+std::string FinalizeInto(const Architecture& arch, const ModelWeights& weights, const Dataset& data,
+                         const Split& split, const Dataset* test, uint64_t seed,
+                         EvaluateResult* r) {
+  Dataset test_resized;
+  if (test != nullptr && !(test->shape == arch.spec.input)) {
+    auto t = ResizeDataset(*test, arch.spec.input);
+    if (!t.ok()) return absl::StrCat("resizing the test set: ", t.status().message());
+    test_resized = std::move(*t);
+    test = &test_resized;
   }
+  if (test != nullptr && test->num_classes() != data.num_classes()) {
+    return absl::StrCat("the test set has ", test->num_classes(), " classes but the training set ",
+                        data.num_classes());
+  }
+  FinalizeOptions options;
+  options.float_predict = [&](const Dataset& d, const std::vector<int64_t>& indices) {
+    return Predict(arch, weights, d, indices, 1);
+  };
+  absl::StatusOr<FinalizedModel> model =
+      FinalizeModel(arch, weights, data, split, test, seed, options);
+  if (!model.ok()) return absl::StrCat("quantization and export: ", model.status().ToString());
   if (!split.validation.empty()) {
-    NANONAS_ASSIGN_OR_RETURN(double qval, QuantizedAccuracy(model.graph, data, split.validation));
-    r->set_quantized_validation_accuracy(qval);
+    r->set_quantized_validation_accuracy(model->quantized_validation_accuracy);
   }
-  if (test != nullptr) {
-    std::vector<int64_t> all(static_cast<size_t>(test->size()));
-    std::iota(all.begin(), all.end(), int64_t{0});
-    NANONAS_ASSIGN_OR_RETURN(std::vector<int32_t> p, Predict(arch, weights, *test, all, 1));
-    r->set_float_test_accuracy(AccuracyOf(p, *test, all));
-    NANONAS_ASSIGN_OR_RETURN(double qtest, QuantizedAccuracy(model.graph, *test, all));
-    r->set_quantized_test_accuracy(qtest);
+  if (model->has_test) {
+    r->set_float_test_accuracy(model->float_test_accuracy);
+    r->set_quantized_test_accuracy(model->quantized_test_accuracy);
     r->set_has_test_accuracy(true);
-    r->set_test_images(static_cast<int64_t>(all.size()));
+    r->set_test_images(model->test_images);
   }
-  r->set_tflite(std::move(model.tflite));
-  return absl::OkStatus();
+  r->set_tflite(std::move(model->tflite));
+  r->set_weights(SerializeModelWeights(weights));
+  return "";
+}
+
+// A dataset file's SerializeDataset bytes, decoded; NOT_FOUND when it cannot be opened. The
+// serialized bytes are freed on return: only the decoded dataset stays resident.
+absl::StatusOr<Dataset> ReadDatasetFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (path.empty() || !in) return absl::NotFoundError(path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return DeserializeDataset(bytes);
+}
+
+// EvaluateCandidate on the dataset files the child was given (test_path "" = no test set).
+EvaluateResult EvaluateFiles(const EvaluateRequest& request, const std::string& dataset_path,
+                             const std::string& test_path, int64_t memory_limit,
+                             const std::function<void(const EvaluateEvent&)>& emit) {
+  absl::StatusOr<Dataset> dataset = ReadDatasetFile(dataset_path);
+  if (absl::IsNotFound(dataset.status())) {
+    return Failed(absl::StrCat("cannot read the dataset file '", dataset_path, "'"));
+  }
+  if (!dataset.ok()) return Failed(absl::StrCat("dataset: ", dataset.status().message()));
+  if (test_path.empty()) return EvaluateCandidate(request, *dataset, memory_limit, emit);
+  absl::StatusOr<Dataset> test = ReadDatasetFile(test_path);
+  if (!test.ok()) return Failed(absl::StrCat("test set: ", test.status().message()));
+  return EvaluateCandidate(request, *dataset, memory_limit, emit, &*test);
 }
 
 }  // namespace
@@ -123,20 +168,7 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   auto arch = BuildArchitecture(spec);
   if (!arch.ok()) return Failed(std::string(arch.status().message()));
 
-  const auto& s = request.settings();
-  TrainOptions options;
-  options.threads = 1;
-  if (request.final_training()) {
-    const auto& f = request.final_settings();
-    options.epochs = f.epochs() > 0 ? f.epochs() : 100;
-    options.learning_rate = f.learning_rate() > 0 ? f.learning_rate() : 0.01f;
-    options.batch_size = f.batch_size() > 0 ? f.batch_size() : 128;
-  } else {
-    options.epochs = s.epochs() > 0 ? s.epochs() : 3;
-    options.learning_rate = s.learning_rate() > 0 ? s.learning_rate() : 1e-3f;
-    options.batch_size = s.batch_size() > 0 ? s.batch_size() : 16;
-  }
-  options.seed = s.seed() > 0 ? s.seed() : 1;
+  TrainOptions options = TrainOptionsFor(request);
 
   // The engine's estimate assumes a process baseline of kEngineBaselineBytes (trainer.cc); this
   // child is the worker binary, whose baseline is larger (gRPC, OpenCV and oneDNN pages mapped:
@@ -170,24 +202,7 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
       (static_cast<int64_t>(split->train.size()) + options.batch_size - 1) / options.batch_size;
   options.progress_every_batches = static_cast<int>(std::max<int64_t>(1, batches / 20));
 
-  auto on_progress = [&](const Progress& p) {
-    EvaluateEvent e;
-    if (p.kind == Progress::Kind::kEpoch) {
-      FillEpoch(p.epoch_stats, e.mutable_epoch());
-    } else {
-      auto* pr = e.mutable_progress();
-      pr->set_k(request.k());
-      pr->set_c(request.c());
-      pr->set_epoch(p.epoch);
-      pr->set_epochs(options.epochs);
-      pr->set_batch(p.batch);
-      pr->set_batches_per_epoch(p.batches_per_epoch);
-      pr->set_running_loss(p.running_loss);
-      pr->set_running_accuracy(p.running_accuracy);
-      pr->set_final_training(request.final_training());
-    }
-    emit(e);
-  };
+  auto on_progress = [&](const Progress& p) { emit(ProgressEvent(request, options.epochs, p)); };
   absl::StatusOr<TrainResult> trained = request.final_training()
                                             ? Train(*arch, *data, *split, options, on_progress)
                                             : Evaluate(*arch, *data, *split, options, on_progress);
@@ -200,24 +215,9 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   r.set_train_images_per_second(trained->train_images_per_second);
   if (request.final_training()) {
     if (!trained->best_weights.has_value()) return Failed("the final training kept no weights");
-    const Dataset* test = test_dataset;
-    Dataset test_resized;
-    if (test != nullptr && !(test->shape == shape)) {
-      auto t = ResizeDataset(*test, shape);
-      if (!t.ok()) return Failed(absl::StrCat("resizing the test set: ", t.status().message()));
-      test_resized = std::move(*t);
-      test = &test_resized;
-    }
-    if (test != nullptr && test->num_classes() != data->num_classes()) {
-      return Failed(absl::StrCat("the test set has ", test->num_classes(),
-                                 " classes but the training set ", data->num_classes()));
-    }
-    absl::Status exported =
-        ExportFinal(*arch, *trained->best_weights, *data, *split, test, options.seed, &r);
-    if (!exported.ok()) {
-      return Failed(absl::StrCat("quantization and export: ", exported.ToString()));
-    }
-    r.set_weights(SerializeModelWeights(*trained->best_weights));
+    const std::string error =
+        FinalizeInto(*arch, *trained->best_weights, *data, *split, test_dataset, options.seed, &r);
+    if (!error.empty()) return Failed(error);
   }
   return r;
 }
@@ -246,33 +246,7 @@ int EvaluationChildMain(int argc, char** argv) {
     return 2;
   }
   auto emit = [](const EvaluateEvent& e) { (void)WriteFrame(STDOUT_FILENO, e); };
-  EvaluateResult result;
-  std::ifstream in(dataset_path, std::ios::binary);
-  if (dataset_path.empty() || !in) {
-    result = Failed(absl::StrCat("cannot read the dataset file '", dataset_path, "'"));
-  } else {
-    absl::StatusOr<Dataset> dataset;
-    {
-      // The serialized bytes are freed before training: only the decoded dataset stays resident.
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      dataset = DeserializeDataset(bytes);
-    }
-    absl::StatusOr<Dataset> test = absl::NotFoundError("no test set");
-    if (!test_path.empty()) {
-      std::ifstream tin(test_path, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
-      test = tin || !bytes.empty() ? DeserializeDataset(bytes)
-                                   : absl::StatusOr<Dataset>(absl::NotFoundError(test_path));
-    }
-    if (!dataset.ok()) {
-      result = Failed(absl::StrCat("dataset: ", dataset.status().message()));
-    } else if (!test_path.empty() && !test.ok()) {
-      result = Failed(absl::StrCat("test set: ", test.status().message()));
-    } else {
-      result = EvaluateCandidate(request, *dataset, memory_limit, emit,
-                                 test_path.empty() ? nullptr : &*test);
-    }
-  }
+  EvaluateResult result = EvaluateFiles(request, dataset_path, test_path, memory_limit, emit);
   result.set_peak_memory_bytes(OwnPeakRssBytes());
   EvaluateEvent last;
   *last.mutable_result() = result;

@@ -1,8 +1,9 @@
 // The evaluation child process: `nanonas-worker --evaluate-child --dataset-file PATH
-// --memory-limit BYTES [--test-dataset-file PATH]` reads one EvaluateRequest frame from stdin, trains the candidate on the
-// dataset file (a SerializeDataset blob, resized to the request's input when needed), and writes
-// progress and epoch events and finally one result to stdout (see child_protocol.h). A candidate
-// whose estimated training memory exceeds the limit ends HOST_INFEASIBLE before any training.
+// --memory-limit BYTES [--test-dataset-file PATH]` reads one EvaluateRequest frame from stdin,
+// trains the candidate on the dataset file (a SerializeDataset blob, resized to the request's
+// input when needed), and writes progress and epoch events and finally one result to stdout (see
+// child_protocol.h). A candidate whose estimated training memory exceeds the limit ends
+// HOST_INFEASIBLE before any training. One evaluation per process; not meant for threads.
 #ifndef NANONAS_WORKER_SERVICE_EVALUATION_CHILD_H_
 #define NANONAS_WORKER_SERVICE_EVALUATION_CHILD_H_
 
@@ -17,10 +18,11 @@ namespace nanonas {
 
 // Runs one evaluation in this process. Events other than the result go to `emit`. Never throws;
 // every error ends as a FAILED (or HOST_INFEASIBLE) result with the reason.
-// A final training (request.final_training) keeps the best validation epoch, quantizes it to the
-// full-integer uint8 model (>= 150 seeded-shuffled training images calibrate it) and returns the
-// .tflite bytes, the weights, the quantized validation accuracy and, with `test_dataset`, the float
-// and quantized test accuracy.
+// A final training (request.final_training) keeps the best validation epoch and finalizes it with
+// FinalizeModel (common/export/finalize.h, the path nanonas-eval shares: 150 seeded-shuffled
+// training images calibrate the full-integer uint8 model) and returns the .tflite bytes, the
+// weights, the quantized validation accuracy and, with `test_dataset`, the float and quantized
+// test accuracy.
 nanonas::v1::EvaluateResult EvaluateCandidate(
     const nanonas::v1::EvaluateRequest& request, const Dataset& dataset, int64_t memory_limit,
     const std::function<void(const nanonas::v1::EvaluateEvent&)>& emit,
