@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "server/store/memory_job_store.h"
+#include "tests/support/memory_job_store.h"
 #include "server/store/sqlite_job_store.h"
 
 namespace nanonas {

@@ -1,4 +1,4 @@
-#include "server/store/memory_job_store.h"
+#include "tests/support/memory_job_store.h"
 
 #include <algorithm>
 #include <map>

@@ -1,6 +1,6 @@
 // Fakes for driving the coordinator core without threads, gRPC or training.
-#ifndef NANONAS_TESTS_COORDINATOR_FAKES_H_
-#define NANONAS_TESTS_COORDINATOR_FAKES_H_
+#ifndef NANONAS_TESTS_SUPPORT_COORDINATOR_FAKES_H_
+#define NANONAS_TESTS_SUPPORT_COORDINATOR_FAKES_H_
 
 #include <unistd.h>
 
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/coordinator/artifact_store.h"
 #include "server/coordinator/coordinator.h"
-#include "server/coordinator/memory_store.h"
+#include "tests/support/memory_store.h"
 
 namespace nanonas::coordinator::testing {
 
@@ -228,4 +228,4 @@ struct Harness {
 
 }  // namespace nanonas::coordinator::testing
 
-#endif  // NANONAS_TESTS_COORDINATOR_FAKES_H_
+#endif  // NANONAS_TESTS_SUPPORT_COORDINATOR_FAKES_H_
