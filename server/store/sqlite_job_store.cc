@@ -15,7 +15,8 @@
 namespace nanonas {
 namespace {
 
-// Version 1: the initial schema. Append new versions; never edit a released one.
+// Version 1: the initial schema. Version 2: the datasets table goes (the dataset registry keeps
+// its own records). Append new versions; never edit a released one.
 const std::vector<SchemaMigration>& BuiltinMigrations() {
   static const auto* migrations = new std::vector<SchemaMigration>{
       {1,
@@ -37,6 +38,7 @@ const std::vector<SchemaMigration>& BuiltinMigrations() {
            "name TEXT NOT NULL, path TEXT NOT NULL, size_bytes INTEGER NOT NULL, "
            "sha256 TEXT NOT NULL, PRIMARY KEY (job_id, name)) WITHOUT ROWID",
        }},
+      {2, {"DROP TABLE datasets"}},
   };
   return *migrations;
 }
@@ -201,30 +203,6 @@ class SqliteJobStore : public JobStore {
     return result;
   }
 
-  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    Stmt s(db_, "SELECT header FROM jobs WHERE id = ?");
-    s.Bind(1, job_id);
-    int rc = s.Step();
-    if (rc == SQLITE_DONE) return UnknownJob(job_id);
-    if (rc != SQLITE_ROW) return Error(rc, "reading job " + job_id);
-    return AssembleJob(job_id, s.Blob(0));
-  }
-
-  absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::vector<v1::JobState>& states,
-                                                int limit) override {
-    absl::MutexLock lock(&mu_);
-    std::string sql = "SELECT id, header FROM jobs";
-    if (!states.empty()) {
-      std::vector<std::string> nums;
-      for (v1::JobState st : states) nums.push_back(absl::StrCat(static_cast<int>(st)));
-      absl::StrAppend(&sql, " WHERE state IN (", absl::StrJoin(nums, ", "), ")");
-    }
-    absl::StrAppend(&sql, " ORDER BY rowid DESC");
-    if (limit > 0) absl::StrAppend(&sql, " LIMIT ", limit);
-    return Jobs(sql);
-  }
-
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
                                                        int64_t after_sequence,
                                                        int limit) override {
@@ -247,31 +225,6 @@ class SqliteJobStore : public JobStore {
     return out;
   }
 
-  absl::StatusOr<int64_t> LastEventSequence(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    NANONAS_RETURN_IF_ERROR(NeedJob(job_id));
-    return LastSequence(job_id);
-  }
-
-  absl::StatusOr<DatasetRecord> GetDataset(const std::string& id) override {
-    absl::MutexLock lock(&mu_);
-    NANONAS_ASSIGN_OR_RETURN(std::vector<DatasetRecord> rows,
-                             Datasets("SELECT id, path, info FROM datasets WHERE id = ?", &id));
-    if (rows.empty()) return absl::NotFoundError(absl::StrCat("dataset ", id, " not found"));
-    return rows[0];
-  }
-
-  absl::StatusOr<std::vector<DatasetRecord>> ListDatasets() override {
-    absl::MutexLock lock(&mu_);
-    return Datasets("SELECT id, path, info FROM datasets ORDER BY id", nullptr);
-  }
-
-  absl::StatusOr<std::vector<ArtifactRecord>> ListArtifacts(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    NANONAS_RETURN_IF_ERROR(NeedJob(job_id));
-    return Artifacts(job_id);
-  }
-
   absl::StatusOr<StoreSnapshot> LoadAll() override {
     absl::MutexLock lock(&mu_);
     // One read transaction: a consistent snapshot even if writes were interleaved.
@@ -285,13 +238,6 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<StoreSnapshot> LoadAllLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     StoreSnapshot snap;
     NANONAS_ASSIGN_OR_RETURN(snap.jobs, Jobs("SELECT id, header FROM jobs ORDER BY rowid"));
-    for (const v1::Job& job : snap.jobs) snap.last_event_sequence[job.id()] = 0;
-    Stmt s(db_, "SELECT job_id, MAX(sequence) FROM events GROUP BY job_id");
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) snap.last_event_sequence[s.Text(0)] = s.Int(1);
-    if (rc != SQLITE_DONE) return Error(rc, "reading event sequences");
-    NANONAS_ASSIGN_OR_RETURN(snap.datasets,
-                             Datasets("SELECT id, path, info FROM datasets ORDER BY id", nullptr));
     return snap;
   }
 
@@ -310,18 +256,6 @@ class SqliteJobStore : public JobStore {
     }
     if (auto* o = std::get_if<WriteBatch::UpdateJobOp>(&op)) {
       return WriteHeader(Header(o->job));
-    }
-    if (auto* o = std::get_if<WriteBatch::SetJobStateOp>(&op)) {
-      Stmt s(db_, "SELECT header FROM jobs WHERE id = ?");
-      s.Bind(1, o->job_id);
-      int rc = s.Step();
-      if (rc == SQLITE_DONE) return UnknownJob(o->job_id);
-      if (rc != SQLITE_ROW) return Error(rc, "reading job " + o->job_id);
-      v1::Job header;
-      if (!header.ParseFromString(s.Blob(0))) return Corrupt("jobs", o->job_id);
-      header.set_state(o->state);
-      if (!o->error.empty()) header.set_error(o->error);
-      return WriteHeader(header);
     }
     if (auto* o = std::get_if<WriteBatch::PutCandidateOp>(&op)) {
       NANONAS_RETURN_IF_ERROR(NeedJob(o->job_id));
@@ -348,18 +282,6 @@ class SqliteJobStore : public JobStore {
       NANONAS_RETURN_IF_ERROR(Done(s.Step(), "appending an event to job " + o->job_id));
       result.events.push_back(std::move(e));
       return absl::OkStatus();
-    }
-    if (auto* o = std::get_if<WriteBatch::PutDatasetOp>(&op)) {
-      const DatasetRecord& d = o->dataset;
-      Stmt s(db_,
-             "INSERT OR REPLACE INTO datasets (id, path, size_bytes, source, info) "
-             "VALUES (?, ?, ?, ?, ?)");
-      s.Bind(1, d.info.id())
-          .Bind(2, d.path)
-          .Bind(3, d.info.size_bytes())
-          .Bind(4, d.info.source())
-          .BindBlob(5, d.info.SerializeAsString());
-      return Done(s.Step(), "writing dataset " + d.info.id());
     }
     if (auto* o = std::get_if<WriteBatch::PutArtifactOp>(&op)) {
       const ArtifactRecord& a = o->artifact;
@@ -438,22 +360,6 @@ class SqliteJobStore : public JobStore {
       out.push_back(std::move(a));
     }
     if (rc != SQLITE_DONE) return Error(rc, "reading artifacts of job " + job_id);
-    return out;
-  }
-
-  absl::StatusOr<std::vector<DatasetRecord>> Datasets(const char* sql, const std::string* id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Stmt s(db_, sql);
-    if (id != nullptr) s.Bind(1, *id);
-    std::vector<DatasetRecord> out;
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) {
-      DatasetRecord d;
-      if (!d.info.ParseFromString(s.Blob(2))) return Corrupt("datasets", s.Text(0));
-      d.path = s.Text(1);
-      out.push_back(std::move(d));
-    }
-    if (rc != SQLITE_DONE) return Error(rc, "reading datasets");
     return out;
   }
 
