@@ -47,12 +47,11 @@ Coordinator::~Coordinator() {
   Shutdown();
   absl::MutexLock lock(&mu_);
   // Connector callbacks reference this object: wait (bounded) until they have all run.
-  mu_.AwaitWithTimeout(absl::Condition(
-                           +[](std::map<std::string, std::unique_ptr<RunningEvaluation>>* h) {
-                             return h->empty();
-                           },
-                           &handles_),
-                       absl::Seconds(10));
+  mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](std::map<std::string, std::unique_ptr<RunningEvaluation>>* h) { return h->empty(); },
+          &handles_),
+      absl::Seconds(10));
 }
 
 absl::Time Coordinator::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
@@ -80,8 +79,8 @@ absl::Status Coordinator::Commit(JobRuntime& rt, v1::JobEvent event, bool keep_o
   if (!st.ok()) {
     NANONAS_LOG(ERROR) << "store: cannot save job " << rt.record.id() << ": " << st;
     if (!keep_on_failure) rt.record.Rollback();
-    return absl::Status(st.code(), absl::StrCat("the store cannot save job ", rt.record.id(),
-                                                ": ", st.message()));
+    return absl::Status(
+        st.code(), absl::StrCat("the store cannot save job ", rt.record.id(), ": ", st.message()));
   }
   rt.record.MarkDurable();
   rt.log.Append(std::move(event));
@@ -127,9 +126,9 @@ absl::StatusOr<Coordinator::PreparedJob> Coordinator::PrepareJob(const v1::JobSp
   input.channels = spec.input().channels();
   NANONAS_ASSIGN_OR_RETURN(DecodedDataset decoded, deps_.decode(spec.dataset_id(), input));
   if (decoded.class_names.size() < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset ", spec.dataset_id(), " has ", decoded.class_names.size(),
-        " class; a classifier needs at least 2 class folders"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset ", spec.dataset_id(), " has ", decoded.class_names.size(),
+                     " class; a classifier needs at least 2 class folders"));
   }
   PreparedJob out;
   v1::Job& job = out.job;
@@ -155,8 +154,8 @@ absl::StatusOr<Coordinator::PreparedJob> Coordinator::PrepareJob(const v1::JobSp
   NANONAS_RETURN_IF_ERROR(ArchitectureOf(job, 1, 0).status());
   NANONAS_ASSIGN_OR_RETURN(
       NanoNasSearch search,
-      NanoNasSearch::Create(SearchOptionsOf(job), MakeFeasibility(job, deps_.resource_model,
-                                                                  deps_.host_memory_model)));
+      NanoNasSearch::Create(SearchOptionsOf(job),
+                            MakeFeasibility(job, deps_.resource_model, deps_.host_memory_model)));
   out.search = std::make_unique<NanoNasSearch>(std::move(search));
   NANONAS_LOG(INFO) << "job " << job.id() << " submitted: dataset " << spec.dataset_id() << " ("
                     << decoded.num_images << " images, " << job.num_classes() << " classes) at "
@@ -215,8 +214,8 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   JobRuntime* rt = FindJob(job_id);
   if (rt == nullptr) return JobNotFound(job_id);
   if (IsTerminalJob(rt->record.state())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", job_id, " has already ended (", v1::JobState_Name(rt->record.state()), ")"));
+    return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " has already ended (",
+                                                      v1::JobState_Name(rt->record.state()), ")"));
   }
   CancelEvaluationsOf(job_id);
   absl::Status st;
@@ -402,10 +401,10 @@ absl::Status Coordinator::StepJob(JobRuntime& rt) {
       // The candidate on the way is already on the job's path (queued or running).
       const v1::Candidate& last = job.candidates(job.candidates_size() - 1);
       if (last.k() != next->spec.k || last.c() != next->spec.c) {
-        NANONAS_RETURN_IF_ERROR(MoveJob(
-            rt, v1::JOB_STATE_FAILED,
-            absl::StrCat("internal: queued candidate (", last.k(), ",", last.c(),
-                         ") is not the search's (", next->spec.k, ",", next->spec.c, ")")));
+        NANONAS_RETURN_IF_ERROR(
+            MoveJob(rt, v1::JOB_STATE_FAILED,
+                    absl::StrCat("internal: queued candidate (", last.k(), ",", last.c(),
+                                 ") is not the search's (", next->spec.k, ",", next->spec.c, ")")));
       }
       break;
     }
@@ -428,8 +427,8 @@ absl::Status Coordinator::RecordSettled(JobRuntime& rt) {
     NANONAS_ASSIGN_OR_RETURN(v1::JobEvent ev, rt.record.AddSettledCandidate(path[i]));
     const v1::Candidate& cand = ev.candidate();
     if (deps_.metrics) deps_.metrics->CountCandidate(cand.state());
-    NANONAS_LOG(INFO) << "job " << rt.record.id() << " candidate (" << cand.k() << ","
-                      << cand.c() << ") " << v1::CandidateState_Name(cand.state())
+    NANONAS_LOG(INFO) << "job " << rt.record.id() << " candidate (" << cand.k() << "," << cand.c()
+                      << ") " << v1::CandidateState_Name(cand.state())
                       << " without training: " << cand.error();
     NANONAS_RETURN_IF_ERROR(Commit(rt, std::move(ev)));
   }
@@ -485,8 +484,8 @@ absl::Status Coordinator::FinishSearch(JobRuntime& rt) {
     if (fs == v1::CANDIDATE_STATE_PENDING) return absl::OkStatus();  // already queued (recovery)
     if (fs != v1::CANDIDATE_STATE_UNSPECIFIED) {
       return MoveJob(rt, v1::JOB_STATE_FAILED,
-                     absl::StrCat("internal: final training in state ",
-                                  v1::CandidateState_Name(fs), " after the search"));
+                     absl::StrCat("internal: final training in state ", v1::CandidateState_Name(fs),
+                                  " after the search"));
     }
     NANONAS_LOG(INFO) << "job " << rt.record.id() << " search found (" << result.k() << ","
                       << result.c() << "); final training of " << spec.final_training().epochs()
@@ -509,7 +508,8 @@ absl::Status Coordinator::EndJob(JobRuntime& rt, const std::string& tflite) {
   }
   rt.record.SetArtifacts(written);
   if (!st.ok()) {
-    return MoveJob(rt, v1::JOB_STATE_FAILED, absl::StrCat("writing the artifacts: ", st.ToString()));
+    return MoveJob(rt, v1::JOB_STATE_FAILED,
+                   absl::StrCat("writing the artifacts: ", st.ToString()));
   }
   return MoveJob(rt, v1::JOB_STATE_SUCCEEDED, "");
 }

@@ -68,7 +68,7 @@ struct CoordinatorOptions {
   // ((k, c + 1) and (k + 1, 0)); results still reach the search in path order, so the outcome
   // equals the sequential search's. Speculative work yields its slot to any queued candidate.
   bool speculate = true;
-  std::function<absl::Time()> clock; // default absl::Now
+  std::function<absl::Time()> clock;  // default absl::Now
 };
 
 // Decodes dataset `id` at an input shape (DatasetRegistry::Decode in production).
@@ -76,13 +76,13 @@ using DatasetDecoder =
     std::function<absl::StatusOr<DecodedDataset>(const std::string& id, const InputShape& input)>;
 
 struct CoordinatorDeps {
-  CoordinatorStore* store = nullptr;       // required
-  WorkerConnector* connector = nullptr;    // required
-  DatasetDecoder decode;                   // required
-  ResourceModel resource_model;            // required
-  HostMemoryModel host_memory_model;       // optional: no host check without it
-  CoordinatorMetrics* metrics = nullptr;   // optional
-  ArtifactStore* artifacts = nullptr;      // optional: without it no artifact files are kept
+  CoordinatorStore* store = nullptr;         // required
+  WorkerConnector* connector = nullptr;      // required
+  DatasetDecoder decode;                     // required
+  ResourceModel resource_model;              // required
+  HostMemoryModel host_memory_model;         // optional: no host check without it
+  CoordinatorMetrics* metrics = nullptr;     // optional
+  ArtifactStore* artifacts = nullptr;        // optional: without it no artifact files are kept
   const SchedulingPolicy* policy = nullptr;  // optional: OldestJobFirstPolicy without it
 };
 
@@ -203,8 +203,7 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FinishSearch(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes the artifacts and ends the job SUCCEEDED (FAILED when the files cannot be written).
-  absl::Status EndJob(JobRuntime& rt, const std::string& tflite)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status EndJob(JobRuntime& rt, const std::string& tflite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RecoverJob(JobRuntime& rt, bool* resumed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // ---- the evaluation life cycle (coordinator_evaluations.cc)
@@ -254,7 +253,7 @@ class Coordinator {
   const SchedulingPolicy* const policy_;
 
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;  // any event; watchers wait on it
+  absl::CondVar changed_;                                    // any event; watchers wait on it
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // creation order
   std::map<std::string, JobRuntime> jobs_ ABSL_GUARDED_BY(mu_);
   WorkerPool workers_ ABSL_GUARDED_BY(mu_);

@@ -14,9 +14,8 @@ namespace nanonas::coordinator {
 
 namespace v1 = nanonas::v1;
 
-absl::Status Coordinator::Settle(JobRuntime& rt, EvalTarget t,
-                                 absl::StatusOr<v1::JobEvent> event, const std::string& tflite,
-                                 const std::string& job_error) {
+absl::Status Coordinator::Settle(JobRuntime& rt, EvalTarget t, absl::StatusOr<v1::JobEvent> event,
+                                 const std::string& tflite, const std::string& job_error) {
   NANONAS_ASSIGN_OR_RETURN(v1::JobEvent ev, std::move(event));
   if (t.is_final()) {
     const v1::CandidateState state = ev.final_training().state();
@@ -54,8 +53,8 @@ void Coordinator::Dispatch() {
     if (!a.preempt.empty()) {
       auto it = evals_.find(a.preempt);
       if (it != evals_.end()) {
-        NANONAS_LOG(INFO) << "job " << it->second.job_id << " speculative (" << it->second.k
-                          << "," << it->second.c << ") yields worker " << it->second.worker_id
+        NANONAS_LOG(INFO) << "job " << it->second.job_id << " speculative (" << it->second.k << ","
+                          << it->second.c << ") yields worker " << it->second.worker_id
                           << " to a queued candidate";
       }
       CancelEvaluation(a.preempt);
@@ -219,9 +218,9 @@ void Coordinator::OnEvaluationEvent(const std::string& eval_id, const v1::Evalua
     rt->record.AddEpoch(e.target, event.epoch());
     const v1::JobSpec& spec = rt->record.job().spec();
     const bool final = e.target.is_final();
-    progress = EpochProgress(e.k, e.c, event.epoch(),
-                             final ? spec.final_training().epochs() : spec.evaluation().epochs(),
-                             final);
+    progress =
+        EpochProgress(e.k, e.c, event.epoch(),
+                      final ? spec.final_training().epochs() : spec.evaluation().epochs(), final);
   } else {
     return;
   }
@@ -300,13 +299,12 @@ absl::Status Coordinator::ApplyResult(const std::string& eval_id, const v1::Eval
   if (deps_.metrics) deps_.metrics->ObserveEvaluationSeconds(ft.duration_seconds());
   NANONAS_LOG(INFO) << "job " << rt.record.id() << " final training "
                     << v1::CandidateState_Name(ft.state())
-                    << (problem.empty()
-                            ? absl::StrFormat(": validation %.4f (quantized %.4f)",
-                                              ft.best_validation_accuracy(),
-                                              ft.quantized_validation_accuracy())
-                            : ": " + problem);
-  const std::string job_error = absl::StrCat("final training of (", ft.k(), ",", ft.c(), "): ",
-                                             problem, " (the search result is kept)");
+                    << (problem.empty() ? absl::StrFormat(": validation %.4f (quantized %.4f)",
+                                                          ft.best_validation_accuracy(),
+                                                          ft.quantized_validation_accuracy())
+                                        : ": " + problem);
+  const std::string job_error = absl::StrCat("final training of (", ft.k(), ",", ft.c(),
+                                             "): ", problem, " (the search result is kept)");
   return Settle(rt, entry.target, std::move(ev), r.tflite(), job_error);
 }
 

@@ -54,8 +54,7 @@ absl::StatusOr<v1::JobEvent> EventLog::Start(WatchCursor* cursor, const v1::Job&
                                              absl::Time now, uint64_t progress_now) const {
   if (cursor->sequence < 0 || cursor->sequence > last_sequence_) {
     return absl::OutOfRangeError(absl::StrCat("after_sequence ", cursor->sequence,
-                                              " is beyond the job's last event ",
-                                              last_sequence_));
+                                              " is beyond the job's last event ", last_sequence_));
   }
   cursor->started = true;
   if (cursor->sequence == 0) cursor->sequence = last_sequence_;

@@ -18,7 +18,8 @@ std::vector<std::pair<std::string, std::string>> ModelFiles(const v1::Job& job,
       "nanonas job %s%s: NanoNAS %s model k=%d c=%d, %d classes, input %dx%dx%d uint8\n"
       "full-integer uint8 TFLite model, %d bytes of Flash, %d bytes of RAM (reference-tool "
       "method)",
-      job.id(), job.spec().name().empty() ? std::string() : absl::StrCat(" (", job.spec().name(), ")"),
+      job.id(),
+      job.spec().name().empty() ? std::string() : absl::StrCat(" (", job.spec().name(), ")"),
       job.spec().variant(), r.k(), r.c(), job.num_classes(), job.spec().input().height(),
       job.spec().input().width(), job.spec().input().channels(), tflite.size(),
       job.final_training().ram_bytes());

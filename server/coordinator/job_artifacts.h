@@ -26,8 +26,8 @@ std::vector<std::pair<std::string, std::string>> ModelFiles(const nanonas::v1::J
 // `written` receives the artifacts in the order they are listed in the job (model.tflite,
 // model.h, report.json, search-path.svg), also those written before an error.
 absl::Status WriteJobArtifacts(const ArtifactStore& store, const nanonas::v1::Job& job,
-                               const std::string& tflite, nanonas::v1::JobState end,
-                               absl::Time now, std::vector<nanonas::v1::Artifact>* written);
+                               const std::string& tflite, nanonas::v1::JobState end, absl::Time now,
+                               std::vector<nanonas::v1::Artifact>* written);
 
 }  // namespace nanonas::coordinator
 

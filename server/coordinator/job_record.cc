@@ -34,8 +34,7 @@ bool LegalEvaluationMove(v1::CandidateState from, v1::CandidateState to) {
 }
 
 absl::Status Refuse(const std::string& what, const std::string& from, const std::string& to) {
-  return absl::FailedPreconditionError(
-      absl::StrCat(what, " cannot go from ", from, " to ", to));
+  return absl::FailedPreconditionError(absl::StrCat(what, " cannot go from ", from, " to ", to));
 }
 
 v1::CandidateState StateOfOutcome(Outcome o) {
@@ -128,8 +127,7 @@ absl::StatusOr<v1::JobEvent> JobRecord::MoveJob(v1::JobState to, const std::stri
                                                 absl::Time now) {
   const v1::JobState from = job_.state();
   if (!LegalJobMove(from, to)) {
-    return Refuse(absl::StrCat("job ", job_.id()), v1::JobState_Name(from),
-                  v1::JobState_Name(to));
+    return Refuse(absl::StrCat("job ", job_.id()), v1::JobState_Name(from), v1::JobState_Name(to));
   }
   job_.set_state(to);
   if (!error.empty()) job_.set_error(error);
@@ -179,8 +177,7 @@ absl::StatusOr<v1::JobEvent> JobRecord::AddSettledCandidate(const PathEntry& e) 
   const v1::CandidateState state = StateOfOutcome(e.outcome);
   if (!IsFinalCandidate(state)) {
     return absl::InternalError(absl::StrCat("job ", job_.id(), " candidate (", e.k, ",", e.c,
-                                            ") settled in state ",
-                                            v1::CandidateState_Name(state)));
+                                            ") settled in state ", v1::CandidateState_Name(state)));
   }
   v1::Candidate* cand = job_.add_candidates();
   *cand = NewCandidate(e);
@@ -200,13 +197,12 @@ absl::StatusOr<v1::JobEvent> JobRecord::AddSettledCandidate(const PathEntry& e) 
   return CandidateEvent(job_.candidates_size() - 1);
 }
 
-absl::StatusOr<v1::JobEvent> JobRecord::ApplyCandidateResult(int index,
-                                                             const v1::EvaluateResult& r,
+absl::StatusOr<v1::JobEvent> JobRecord::ApplyCandidateResult(int index, const v1::EvaluateResult& r,
                                                              const std::string& worker,
                                                              double wall_seconds) {
   v1::CandidateState to = r.state();
-  const bool known = to == v1::CANDIDATE_STATE_DONE ||
-                     to == v1::CANDIDATE_STATE_HOST_INFEASIBLE || to == v1::CANDIDATE_STATE_FAILED;
+  const bool known = to == v1::CANDIDATE_STATE_DONE || to == v1::CANDIDATE_STATE_HOST_INFEASIBLE ||
+                     to == v1::CANDIDATE_STATE_FAILED;
   if (!known) to = v1::CANDIDATE_STATE_FAILED;
   const int64_t limit = job_.spec().constraints().host_memory_bytes();
   return MoveCandidate(index, to, [&](v1::Candidate* cand) {
@@ -260,7 +256,7 @@ absl::StatusOr<v1::JobEvent> JobRecord::ApplyFinalResult(const v1::EvaluateResul
   problem->clear();
   if (r.state() != v1::CANDIDATE_STATE_DONE) {
     to = r.state() == v1::CANDIDATE_STATE_HOST_INFEASIBLE ? v1::CANDIDATE_STATE_HOST_INFEASIBLE
-                                                           : v1::CANDIDATE_STATE_FAILED;
+                                                          : v1::CANDIDATE_STATE_FAILED;
     *problem = r.error().empty()
                    ? absl::StrCat("worker returned state ", v1::CandidateState_Name(r.state()))
                    : r.error();

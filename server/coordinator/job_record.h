@@ -4,9 +4,11 @@
 // (nothing changed) and returns the event that describes the change, to be persisted. The
 // helpers above them (StartAttempt, Requeue, ...) serve one evaluation life cycle for both a
 // candidate and the final training. The legal moves:
-//   job:       QUEUED -> RUNNING -> {SUCCEEDED | FAILED | CANCELLED};  QUEUED -> {CANCELLED | FAILED}
-//   candidate: PENDING -> RUNNING -> {DONE | HOST_INFEASIBLE | FAILED | CANCELLED};  RUNNING -> PENDING;  PENDING -> CANCELLED
-//   final:     UNSPECIFIED -> PENDING -> RUNNING -> {DONE | HOST_INFEASIBLE | FAILED | CANCELLED};  RUNNING -> PENDING;  PENDING -> CANCELLED
+//   job:       QUEUED -> RUNNING -> {SUCCEEDED|FAILED|CANCELLED};  QUEUED -> {CANCELLED|FAILED}
+//   candidate: PENDING -> RUNNING -> {DONE|HOST_INFEASIBLE|FAILED|CANCELLED};  RUNNING -> PENDING;
+//              PENDING -> CANCELLED
+//   final:     UNSPECIFIED -> PENDING -> RUNNING -> {DONE|HOST_INFEASIBLE|FAILED|CANCELLED};
+//              RUNNING -> PENDING;  PENDING -> CANCELLED
 // A candidate is created PENDING, or in its final state when the search settles it untrained
 // (INFEASIBLE, HOST_INFEASIBLE, ...). After a restart a final training that had started goes back
 // to PENDING (ResumeFinal).
@@ -71,9 +73,10 @@ class JobRecord {
   // Appends a candidate the search settled without training (its outcome is final).
   absl::StatusOr<nanonas::v1::JobEvent> AddSettledCandidate(const PathEntry& entry);
   // The candidate worker's result: RUNNING -> DONE / HOST_INFEASIBLE / FAILED with its figures.
-  absl::StatusOr<nanonas::v1::JobEvent> ApplyCandidateResult(
-      int index, const nanonas::v1::EvaluateResult& r, const std::string& worker,
-      double wall_seconds);
+  absl::StatusOr<nanonas::v1::JobEvent> ApplyCandidateResult(int index,
+                                                             const nanonas::v1::EvaluateResult& r,
+                                                             const std::string& worker,
+                                                             double wall_seconds);
   nanonas::v1::JobEvent CandidateEvent(int index) const;
 
   // ---- the final training
@@ -82,8 +85,7 @@ class JobRecord {
   // (also for a model whose size differs from the search's Flash figure).
   absl::StatusOr<nanonas::v1::JobEvent> ApplyFinalResult(const nanonas::v1::EvaluateResult& r,
                                                          const std::string& worker,
-                                                         double wall_seconds,
-                                                         std::string* problem);
+                                                         double wall_seconds, std::string* problem);
   // After a restart: a final training that had started trains again (its epochs dropped).
   absl::StatusOr<nanonas::v1::JobEvent> ResumeFinal();
   nanonas::v1::JobEvent FinalEvent() const;

@@ -19,9 +19,9 @@ namespace {
 absl::Status NormalizeInput(v1::JobSpec& spec) {
   const auto& in_shape = spec.input();
   if (in_shape.height() <= 0 || in_shape.width() <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.input ", in_shape.height(), "x", in_shape.width(),
-        " is empty: give a positive height and width, e.g. 50x50x3"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.input ", in_shape.height(), "x", in_shape.width(),
+                     " is empty: give a positive height and width, e.g. 50x50x3"));
   }
   if (in_shape.height() > kMaxInputSide || in_shape.width() > kMaxInputSide) {
     return absl::InvalidArgumentError(absl::StrCat("spec.input ", in_shape.height(), "x",
@@ -34,15 +34,15 @@ absl::Status NormalizeInput(v1::JobSpec& spec) {
     spec.mutable_input()->set_channels(channels);
   }
   if (channels != 1 && channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.input.channels is ", channels, ": use 1 (grayscale) or 3 (RGB)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.input.channels is ", channels, ": use 1 (grayscale) or 3 (RGB)"));
   }
   if (spec.color_mode() == v1::COLOR_MODE_UNSPECIFIED) {
     spec.set_color_mode(channels == 1 ? v1::COLOR_MODE_GRAYSCALE : v1::COLOR_MODE_RGB);
   } else if ((spec.color_mode() == v1::COLOR_MODE_GRAYSCALE) != (channels == 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.color_mode ", v1::ColorMode_Name(spec.color_mode()), " contradicts ", channels,
-        " input channels"));
+    return absl::InvalidArgumentError(absl::StrCat("spec.color_mode ",
+                                                   v1::ColorMode_Name(spec.color_mode()),
+                                                   " contradicts ", channels, " input channels"));
   }
   return absl::OkStatus();
 }
@@ -54,8 +54,8 @@ absl::Status CheckConstraints(const v1::Constraints& lim) {
                                                     {"host_memory_bytes", lim.host_memory_bytes()}};
   for (const auto& [name, value] : limits) {
     if (value < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "spec.constraints.", name, " is ", value, ": limits must be positive (0 = no limit)"));
+      return absl::InvalidArgumentError(absl::StrCat("spec.constraints.", name, " is ", value,
+                                                     ": limits must be positive (0 = no limit)"));
     }
   }
   if (lim.ram_bytes() == 0 && lim.flash_bytes() == 0) {
@@ -76,8 +76,7 @@ absl::Status NormalizeEvaluation(v1::EvaluationSettings* ev) {
   if (ev->learning_rate() == 0) ev->set_learning_rate(kDefaultLearningRate);
   if (ev->seed() == 0) ev->set_seed(kDefaultSeed);
   if (ev->epochs() > kMaxEpochs) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("spec.evaluation.epochs is above ", kMaxEpochs));
+    return absl::InvalidArgumentError(absl::StrCat("spec.evaluation.epochs is above ", kMaxEpochs));
   }
   return absl::OkStatus();
 }
@@ -136,14 +135,14 @@ absl::Status CheckTestClasses(const std::vector<std::string>& train,
 
 absl::Status CheckCalibrationImages(const v1::JobSpec& spec, int64_t n) {
   if (spec.final_training().skip()) return absl::OkStatus();
-  int64_t n_val = static_cast<int64_t>(std::floor(static_cast<double>(n) *
-                                                  spec.validation_split()));
+  int64_t n_val =
+      static_cast<int64_t>(std::floor(static_cast<double>(n) * spec.validation_split()));
   n_val = std::max<int64_t>(n_val, 1);
   if (n - n_val >= kMinRepresentativeImages) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "the final training's quantization calibrates on at least ", kMinRepresentativeImages,
-      " training images, but dataset ", spec.dataset_id(), " leaves ", n - n_val,
-      " for training (", n, " images, validation split ", spec.validation_split(),
+      " training images, but dataset ", spec.dataset_id(), " leaves ", n - n_val, " for training (",
+      n, " images, validation split ", spec.validation_split(),
       "): give more images, a smaller validation split, or skip the final training"));
 }
 

@@ -9,8 +9,7 @@ namespace nanonas::coordinator {
 namespace v1 = nanonas::v1;
 
 bool IsTerminalJob(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
 }
 
 bool IsFinalCandidate(v1::CandidateState s) {

@@ -8,9 +8,8 @@ namespace nanonas::coordinator {
 namespace {
 
 std::vector<WorkItem> OldestFirst(std::vector<WorkItem> items) {
-  std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
-    return a.job_rank < b.job_rank;
-  });
+  std::stable_sort(items.begin(), items.end(),
+                   [](const WorkItem& a, const WorkItem& b) { return a.job_rank < b.job_rank; });
   return items;
 }
 
@@ -71,4 +70,3 @@ std::vector<Assignment> OldestJobFirstPolicy::Schedule(const SchedulingSnapshot&
 }
 
 }  // namespace nanonas::coordinator
-

@@ -44,8 +44,8 @@ struct RunningSpeculation {
 };
 
 struct SchedulingSnapshot {
-  std::vector<WorkItem> required;      // waiting candidates and final trainings
-  std::vector<WorkItem> speculative;   // evaluations ahead of time that would be useful now
+  std::vector<WorkItem> required;     // waiting candidates and final trainings
+  std::vector<WorkItem> speculative;  // evaluations ahead of time that would be useful now
   std::vector<WorkerSlot> workers;
   std::vector<RunningSpeculation> running_speculation;  // in the order to preempt them
 };

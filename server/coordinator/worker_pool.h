@@ -49,9 +49,9 @@ class WorkerPool {
   struct Entry {
     nanonas::v1::WorkerDescription desc;
     absl::Time last_seen;
-    int running = 0;                                // evaluations dispatched, not finished
-    absl::Time busy_until = absl::InfinitePast();   // said "all slots busy": skip until then
-    uint64_t last_dispatch = 0;                     // 0: none yet
+    int running = 0;                               // evaluations dispatched, not finished
+    absl::Time busy_until = absl::InfinitePast();  // said "all slots busy": skip until then
+    uint64_t last_dispatch = 0;                    // 0: none yet
   };
   std::map<std::string, Entry> workers_;
 };

@@ -27,8 +27,8 @@ namespace {
 
 absl::Status NeedJobId(const std::string& job_id, size_t i, const char* op) {
   if (job_id.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("write batch operation ", i, " (", op,
-                                                   "): empty job id"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("write batch operation ", i, " (", op, "): empty job id"));
   }
   return absl::OkStatus();
 }

@@ -71,8 +71,7 @@ class WriteBatch {
   struct PutArtifactOp {
     ArtifactRecord artifact;
   };
-  using Op =
-      std::variant<CreateJobOp, UpdateJobOp, PutCandidateOp, AppendEventOp, PutArtifactOp>;
+  using Op = std::variant<CreateJobOp, UpdateJobOp, PutCandidateOp, AppendEventOp, PutArtifactOp>;
   const std::vector<Op>& ops() const { return ops_; }
 
  private:

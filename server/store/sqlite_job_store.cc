@@ -204,8 +204,7 @@ class SqliteJobStore : public JobStore {
   }
 
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
-                                                       int64_t after_sequence,
-                                                       int limit) override {
+                                                       int64_t after_sequence, int limit) override {
     absl::MutexLock lock(&mu_);
     NANONAS_RETURN_IF_ERROR(NeedJob(job_id));
     Stmt s(db_,
@@ -294,8 +293,8 @@ class SqliteJobStore : public JobStore {
           .Bind(3, a.path)
           .Bind(4, a.artifact.size_bytes())
           .Bind(5, a.artifact.sha256());
-      return Done(s.Step(), absl::StrCat("writing artifact ", a.artifact.name(), " of job ",
-                                         a.job_id));
+      return Done(s.Step(),
+                  absl::StrCat("writing artifact ", a.artifact.name(), " of job ", a.job_id));
     }
     return absl::InternalError("unknown write batch operation");
   }
@@ -392,8 +391,8 @@ class SqliteJobStore : public JobStore {
     all.insert(all.end(), extra.begin(), extra.end());
     for (size_t i = 0; i < all.size(); ++i) {
       if (all[i].to_version != static_cast<int>(i) + 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "schema migration ", i, " goes to version ", all[i].to_version, ", expected ", i + 1));
+        return absl::InvalidArgumentError(absl::StrCat("schema migration ", i, " goes to version ",
+                                                       all[i].to_version, ", expected ", i + 1));
       }
     }
     const int target = static_cast<int>(all.size());
@@ -432,8 +431,8 @@ class SqliteJobStore : public JobStore {
       for (const std::string& sql : all[v].statements) {
         absl::Status st = Exec(sql.c_str());
         if (!st.ok()) {
-          return absl::Status(st.code(), absl::StrCat("migrating to schema version ", v + 1,
-                                                      ": ", st.message()));
+          return absl::Status(
+              st.code(), absl::StrCat("migrating to schema version ", v + 1, ": ", st.message()));
         }
       }
       if (v > 0) {
@@ -472,16 +471,17 @@ class SqliteJobStore : public JobStore {
   // During Init: a busy database means another process holds it.
   absl::Status OpenError(int rc, const std::string& what) {
     if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "state database ", path_, " is locked by another process (another "
-          "nanonas-coordinator on the same --state-dir?)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("state database ", path_,
+                       " is locked by another process (another "
+                       "nanonas-coordinator on the same --state-dir?)"));
     }
     return Error(rc, what);
   }
 
   absl::Status Corrupt(const char* table, const std::string& key) {
-    return absl::InternalError(absl::StrCat("state database ", path_, ": corrupt ", table,
-                                            " row ", key, " (its record does not parse)"));
+    return absl::InternalError(absl::StrCat("state database ", path_, ": corrupt ", table, " row ",
+                                            key, " (its record does not parse)"));
   }
 
   static absl::Status UnknownJob(const std::string& id) {
@@ -497,22 +497,21 @@ class SqliteJobStore : public JobStore {
 
 int SqliteJobStoreSchemaVersion() { return static_cast<int>(BuiltinMigrations().size()); }
 
-absl::StatusOr<std::unique_ptr<JobStore>> OpenSqliteJobStore(
-    const std::string& path, const SqliteJobStoreOptions& options) {
+absl::StatusOr<std::unique_ptr<JobStore>> OpenSqliteJobStore(const std::string& path,
+                                                             const SqliteJobStoreOptions& options) {
   if (path.empty()) return absl::InvalidArgumentError("state database path is empty");
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     int sys = db ? sqlite3_system_errno(db) : 0;
     sqlite3_close(db);
     absl::StatusCode code = CodeFor(rc);
     if (code == absl::StatusCode::kInternal) code = absl::StatusCode::kFailedPrecondition;
-    return absl::Status(code, absl::StrCat("cannot open state database ", path, ": ", detail,
-                                           sys ? absl::StrCat(" (", std::strerror(sys), ")")
-                                               : Hint(rc)));
+    return absl::Status(code,
+                        absl::StrCat("cannot open state database ", path, ": ", detail,
+                                     sys ? absl::StrCat(" (", std::strerror(sys), ")") : Hint(rc)));
   }
   auto store = std::make_unique<SqliteJobStore>(path, db);
   NANONAS_RETURN_IF_ERROR(store->Init(options));

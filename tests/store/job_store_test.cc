@@ -12,9 +12,9 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "server/store/sqlite_job_store.h"
 #include "tests/support/job_store_helpers.h"
 #include "tests/support/memory_job_store.h"
-#include "server/store/sqlite_job_store.h"
 
 namespace nanonas {
 namespace {
@@ -291,9 +291,9 @@ std::unique_ptr<JobStore> OpenSqlite(const std::string& dir) {
 
 INSTANTIATE_TEST_SUITE_P(
     Stores, JobStoreTest,
-    ::testing::Values(
-        StoreFactory{"memory", [](const std::string&) { return NewInMemoryJobStore(); }},
-        StoreFactory{"sqlite", OpenSqlite}),
+    ::testing::Values(StoreFactory{"memory",
+                                   [](const std::string&) { return NewInMemoryJobStore(); }},
+                      StoreFactory{"sqlite", OpenSqlite}),
     [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
 
 }  // namespace

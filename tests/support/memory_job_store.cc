@@ -57,8 +57,7 @@ class MemoryJobStore : public JobStore {
   }
 
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
-                                                       int64_t after_sequence,
-                                                       int limit) override {
+                                                       int64_t after_sequence, int limit) override {
     absl::MutexLock lock(&mu_);
     auto it = data_.jobs.find(job_id);
     if (it == data_.jobs.end()) return UnknownJob(job_id);
