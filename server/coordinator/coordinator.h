@@ -1,23 +1,32 @@
 // The coordinator core: jobs, the search of each job, the worker pool and dispatch. Transport-free
 // (no gRPC include): the gRPC layer in server/grpc calls these methods and converts the returned
-// absl::Status once.
+// absl::Status once. A thin composition, under one lock, of:
+//   job_spec.h      spec defaults and validation        feasibility.h  MCU limits, host memory
+//   job_record.h    a job's states and their legal moves (one evaluation life cycle for a
+//                   candidate and the final training)
+//   scheduler.h     which evaluation runs on which worker (a pure, swappable policy)
+//   worker_pool.h   registration, heartbeats, expiry, free slots
+//   event_log.h     persisted events and live progress for watchers
+//   job_artifacts.h the files of a finished job
+//   job_state.h     terminal-state checks, violation text (the one home of these facts)
+// coordinator.cc holds the client, worker and recovery API; coordinator_evaluations.cc the
+// evaluation life cycle (dispatch, start, progress, result, retry, loss).
 //
-// Job states:        QUEUED -> RUNNING -> {SUCCEEDED | FAILED | CANCELLED};  QUEUED -> CANCELLED
 // A RUNNING job first searches, then (when the search found a model and the spec does not skip
-// it) trains the winner longer on a worker, which also quantizes and exports it:
-// Job.final_training.state PENDING -> RUNNING -> {DONE | FAILED | HOST_INFEASIBLE | CANCELLED},
-// RUNNING -> PENDING (worker lost, attempts left; also after a coordinator restart). Artifacts
+// it) trains the winner longer on a worker, which also quantizes and exports it. Artifacts
 // (model.tflite, model.h, report.json, search-path.svg) are written when the job succeeds.
-// Candidate states:  PENDING -> RUNNING -> {DONE | HOST_INFEASIBLE | FAILED | CANCELLED}
-//                    RUNNING -> PENDING (worker lost, attempts left); created INFEASIBLE /
-//                    HOST_INFEASIBLE directly when the models say it cannot fit (never trained).
 //
 // Each running job has one candidate on its path on the way at a time (the one its search asks for
-// next); all jobs share the registered workers, oldest job first. Idle slots may run speculative
-// evaluations of the likely next candidates (CoordinatorOptions::speculate), kept in memory until
-// the search asks for them. Every change of a job is written to the
-// store before it is visible, so Recover() after a crash replays the recorded path into a fresh
-// search and goes on without running any finished evaluation again.
+// next); all jobs share the registered workers (the policy decides; oldest job first today). Idle
+// slots may run speculative evaluations of the likely next candidates
+// (CoordinatorOptions::speculate), kept in memory until the search asks for them. Every change of a
+// job is written to the store before it is visible, so Recover() after a crash replays the recorded
+// path into a fresh search and goes on without running any finished evaluation again.
+//
+// Store failures: a change the store refuses is not applied in memory (the job record rolls back
+// to its last commit); the job then ends FAILED with the store's error (recorded in memory, and in
+// the store if it accepts that write), and the operation that caused it returns the error
+// (SubmitJob, CancelJob, Recover; from a worker's callback it is logged).
 //
 // No hidden threads: the owner calls Tick() periodically (expires silent workers, dispatches);
 // evaluation callbacks arrive on the connector's threads. Thread-safe.
@@ -25,11 +34,11 @@
 #define NANONAS_SERVER_COORDINATOR_COORDINATOR_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -39,8 +48,14 @@
 #include "nanonas/v1/nanonas.pb.h"
 #include "server/coordinator/artifact_store.h"
 #include "server/coordinator/dataset_registry.h"
+#include "server/coordinator/event_log.h"
+#include "server/coordinator/feasibility.h"
 #include "server/coordinator/interfaces.h"
+#include "server/coordinator/job_record.h"
+#include "server/coordinator/job_spec.h"
 #include "server/coordinator/metrics.h"
+#include "server/coordinator/scheduler.h"
+#include "server/coordinator/worker_pool.h"
 #include "server/search/search.h"
 
 namespace nanonas::coordinator {
@@ -54,7 +69,7 @@ struct CoordinatorOptions {
   // ((k, c + 1) and (k + 1, 0)); results still reach the search in path order, so the outcome
   // equals the sequential search's. Speculative work yields its slot to any queued candidate.
   bool speculate = true;
-  std::function<absl::Time()> clock; // default absl::Now
+  std::function<absl::Time()> clock;  // default absl::Now
 };
 
 // Decodes dataset `id` at an input shape (DatasetRegistry::Decode in production).
@@ -62,22 +77,17 @@ using DatasetDecoder =
     std::function<absl::StatusOr<DecodedDataset>(const std::string& id, const InputShape& input)>;
 
 struct CoordinatorDeps {
-  CoordinatorStore* store = nullptr;       // required
-  WorkerConnector* connector = nullptr;    // required
-  DatasetDecoder decode;                   // required
-  ResourceModel resource_model;            // required
-  HostMemoryModel host_memory_model;       // optional: no host check without it
-  CoordinatorMetrics* metrics = nullptr;   // optional
-  ArtifactStore* artifacts = nullptr;      // optional: without it no artifact files are kept
+  CoordinatorStore* store = nullptr;         // required
+  WorkerConnector* connector = nullptr;      // required
+  DatasetDecoder decode;                     // required
+  ResourceModel resource_model;              // required
+  HostMemoryModel host_memory_model;         // optional: no host check without it
+  CoordinatorMetrics* metrics = nullptr;     // optional
+  ArtifactStore* artifacts = nullptr;        // optional: without it no artifact files are kept
+  const SchedulingPolicy* policy = nullptr;  // optional: OldestJobFirstPolicy without it
 };
 
-// Fills the defaults of a spec (epochs 3, lr 1e-3, batch 16, seed 1, split 0.3, variant "2023",
-// colour mode from channels; final training 100 epochs, Adam 0.01, batch 128) and checks it. INVALID_ARGUMENT says which field and how to fix it.
-absl::StatusOr<nanonas::v1::JobSpec> NormalizeSpec(const nanonas::v1::JobSpec& spec);
-
-// The MCU limits a candidate breaks (empty when it fits).
-std::vector<nanonas::v1::Violation> FindViolations(const nanonas::v1::Constraints& limits,
-                                                   const McuFigures& figures);
+// NormalizeSpec (job_spec.h) and FindViolations (feasibility.h) are part of this API.
 
 class Coordinator {
  public:
@@ -103,12 +113,7 @@ class Coordinator {
   // has already ended.
   absl::StatusOr<nanonas::v1::Job> CancelJob(const std::string& job_id);
 
-  // A watcher's position. Start with after_sequence from the request.
-  struct WatchCursor {
-    int64_t sequence = 0;   // last persisted event delivered
-    uint64_t progress = 0;  // last live progress event delivered
-    bool started = false;   // the snapshot was sent
-  };
+  using WatchCursor = coordinator::WatchCursor;  // event_log.h
   // The next events for a watcher: first a snapshot of the job (sequence = the cursor, or the
   // latest event for a watch from the beginning), then persisted events after the cursor and live
   // progress events, waiting up to `wait` for something new. *ended: the job has ended and every
@@ -140,103 +145,119 @@ class Coordinator {
 
  private:
   struct JobRuntime {
-    nanonas::v1::Job job;
+    JobRuntime(nanonas::v1::Job job, size_t progress_capacity)
+        : record(std::move(job)), log(progress_capacity) {}
+    JobRecord record;
+    EventLog log;
     std::unique_ptr<NanoNasSearch> search;
-    std::vector<nanonas::v1::JobEvent> events;  // persisted, in order
-    int64_t last_sequence = 0;
-    std::deque<std::pair<uint64_t, nanonas::v1::JobEvent>> progress;  // live only
+    FeasibilityFunction feasible;
     struct SpeculativeResult {
       nanonas::v1::EvaluateResult result;
       std::string worker;
       double seconds = 0;
     };
     std::map<std::pair<int, int>, SpeculativeResult> speculative;  // (k, c) -> finished ahead
-  };
-  struct WorkerEntry {
-    nanonas::v1::WorkerDescription desc;
-    absl::Time last_seen;
-    int running = 0;  // evaluations dispatched here and not finished
-    absl::Time busy_until = absl::InfinitePast();  // said "all slots busy": skip until then
-    uint64_t last_dispatch = 0;  // eval_counter_ at the last evaluation sent here (0: none yet)
+    std::map<std::pair<int, int>, bool> fits;  // (k, c) -> would be trained (cached verdicts)
   };
   struct EvalEntry {
     std::string job_id;
-    int index = -1;  // candidate position on the job's path; -1: speculative, not asked for yet
+    bool speculative = false;  // not asked for yet; `target` is meaningless until adopted
+    EvalTarget target;
     int k = 0, c = 0;
     std::string worker_id;
     absl::Time started;
-    bool final = false;  // the job's final training (index -1, never speculative)
+  };
+  // A job ready to enter the lock: validated, decoded, its search created.
+  struct PreparedJob {
+    nanonas::v1::Job job;
+    std::unique_ptr<NanoNasSearch> search;
   };
 
   absl::Time Now() const;
   JobRuntime* FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status TransitionJob(JobRuntime& rt, nanonas::v1::JobState to, const std::string& error)
+  JobRuntime& AddRuntime(nanonas::v1::Job job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<PreparedJob> PrepareJob(const nanonas::v1::JobSpec& raw) const;
+
+  // ---- persistence (coordinator.cc)
+  // Stamps and commits `event` with the job. On success the record is durable and the event is
+  // in the log; on failure the record rolls back (unless `keep_on_failure`) and the store's
+  // error comes back naming the job.
+  absl::Status Commit(JobRuntime& rt, nanonas::v1::JobEvent event, bool keep_on_failure = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Persists the job and appends an event (sequence and time set here).
-  void Persist(JobRuntime& rt, nanonas::v1::JobEvent* event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EmitCandidate(JobRuntime& rt, int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Commits the event of a transition, or returns the transition's refusal.
+  absl::Status Apply(JobRuntime& rt, absl::StatusOr<nanonas::v1::JobEvent> event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MoveJob(JobRuntime& rt, nanonas::v1::JobState to, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An operation on the job failed with `st` (store error or refused move): stop its
+  // evaluations and end it FAILED with the reason. No-op for an ended job or an OK status.
+  void Abort(JobRuntime& rt, const absl::Status& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- the search of a job (coordinator.cc)
   // Advances the job's search until a candidate waits for a worker or the search ends.
-  void StepJob(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A trained candidate reached a final state: count it, emit it, feed the search, step.
-  void FinishCandidate(JobRuntime& rt, int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FinishSearch(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Persists the final training's record with a FinalTraining event.
-  void EmitFinal(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StartFinal(JobRuntime& rt, WorkerEntry* worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The worker's result of the final training: record it, write the artifacts, end the job.
-  void ApplyFinal(JobRuntime& rt, const nanonas::v1::EvaluateResult& r, const std::string& worker,
-                  double wall_seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes model.tflite and model.h (when `tflite` is not empty), report.json and search-path.svg
-  // of the job as it ends in state `end`, and lists them in the job.
-  absl::Status WriteArtifacts(JobRuntime& rt, const std::string& tflite, nanonas::v1::JobState end)
+  absl::Status StepJob(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the candidates the search settled by itself (infeasible, host-infeasible, ...).
+  absl::Status RecordSettled(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts the search's next candidate on the path: adopts a result or an evaluation from ahead of
+  // time, else queues it. *again: step once more (a result was adopted).
+  absl::Status QueueNext(JobRuntime& rt, const PathEntry& next, bool* again)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends a job whose search (and final training, if any) is over: artifacts, then `to`.
-  void EndJob(JobRuntime& rt, const std::string& tflite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The search's feasibility function for a job: MCU limits, then the host memory estimate.
-  FeasibilityFunction MakeFeasibility(const nanonas::v1::Job& job) const;
-  NanoNasSearch::Options SearchOptions(const nanonas::v1::Job& job) const;
+  absl::Status FinishSearch(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the artifacts and ends the job SUCCEEDED (FAILED when the files cannot be written).
+  absl::Status EndJob(JobRuntime& rt, const std::string& tflite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RecoverJob(JobRuntime& rt, bool* resumed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- the evaluation life cycle (coordinator_evaluations.cc)
+  // Persists the event of `t` reaching its final state, then: a candidate is counted and reported
+  // to the search (the caller steps the job); a final training ends the job (SUCCEEDED with
+  // `tflite`, FAILED with `job_error`).
+  absl::Status Settle(JobRuntime& rt, EvalTarget t, absl::StatusOr<nanonas::v1::JobEvent> event,
+                      const std::string& tflite, const std::string& job_error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker's result for candidate `index`: fill it in and settle it.
+  absl::Status FinishCandidate(JobRuntime& rt, int index, const nanonas::v1::EvaluateResult& r,
+                               const std::string& worker, double wall_seconds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Dispatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The worker with the most free slots, or null; among equals the one that was sent work
-  // longest ago (a worker that just joined first), so load spreads over the pool.
-  WorkerEntry* FreeWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Cancels one speculative evaluation and returns its (now free) worker, or null.
-  WorkerEntry* PreemptSpeculation() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The request every evaluation of the job shares (dataset, input, (k, c), settings, budget).
-  nanonas::v1::EvaluateRequest NewRequest(const JobRuntime& rt, const std::string& eval_id, int k,
-                                          int c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sends `req` to `worker` and records it in evals_ (`entry` gives index and final; the rest
-  // comes from the request and the worker).
-  void StartOnWorker(WorkerEntry* worker, const nanonas::v1::EvaluateRequest& req, EvalEntry entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts (k, c) of the job on `worker`; index >= 0 for the candidate on the path.
-  void StartEvaluation(JobRuntime& rt, int k, int c, int index, WorkerEntry* worker)
+  SchedulingSnapshot Snapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Would (k, c) of the job be trained (the same feasibility the search applies)? Cached.
+  bool WouldTrain(JobRuntime& rt, int k, int c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the work on the worker and records it (a candidate or final training goes RUNNING).
+  absl::Status Launch(JobRuntime& rt, const WorkItem& work, const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cancels speculative evaluations of the job the search can no longer ask for.
   void PruneSpeculation(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Fills the candidate from a worker's result and finishes it.
-  void ApplyResult(JobRuntime& rt, int index, const nanonas::v1::EvaluateResult& r,
-                   const std::string& worker, double wall_seconds)
+  // The evaluation ended without a result (worker lost, RPC error): retry or fail its target.
+  absl::Status RetryOrFail(const std::string& eval_id, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The evaluation ended without a result (worker lost, RPC error): retry or fail the candidate.
-  void RetryOrFail(const std::string& eval_id, const std::string& reason)
+  // The worker said it is busy: not a failed attempt; queue the target again.
+  absl::Status Requeue(const std::string& eval_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A result for the evaluation.
+  absl::Status ApplyResult(const std::string& eval_id, const nanonas::v1::EvaluateResult& r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropWorker(const std::string& worker_id, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets the evaluation (cancelling it on the worker) and frees its slot.
   void CancelEvaluation(const std::string& eval_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelEvaluationsOf(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `st` through Abort for the evaluation's job (callback paths have no caller to tell).
+  void AbortJobOf(const std::string& job_id, const absl::Status& st)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnEvaluationEvent(const std::string& eval_id, const nanonas::v1::EvaluateEvent& event);
   void OnEvaluationDone(const std::string& eval_id,
                         absl::StatusOr<nanonas::v1::EvaluateResult> result);
   void UpdateMetrics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<Architecture> ArchitectureOf(const nanonas::v1::Job& job, int k, int c) const;
 
   const CoordinatorOptions options_;
   const CoordinatorDeps deps_;
+  const OldestJobFirstPolicy default_policy_;
+  const SchedulingPolicy* const policy_;
 
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;  // any event; watchers wait on it
+  absl::CondVar changed_;                                    // any event; watchers wait on it
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // creation order
   std::map<std::string, JobRuntime> jobs_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
+  WorkerPool workers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, EvalEntry> evals_ ABSL_GUARDED_BY(mu_);  // live dispatches
   // Connector handles until their on_done has run (outlive evals_ entries after a loss/cancel).
   std::map<std::string, std::unique_ptr<RunningEvaluation>> handles_ ABSL_GUARDED_BY(mu_);

@@ -11,20 +11,12 @@ void WriteBatch::CreateJob(v1::Job job) { ops_.emplace_back(CreateJobOp{std::mov
 
 void WriteBatch::UpdateJob(v1::Job job) { ops_.emplace_back(UpdateJobOp{std::move(job)}); }
 
-void WriteBatch::SetJobState(std::string job_id, v1::JobState state, std::string error) {
-  ops_.emplace_back(SetJobStateOp{std::move(job_id), state, std::move(error)});
-}
-
 void WriteBatch::PutCandidate(std::string job_id, v1::Candidate candidate) {
   ops_.emplace_back(PutCandidateOp{std::move(job_id), std::move(candidate)});
 }
 
 void WriteBatch::AppendEvent(std::string job_id, v1::JobEvent event) {
   ops_.emplace_back(AppendEventOp{std::move(job_id), std::move(event)});
-}
-
-void WriteBatch::PutDataset(DatasetRecord dataset) {
-  ops_.emplace_back(PutDatasetOp{std::move(dataset)});
 }
 
 void WriteBatch::PutArtifact(ArtifactRecord artifact) {
@@ -35,8 +27,8 @@ namespace {
 
 absl::Status NeedJobId(const std::string& job_id, size_t i, const char* op) {
   if (job_id.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("write batch operation ", i, " (", op,
-                                                   "): empty job id"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("write batch operation ", i, " (", op, "): empty job id"));
   }
   return absl::OkStatus();
 }
@@ -50,13 +42,6 @@ absl::Status ValidateBatch(const WriteBatch& batch) {
       NANONAS_RETURN_IF_ERROR(NeedJobId(o->job.id(), i, "CreateJob"));
     } else if (auto* o = std::get_if<WriteBatch::UpdateJobOp>(&op)) {
       NANONAS_RETURN_IF_ERROR(NeedJobId(o->job.id(), i, "UpdateJob"));
-    } else if (auto* o = std::get_if<WriteBatch::SetJobStateOp>(&op)) {
-      NANONAS_RETURN_IF_ERROR(NeedJobId(o->job_id, i, "SetJobState"));
-      if (o->state == v1::JOB_STATE_UNSPECIFIED || !v1::JobState_IsValid(o->state)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("write batch operation ", i, " (SetJobState): job ", o->job_id,
-                         ": state ", o->state, " is not a job state"));
-      }
     } else if (auto* o = std::get_if<WriteBatch::PutCandidateOp>(&op)) {
       NANONAS_RETURN_IF_ERROR(NeedJobId(o->job_id, i, "PutCandidate"));
       if (o->candidate.sequence() < 0) {
@@ -75,11 +60,6 @@ absl::Status ValidateBatch(const WriteBatch& batch) {
             absl::StrCat("write batch operation ", i, " (AppendEvent): job ", o->job_id,
                          ": progress events are live-only and never persisted"));
       }
-    } else if (auto* o = std::get_if<WriteBatch::PutDatasetOp>(&op)) {
-      if (o->dataset.info.id().empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("write batch operation ", i, " (PutDataset): empty dataset id"));
-      }
     } else if (auto* o = std::get_if<WriteBatch::PutArtifactOp>(&op)) {
       NANONAS_RETURN_IF_ERROR(NeedJobId(o->artifact.job_id, i, "PutArtifact"));
       if (o->artifact.artifact.name().empty()) {
@@ -90,51 +70,6 @@ absl::Status ValidateBatch(const WriteBatch& batch) {
     }
   }
   return absl::OkStatus();
-}
-
-absl::Status JobStore::CreateJob(const v1::Job& job) {
-  WriteBatch b;
-  b.CreateJob(job);
-  return Write(b).status();
-}
-
-absl::Status JobStore::UpdateJob(const v1::Job& job) {
-  WriteBatch b;
-  b.UpdateJob(job);
-  return Write(b).status();
-}
-
-absl::Status JobStore::SetJobState(const std::string& job_id, v1::JobState state,
-                                   const std::string& error) {
-  WriteBatch b;
-  b.SetJobState(job_id, state, error);
-  return Write(b).status();
-}
-
-absl::Status JobStore::PutCandidate(const std::string& job_id, const v1::Candidate& candidate) {
-  WriteBatch b;
-  b.PutCandidate(job_id, candidate);
-  return Write(b).status();
-}
-
-absl::StatusOr<int64_t> JobStore::AppendEvent(const std::string& job_id,
-                                              const v1::JobEvent& event) {
-  WriteBatch b;
-  b.AppendEvent(job_id, event);
-  NANONAS_ASSIGN_OR_RETURN(WriteResult r, Write(b));
-  return r.events.at(0).sequence();
-}
-
-absl::Status JobStore::PutDataset(const DatasetRecord& dataset) {
-  WriteBatch b;
-  b.PutDataset(dataset);
-  return Write(b).status();
-}
-
-absl::Status JobStore::PutArtifact(const ArtifactRecord& artifact) {
-  WriteBatch b;
-  b.PutArtifact(artifact);
-  return Write(b).status();
 }
 
 }  // namespace nanonas

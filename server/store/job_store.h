@@ -1,6 +1,7 @@
 // Job persistence behind an interface (leveldb Env style): a SQLite implementation for the
-// coordinator (sqlite_job_store.h) and an in-memory one for tests (memory_job_store.h). Records are
-// the nanonas.v1 proto messages.
+// coordinator (sqlite_job_store.h); tests/support holds an in-memory one. Records are the
+// nanonas.v1 proto messages. The interface is what the coordinator uses (JobStoreAdapter): whole
+// batches written atomically, everything loaded at startup, events read from a cursor.
 //
 // What is stored:
 //   jobs       the Job message's own fields (its `candidates` and `artifacts` live in their own
@@ -8,18 +9,16 @@
 //   candidates one row per (job id, Candidate.sequence), upserted
 //   events     JobEvents per job with store-assigned sequence numbers 1, 2, 3, ... (the WatchJob
 //              resume cursor); progress events are live-only and rejected
-//   datasets   registry rows (DatasetInfo + the server path of its stored bytes)
 //   artifacts  rows (job id, name, path, size, sha256), upserted by (job id, name)
 //
 // All writes go through Write(WriteBatch): every operation of a batch is applied, in order, or
-// none is (one transaction). The one-operation helpers below wrap Write.
+// none is (one transaction).
 //
 // Thread-safe: every method may be called from any thread.
 #ifndef NANONAS_SERVER_STORE_JOB_STORE_H_
 #define NANONAS_SERVER_STORE_JOB_STORE_H_
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <variant>
 #include <vector>
@@ -29,11 +28,6 @@
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas {
-
-struct DatasetRecord {
-  v1::DatasetInfo info;  // info.id is the key (content hash)
-  std::string path;      // where the coordinator keeps its bytes
-};
 
 struct ArtifactRecord {
   std::string job_id;
@@ -48,15 +42,11 @@ class WriteBatch {
   void CreateJob(v1::Job job);
   // Replaces the job's own fields. NOT_FOUND for an unknown id.
   void UpdateJob(v1::Job job);
-  // Sets the job's state (and error, when not empty). NOT_FOUND for an unknown id.
-  void SetJobState(std::string job_id, v1::JobState state, std::string error = "");
   // Inserts or replaces the candidate (job id, candidate.sequence). NOT_FOUND for an unknown job.
   void PutCandidate(std::string job_id, v1::Candidate candidate);
   // Appends the event with the job's next sequence number (the event's own sequence is
   // ignored). INVALID_ARGUMENT for a progress event or an event without a kind.
   void AppendEvent(std::string job_id, v1::JobEvent event);
-  // Inserts or replaces the dataset row (by info.id).
-  void PutDataset(DatasetRecord dataset);
   // Inserts or replaces the artifact row (by job id, artifact.name). NOT_FOUND for an unknown job.
   void PutArtifact(ArtifactRecord artifact);
 
@@ -70,11 +60,6 @@ class WriteBatch {
   struct UpdateJobOp {
     v1::Job job;
   };
-  struct SetJobStateOp {
-    std::string job_id;
-    v1::JobState state;
-    std::string error;
-  };
   struct PutCandidateOp {
     std::string job_id;
     v1::Candidate candidate;
@@ -83,21 +68,17 @@ class WriteBatch {
     std::string job_id;
     v1::JobEvent event;
   };
-  struct PutDatasetOp {
-    DatasetRecord dataset;
-  };
   struct PutArtifactOp {
     ArtifactRecord artifact;
   };
-  using Op = std::variant<CreateJobOp, UpdateJobOp, SetJobStateOp, PutCandidateOp, AppendEventOp,
-                          PutDatasetOp, PutArtifactOp>;
+  using Op = std::variant<CreateJobOp, UpdateJobOp, PutCandidateOp, AppendEventOp, PutArtifactOp>;
   const std::vector<Op>& ops() const { return ops_; }
 
  private:
   std::vector<Op> ops_;
 };
 
-// Checks what can be checked without the stored data (ids present, state set, event kind).
+// Checks what can be checked without the stored data (ids present, event kind).
 // INVALID_ARGUMENT naming the operation. Both implementations call it first.
 absl::Status ValidateBatch(const WriteBatch& batch);
 
@@ -108,8 +89,6 @@ struct WriteResult {
 // Everything the coordinator needs at startup.
 struct StoreSnapshot {
   std::vector<v1::Job> jobs;  // creation order, with candidates (by sequence) and artifacts
-  std::vector<DatasetRecord> datasets;
-  std::map<std::string, int64_t> last_event_sequence;  // job id -> last sequence (0: none)
 };
 
 class JobStore {
@@ -119,35 +98,13 @@ class JobStore {
   // Applies the batch atomically. Errors: see WriteBatch; storage errors name the file.
   virtual absl::StatusOr<WriteResult> Write(const WriteBatch& batch) = 0;
 
-  // The job with its candidates (by sequence) and artifacts. NOT_FOUND for an unknown id.
-  virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) = 0;
-  // Jobs in the given states (empty: all), newest first, at most `limit` (0: all).
-  virtual absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::vector<v1::JobState>& states,
-                                                        int limit = 0) = 0;
   // Events with sequence > after_sequence, in order, at most `limit` (0: all). NOT_FOUND for an
   // unknown job.
   virtual absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
                                                                int64_t after_sequence,
                                                                int limit = 0) = 0;
-  // The last assigned event sequence of the job (0: none yet). NOT_FOUND for an unknown job.
-  virtual absl::StatusOr<int64_t> LastEventSequence(const std::string& job_id) = 0;
-
-  virtual absl::StatusOr<DatasetRecord> GetDataset(const std::string& id) = 0;
-  virtual absl::StatusOr<std::vector<DatasetRecord>> ListDatasets() = 0;
-  virtual absl::StatusOr<std::vector<ArtifactRecord>> ListArtifacts(const std::string& job_id) = 0;
-
+  // Every job, for the coordinator's startup.
   virtual absl::StatusOr<StoreSnapshot> LoadAll() = 0;
-
-  // One-operation helpers around Write.
-  absl::Status CreateJob(const v1::Job& job);
-  absl::Status UpdateJob(const v1::Job& job);
-  absl::Status SetJobState(const std::string& job_id, v1::JobState state,
-                           const std::string& error = "");
-  absl::Status PutCandidate(const std::string& job_id, const v1::Candidate& candidate);
-  // Returns the assigned sequence.
-  absl::StatusOr<int64_t> AppendEvent(const std::string& job_id, const v1::JobEvent& event);
-  absl::Status PutDataset(const DatasetRecord& dataset);
-  absl::Status PutArtifact(const ArtifactRecord& artifact);
 };
 
 }  // namespace nanonas

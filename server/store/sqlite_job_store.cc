@@ -15,7 +15,8 @@
 namespace nanonas {
 namespace {
 
-// Version 1: the initial schema. Append new versions; never edit a released one.
+// Version 1: the initial schema. Version 2: the datasets table goes (the dataset registry keeps
+// its own records). Append new versions; never edit a released one.
 const std::vector<SchemaMigration>& BuiltinMigrations() {
   static const auto* migrations = new std::vector<SchemaMigration>{
       {1,
@@ -37,6 +38,7 @@ const std::vector<SchemaMigration>& BuiltinMigrations() {
            "name TEXT NOT NULL, path TEXT NOT NULL, size_bytes INTEGER NOT NULL, "
            "sha256 TEXT NOT NULL, PRIMARY KEY (job_id, name)) WITHOUT ROWID",
        }},
+      {2, {"DROP TABLE datasets"}},
   };
   return *migrations;
 }
@@ -201,33 +203,8 @@ class SqliteJobStore : public JobStore {
     return result;
   }
 
-  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    Stmt s(db_, "SELECT header FROM jobs WHERE id = ?");
-    s.Bind(1, job_id);
-    int rc = s.Step();
-    if (rc == SQLITE_DONE) return UnknownJob(job_id);
-    if (rc != SQLITE_ROW) return Error(rc, "reading job " + job_id);
-    return AssembleJob(job_id, s.Blob(0));
-  }
-
-  absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::vector<v1::JobState>& states,
-                                                int limit) override {
-    absl::MutexLock lock(&mu_);
-    std::string sql = "SELECT id, header FROM jobs";
-    if (!states.empty()) {
-      std::vector<std::string> nums;
-      for (v1::JobState st : states) nums.push_back(absl::StrCat(static_cast<int>(st)));
-      absl::StrAppend(&sql, " WHERE state IN (", absl::StrJoin(nums, ", "), ")");
-    }
-    absl::StrAppend(&sql, " ORDER BY rowid DESC");
-    if (limit > 0) absl::StrAppend(&sql, " LIMIT ", limit);
-    return Jobs(sql);
-  }
-
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
-                                                       int64_t after_sequence,
-                                                       int limit) override {
+                                                       int64_t after_sequence, int limit) override {
     absl::MutexLock lock(&mu_);
     NANONAS_RETURN_IF_ERROR(NeedJob(job_id));
     Stmt s(db_,
@@ -247,31 +224,6 @@ class SqliteJobStore : public JobStore {
     return out;
   }
 
-  absl::StatusOr<int64_t> LastEventSequence(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    NANONAS_RETURN_IF_ERROR(NeedJob(job_id));
-    return LastSequence(job_id);
-  }
-
-  absl::StatusOr<DatasetRecord> GetDataset(const std::string& id) override {
-    absl::MutexLock lock(&mu_);
-    NANONAS_ASSIGN_OR_RETURN(std::vector<DatasetRecord> rows,
-                             Datasets("SELECT id, path, info FROM datasets WHERE id = ?", &id));
-    if (rows.empty()) return absl::NotFoundError(absl::StrCat("dataset ", id, " not found"));
-    return rows[0];
-  }
-
-  absl::StatusOr<std::vector<DatasetRecord>> ListDatasets() override {
-    absl::MutexLock lock(&mu_);
-    return Datasets("SELECT id, path, info FROM datasets ORDER BY id", nullptr);
-  }
-
-  absl::StatusOr<std::vector<ArtifactRecord>> ListArtifacts(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    NANONAS_RETURN_IF_ERROR(NeedJob(job_id));
-    return Artifacts(job_id);
-  }
-
   absl::StatusOr<StoreSnapshot> LoadAll() override {
     absl::MutexLock lock(&mu_);
     // One read transaction: a consistent snapshot even if writes were interleaved.
@@ -285,13 +237,6 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<StoreSnapshot> LoadAllLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     StoreSnapshot snap;
     NANONAS_ASSIGN_OR_RETURN(snap.jobs, Jobs("SELECT id, header FROM jobs ORDER BY rowid"));
-    for (const v1::Job& job : snap.jobs) snap.last_event_sequence[job.id()] = 0;
-    Stmt s(db_, "SELECT job_id, MAX(sequence) FROM events GROUP BY job_id");
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) snap.last_event_sequence[s.Text(0)] = s.Int(1);
-    if (rc != SQLITE_DONE) return Error(rc, "reading event sequences");
-    NANONAS_ASSIGN_OR_RETURN(snap.datasets,
-                             Datasets("SELECT id, path, info FROM datasets ORDER BY id", nullptr));
     return snap;
   }
 
@@ -310,18 +255,6 @@ class SqliteJobStore : public JobStore {
     }
     if (auto* o = std::get_if<WriteBatch::UpdateJobOp>(&op)) {
       return WriteHeader(Header(o->job));
-    }
-    if (auto* o = std::get_if<WriteBatch::SetJobStateOp>(&op)) {
-      Stmt s(db_, "SELECT header FROM jobs WHERE id = ?");
-      s.Bind(1, o->job_id);
-      int rc = s.Step();
-      if (rc == SQLITE_DONE) return UnknownJob(o->job_id);
-      if (rc != SQLITE_ROW) return Error(rc, "reading job " + o->job_id);
-      v1::Job header;
-      if (!header.ParseFromString(s.Blob(0))) return Corrupt("jobs", o->job_id);
-      header.set_state(o->state);
-      if (!o->error.empty()) header.set_error(o->error);
-      return WriteHeader(header);
     }
     if (auto* o = std::get_if<WriteBatch::PutCandidateOp>(&op)) {
       NANONAS_RETURN_IF_ERROR(NeedJob(o->job_id));
@@ -349,18 +282,6 @@ class SqliteJobStore : public JobStore {
       result.events.push_back(std::move(e));
       return absl::OkStatus();
     }
-    if (auto* o = std::get_if<WriteBatch::PutDatasetOp>(&op)) {
-      const DatasetRecord& d = o->dataset;
-      Stmt s(db_,
-             "INSERT OR REPLACE INTO datasets (id, path, size_bytes, source, info) "
-             "VALUES (?, ?, ?, ?, ?)");
-      s.Bind(1, d.info.id())
-          .Bind(2, d.path)
-          .Bind(3, d.info.size_bytes())
-          .Bind(4, d.info.source())
-          .BindBlob(5, d.info.SerializeAsString());
-      return Done(s.Step(), "writing dataset " + d.info.id());
-    }
     if (auto* o = std::get_if<WriteBatch::PutArtifactOp>(&op)) {
       const ArtifactRecord& a = o->artifact;
       NANONAS_RETURN_IF_ERROR(NeedJob(a.job_id));
@@ -372,8 +293,8 @@ class SqliteJobStore : public JobStore {
           .Bind(3, a.path)
           .Bind(4, a.artifact.size_bytes())
           .Bind(5, a.artifact.sha256());
-      return Done(s.Step(), absl::StrCat("writing artifact ", a.artifact.name(), " of job ",
-                                         a.job_id));
+      return Done(s.Step(),
+                  absl::StrCat("writing artifact ", a.artifact.name(), " of job ", a.job_id));
     }
     return absl::InternalError("unknown write batch operation");
   }
@@ -441,22 +362,6 @@ class SqliteJobStore : public JobStore {
     return out;
   }
 
-  absl::StatusOr<std::vector<DatasetRecord>> Datasets(const char* sql, const std::string* id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Stmt s(db_, sql);
-    if (id != nullptr) s.Bind(1, *id);
-    std::vector<DatasetRecord> out;
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) {
-      DatasetRecord d;
-      if (!d.info.ParseFromString(s.Blob(2))) return Corrupt("datasets", s.Text(0));
-      d.path = s.Text(1);
-      out.push_back(std::move(d));
-    }
-    if (rc != SQLITE_DONE) return Error(rc, "reading datasets");
-    return out;
-  }
-
   absl::StatusOr<bool> JobExists(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Stmt s(db_, "SELECT 1 FROM jobs WHERE id = ?");
     s.Bind(1, job_id);
@@ -486,8 +391,8 @@ class SqliteJobStore : public JobStore {
     all.insert(all.end(), extra.begin(), extra.end());
     for (size_t i = 0; i < all.size(); ++i) {
       if (all[i].to_version != static_cast<int>(i) + 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "schema migration ", i, " goes to version ", all[i].to_version, ", expected ", i + 1));
+        return absl::InvalidArgumentError(absl::StrCat("schema migration ", i, " goes to version ",
+                                                       all[i].to_version, ", expected ", i + 1));
       }
     }
     const int target = static_cast<int>(all.size());
@@ -526,8 +431,8 @@ class SqliteJobStore : public JobStore {
       for (const std::string& sql : all[v].statements) {
         absl::Status st = Exec(sql.c_str());
         if (!st.ok()) {
-          return absl::Status(st.code(), absl::StrCat("migrating to schema version ", v + 1,
-                                                      ": ", st.message()));
+          return absl::Status(
+              st.code(), absl::StrCat("migrating to schema version ", v + 1, ": ", st.message()));
         }
       }
       if (v > 0) {
@@ -566,16 +471,17 @@ class SqliteJobStore : public JobStore {
   // During Init: a busy database means another process holds it.
   absl::Status OpenError(int rc, const std::string& what) {
     if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "state database ", path_, " is locked by another process (another "
-          "nanonas-coordinator on the same --state-dir?)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("state database ", path_,
+                       " is locked by another process (another "
+                       "nanonas-coordinator on the same --state-dir?)"));
     }
     return Error(rc, what);
   }
 
   absl::Status Corrupt(const char* table, const std::string& key) {
-    return absl::InternalError(absl::StrCat("state database ", path_, ": corrupt ", table,
-                                            " row ", key, " (its record does not parse)"));
+    return absl::InternalError(absl::StrCat("state database ", path_, ": corrupt ", table, " row ",
+                                            key, " (its record does not parse)"));
   }
 
   static absl::Status UnknownJob(const std::string& id) {
@@ -591,22 +497,21 @@ class SqliteJobStore : public JobStore {
 
 int SqliteJobStoreSchemaVersion() { return static_cast<int>(BuiltinMigrations().size()); }
 
-absl::StatusOr<std::unique_ptr<JobStore>> OpenSqliteJobStore(
-    const std::string& path, const SqliteJobStoreOptions& options) {
+absl::StatusOr<std::unique_ptr<JobStore>> OpenSqliteJobStore(const std::string& path,
+                                                             const SqliteJobStoreOptions& options) {
   if (path.empty()) return absl::InvalidArgumentError("state database path is empty");
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     int sys = db ? sqlite3_system_errno(db) : 0;
     sqlite3_close(db);
     absl::StatusCode code = CodeFor(rc);
     if (code == absl::StatusCode::kInternal) code = absl::StatusCode::kFailedPrecondition;
-    return absl::Status(code, absl::StrCat("cannot open state database ", path, ": ", detail,
-                                           sys ? absl::StrCat(" (", std::strerror(sys), ")")
-                                               : Hint(rc)));
+    return absl::Status(code,
+                        absl::StrCat("cannot open state database ", path, ": ", detail,
+                                     sys ? absl::StrCat(" (", std::strerror(sys), ")") : Hint(rc)));
   }
   auto store = std::make_unique<SqliteJobStore>(path, db);
   NANONAS_RETURN_IF_ERROR(store->Init(options));

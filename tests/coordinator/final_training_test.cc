@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/coordinator/coordinator.h"
-#include "tests/coordinator/fakes.h"
+#include "tests/support/coordinator_fakes.h"
 
 namespace nanonas::coordinator::testing {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "server/store/sqlite_job_store.h"
-#include "tests/coordinator/fakes.h"
+#include "tests/support/coordinator_fakes.h"
 
 namespace nanonas::coordinator::testing {
 namespace {

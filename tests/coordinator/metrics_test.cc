@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
-#include "tests/coordinator/fakes.h"
+#include "tests/support/coordinator_fakes.h"
 
 namespace nanonas::coordinator::testing {
 namespace {

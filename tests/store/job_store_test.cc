@@ -12,14 +12,14 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "server/store/memory_job_store.h"
 #include "server/store/sqlite_job_store.h"
+#include "tests/support/job_store_helpers.h"
+#include "tests/support/memory_job_store.h"
 
 namespace nanonas {
 namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 MATCHER_P(EqualsProto, expected, "") { return MessageDifferencer::Equals(arg, expected); }
@@ -91,64 +91,56 @@ class JobStoreTest : public ::testing::TestWithParam<StoreFactory> {
 
 TEST_P(JobStoreTest, JobRoundTripsWithCandidatesAndArtifacts) {
   v1::Job job = MakeJob("j1");
-  ASSERT_TRUE(store_->CreateJob(job).ok());
+  ASSERT_TRUE(CreateJob(*store_, job).ok());
   v1::Candidate c0 = MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE);
   v1::Candidate c1 = MakeCandidate(1, 1, 1, v1::CANDIDATE_STATE_INFEASIBLE);
-  ASSERT_TRUE(store_->PutCandidate("j1", c1).ok());  // out of order on purpose
-  ASSERT_TRUE(store_->PutCandidate("j1", c0).ok());
+  ASSERT_TRUE(PutCandidate(*store_, "j1", c1).ok());  // out of order on purpose
+  ASSERT_TRUE(PutCandidate(*store_, "j1", c0).ok());
   ArtifactRecord art;
   art.job_id = "j1";
   art.artifact.set_name("model.tflite");
   art.artifact.set_size_bytes(12345);
   art.artifact.set_sha256("deadbeef");
   art.path = "/state/artifacts/j1/model.tflite";
-  ASSERT_TRUE(store_->PutArtifact(art).ok());
+  ASSERT_TRUE(PutArtifact(*store_, art).ok());
 
-  absl::StatusOr<v1::Job> got = store_->GetJob("j1");
+  absl::StatusOr<v1::Job> got = GetJob(*store_, "j1");
   ASSERT_TRUE(got.ok()) << got.status();
   v1::Job expected = job;
   *expected.add_candidates() = c0;
   *expected.add_candidates() = c1;
   *expected.add_artifacts() = art.artifact;
   EXPECT_THAT(*got, EqualsProto(expected));
-
-  absl::StatusOr<std::vector<ArtifactRecord>> arts = store_->ListArtifacts("j1");
-  ASSERT_TRUE(arts.ok());
-  ASSERT_EQ(arts->size(), 1u);
-  EXPECT_EQ((*arts)[0].path, art.path);
-  EXPECT_THAT((*arts)[0].artifact, EqualsProto(art.artifact));
 }
 
 TEST_P(JobStoreTest, CandidateUpsertReplacesBySequence) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j1")).ok());
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("j1")).ok());
   v1::Candidate running = MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_RUNNING);
-  ASSERT_TRUE(store_->PutCandidate("j1", running).ok());
+  ASSERT_TRUE(PutCandidate(*store_, "j1", running).ok());
   v1::Candidate done = running;
   done.set_state(v1::CANDIDATE_STATE_DONE);
   done.set_best_validation_accuracy(0.875);
   done.set_worker("w1");
-  ASSERT_TRUE(store_->PutCandidate("j1", done).ok());
-  absl::StatusOr<v1::Job> got = store_->GetJob("j1");
+  ASSERT_TRUE(PutCandidate(*store_, "j1", done).ok());
+  absl::StatusOr<v1::Job> got = GetJob(*store_, "j1");
   ASSERT_TRUE(got.ok());
   ASSERT_EQ(got->candidates_size(), 1);
   EXPECT_THAT(got->candidates(0), EqualsProto(done));
 }
 
-TEST_P(JobStoreTest, UpdateJobKeepsCandidatesAndSetJobStateKeepsTheRest) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j1")).ok());
-  ASSERT_TRUE(store_->PutCandidate("j1", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE)).ok());
+TEST_P(JobStoreTest, UpdateJobKeepsCandidates) {
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("j1")).ok());
+  ASSERT_TRUE(PutCandidate(*store_, "j1", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE)).ok());
   v1::Job update = MakeJob("j1", v1::JOB_STATE_RUNNING);
   update.mutable_started()->set_seconds(1700000100);
   update.mutable_result()->set_found(true);
   update.mutable_result()->set_k(9);
   update.mutable_result()->set_c(3);
   update.mutable_result()->set_stop_reason("row k=10 peaked");
-  ASSERT_TRUE(store_->UpdateJob(update).ok());
-  ASSERT_TRUE(store_->SetJobState("j1", v1::JOB_STATE_FAILED, "worker pool empty").ok());
-  absl::StatusOr<v1::Job> got = store_->GetJob("j1");
+  ASSERT_TRUE(UpdateJob(*store_, update).ok());
+  absl::StatusOr<v1::Job> got = GetJob(*store_, "j1");
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->state(), v1::JOB_STATE_FAILED);
-  EXPECT_EQ(got->error(), "worker pool empty");
+  EXPECT_EQ(got->state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(got->started().seconds(), 1700000100);
   EXPECT_EQ(got->result().k(), 9);
   EXPECT_EQ(got->result().stop_reason(), "row k=10 peaked");
@@ -156,43 +148,38 @@ TEST_P(JobStoreTest, UpdateJobKeepsCandidatesAndSetJobStateKeepsTheRest) {
 }
 
 TEST_P(JobStoreTest, UnknownJobsAndDuplicatesGetClearErrors) {
-  absl::Status st = store_->SetJobState("nope", v1::JOB_STATE_RUNNING);
+  absl::Status st = UpdateJob(*store_, MakeJob("nope"));
   EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(st.message(), HasSubstr("job nope not found"));
-  EXPECT_EQ(store_->GetJob("nope").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->UpdateJob(MakeJob("nope")).code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->PutCandidate("nope", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE)).code(),
+  EXPECT_EQ(GetJob(*store_, "nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(PutCandidate(*store_, "nope", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE)).code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->AppendEvent("nope", StateEvent(v1::JOB_STATE_RUNNING)).status().code(),
+  EXPECT_EQ(AppendEvent(*store_, "nope", StateEvent(v1::JOB_STATE_RUNNING)).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->ReadEvents("nope", 0).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->LastEventSequence("nope").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->ListArtifacts("nope").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->GetDataset("sha256:none").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LastEventSequence(*store_, "nope").status().code(), absl::StatusCode::kNotFound);
 
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j1")).ok());
-  st = store_->CreateJob(MakeJob("j1"));
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("j1")).ok());
+  st = CreateJob(*store_, MakeJob("j1"));
   EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(st.message(), HasSubstr("j1"));
-  EXPECT_EQ(store_->CreateJob(MakeJob("")).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->SetJobState("j1", v1::JOB_STATE_UNSPECIFIED).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->PutCandidate("j1", MakeCandidate(-1, 1, 0, v1::CANDIDATE_STATE_DONE)).code(),
+  EXPECT_EQ(CreateJob(*store_, MakeJob("")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PutCandidate(*store_, "j1", MakeCandidate(-1, 1, 0, v1::CANDIDATE_STATE_DONE)).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST_P(JobStoreTest, EventsGetSequencesPerJobAndResumeAfterACursor) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("a")).ok());
-  ASSERT_TRUE(store_->CreateJob(MakeJob("b")).ok());
-  EXPECT_EQ(*store_->LastEventSequence("a"), 0);
-  EXPECT_EQ(*store_->AppendEvent("a", StateEvent(v1::JOB_STATE_RUNNING)), 1);
-  EXPECT_EQ(*store_->AppendEvent("b", StateEvent(v1::JOB_STATE_RUNNING)), 1);
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("a")).ok());
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("b")).ok());
+  EXPECT_EQ(*LastEventSequence(*store_, "a"), 0);
+  EXPECT_EQ(*AppendEvent(*store_, "a", StateEvent(v1::JOB_STATE_RUNNING)), 1);
+  EXPECT_EQ(*AppendEvent(*store_, "b", StateEvent(v1::JOB_STATE_RUNNING)), 1);
   v1::JobEvent cand_event;
   *cand_event.mutable_candidate() = MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE);
   cand_event.set_sequence(999);  // ignored: the store assigns sequences
-  EXPECT_EQ(*store_->AppendEvent("a", cand_event), 2);
-  EXPECT_EQ(*store_->AppendEvent("a", StateEvent(v1::JOB_STATE_SUCCEEDED)), 3);
-  EXPECT_EQ(*store_->LastEventSequence("a"), 3);
+  EXPECT_EQ(*AppendEvent(*store_, "a", cand_event), 2);
+  EXPECT_EQ(*AppendEvent(*store_, "a", StateEvent(v1::JOB_STATE_SUCCEEDED)), 3);
+  EXPECT_EQ(*LastEventSequence(*store_, "a"), 3);
 
   absl::StatusOr<std::vector<v1::JobEvent>> all = store_->ReadEvents("a", 0);
   ASSERT_TRUE(all.ok());
@@ -211,61 +198,21 @@ TEST_P(JobStoreTest, EventsGetSequencesPerJobAndResumeAfterACursor) {
 }
 
 TEST_P(JobStoreTest, ProgressEventsAreNotPersisted) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("a")).ok());
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("a")).ok());
   v1::JobEvent progress;
   progress.mutable_progress()->set_epoch(1);
-  absl::Status st = store_->AppendEvent("a", progress).status();
+  absl::Status st = AppendEvent(*store_, "a", progress).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("progress events are live-only"));
-  EXPECT_EQ(store_->AppendEvent("a", v1::JobEvent()).status().code(),
+  EXPECT_EQ(AppendEvent(*store_, "a", v1::JobEvent()).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(*store_->LastEventSequence("a"), 0);
-}
-
-TEST_P(JobStoreTest, ListJobsFiltersByStateNewestFirst) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j1", v1::JOB_STATE_SUCCEEDED)).ok());
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j2", v1::JOB_STATE_RUNNING)).ok());
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j3", v1::JOB_STATE_QUEUED)).ok());
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j4", v1::JOB_STATE_RUNNING)).ok());
-  ASSERT_TRUE(store_->SetJobState("j3", v1::JOB_STATE_RUNNING).ok());
-  auto ids = [](const std::vector<v1::Job>& jobs) {
-    std::vector<std::string> out;
-    for (const auto& j : jobs) out.push_back(j.id());
-    return out;
-  };
-  EXPECT_THAT(ids(*store_->ListJobs({})), ElementsAre("j4", "j3", "j2", "j1"));
-  EXPECT_THAT(ids(*store_->ListJobs({v1::JOB_STATE_RUNNING})), ElementsAre("j4", "j3", "j2"));
-  EXPECT_THAT(ids(*store_->ListJobs({v1::JOB_STATE_RUNNING}, 2)), ElementsAre("j4", "j3"));
-  EXPECT_THAT(ids(*store_->ListJobs({v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_QUEUED})),
-              ElementsAre("j1"));
-  EXPECT_TRUE(store_->ListJobs({v1::JOB_STATE_CANCELLED})->empty());
-}
-
-TEST_P(JobStoreTest, DatasetsRoundTrip) {
-  DatasetRecord d;
-  d.info.set_id("sha256:0123");
-  d.info.set_size_bytes(4096);
-  d.info.set_source("upload");
-  d.info.set_num_images(200);
-  d.info.add_class_names("a");
-  d.info.add_class_names("b");
-  d.path = "/state/datasets/0123.nnds";
-  ASSERT_TRUE(store_->PutDataset(d).ok());
-  absl::StatusOr<DatasetRecord> got = store_->GetDataset("sha256:0123");
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(got->path, d.path);
-  EXPECT_THAT(got->info, EqualsProto(d.info));
-  d.path = "/elsewhere";
-  ASSERT_TRUE(store_->PutDataset(d).ok());  // upsert
-  EXPECT_EQ(store_->ListDatasets()->size(), 1u);
-  EXPECT_EQ(store_->GetDataset("sha256:0123")->path, "/elsewhere");
-  EXPECT_EQ(store_->PutDataset(DatasetRecord()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*LastEventSequence(*store_, "a"), 0);
 }
 
 TEST_P(JobStoreTest, BatchIsAllOrNothing) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j1")).ok());
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("j1")).ok());
   WriteBatch b;
-  b.SetJobState("j1", v1::JOB_STATE_RUNNING);
+  b.UpdateJob(MakeJob("j1", v1::JOB_STATE_RUNNING));
   b.PutCandidate("j1", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE));
   b.AppendEvent("j1", StateEvent(v1::JOB_STATE_RUNNING));
   b.CreateJob(MakeJob("j2"));
@@ -273,12 +220,12 @@ TEST_P(JobStoreTest, BatchIsAllOrNothing) {
   absl::StatusOr<WriteResult> r = store_->Write(b);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   // Nothing of the batch is visible.
-  absl::StatusOr<v1::Job> j1 = store_->GetJob("j1");
+  absl::StatusOr<v1::Job> j1 = GetJob(*store_, "j1");
   ASSERT_TRUE(j1.ok());
   EXPECT_EQ(j1->state(), v1::JOB_STATE_QUEUED);
   EXPECT_EQ(j1->candidates_size(), 0);
-  EXPECT_EQ(*store_->LastEventSequence("j1"), 0);
-  EXPECT_EQ(store_->GetJob("j2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*LastEventSequence(*store_, "j1"), 0);
+  EXPECT_EQ(GetJob(*store_, "j2").status().code(), absl::StatusCode::kNotFound);
 
   // The same batch without the bad operation applies entirely, ops seeing earlier ones.
   WriteBatch ok;
@@ -286,27 +233,23 @@ TEST_P(JobStoreTest, BatchIsAllOrNothing) {
   ok.PutCandidate("j2", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE));
   ok.AppendEvent("j2", StateEvent(v1::JOB_STATE_QUEUED));
   ok.AppendEvent("j2", StateEvent(v1::JOB_STATE_RUNNING));
-  ok.SetJobState("j2", v1::JOB_STATE_RUNNING);
+  ok.UpdateJob(MakeJob("j2", v1::JOB_STATE_RUNNING));
   r = store_->Write(ok);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->events.size(), 2u);
   EXPECT_EQ(r->events[0].sequence(), 1);
   EXPECT_EQ(r->events[1].sequence(), 2);
-  EXPECT_EQ(store_->GetJob("j2")->state(), v1::JOB_STATE_RUNNING);
-  EXPECT_EQ(store_->GetJob("j2")->candidates_size(), 1);
+  EXPECT_EQ(GetJob(*store_, "j2")->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(GetJob(*store_, "j2")->candidates_size(), 1);
 }
 
 TEST_P(JobStoreTest, LoadAllReturnsEverythingInCreationOrder) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("z", v1::JOB_STATE_RUNNING)).ok());
-  ASSERT_TRUE(store_->CreateJob(MakeJob("a", v1::JOB_STATE_SUCCEEDED)).ok());
-  ASSERT_TRUE(store_->PutCandidate("z", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE)).ok());
-  ASSERT_TRUE(store_->PutCandidate("z", MakeCandidate(1, 1, 1, v1::CANDIDATE_STATE_RUNNING)).ok());
-  ASSERT_TRUE(store_->AppendEvent("z", StateEvent(v1::JOB_STATE_RUNNING)).ok());
-  ASSERT_TRUE(store_->AppendEvent("z", StateEvent(v1::JOB_STATE_RUNNING)).ok());
-  DatasetRecord d;
-  d.info.set_id("sha256:1");
-  d.path = "/p";
-  ASSERT_TRUE(store_->PutDataset(d).ok());
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("z", v1::JOB_STATE_RUNNING)).ok());
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("a", v1::JOB_STATE_SUCCEEDED)).ok());
+  ASSERT_TRUE(PutCandidate(*store_, "z", MakeCandidate(0, 1, 0, v1::CANDIDATE_STATE_DONE)).ok());
+  ASSERT_TRUE(PutCandidate(*store_, "z", MakeCandidate(1, 1, 1, v1::CANDIDATE_STATE_RUNNING)).ok());
+  ASSERT_TRUE(AppendEvent(*store_, "z", StateEvent(v1::JOB_STATE_RUNNING)).ok());
+  ASSERT_TRUE(AppendEvent(*store_, "z", StateEvent(v1::JOB_STATE_RUNNING)).ok());
   absl::StatusOr<StoreSnapshot> snap = store_->LoadAll();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->jobs.size(), 2u);
@@ -314,14 +257,12 @@ TEST_P(JobStoreTest, LoadAllReturnsEverythingInCreationOrder) {
   EXPECT_EQ(snap->jobs[0].candidates_size(), 2);
   EXPECT_EQ(snap->jobs[0].candidates(1).state(), v1::CANDIDATE_STATE_RUNNING);
   EXPECT_EQ(snap->jobs[1].id(), "a");
-  EXPECT_EQ(snap->last_event_sequence.at("z"), 2);
-  EXPECT_EQ(snap->last_event_sequence.at("a"), 0);
-  ASSERT_EQ(snap->datasets.size(), 1u);
-  EXPECT_EQ(snap->datasets[0].path, "/p");
+  EXPECT_EQ(*LastEventSequence(*store_, "z"), 2);
+  EXPECT_EQ(*LastEventSequence(*store_, "a"), 0);
 }
 
 TEST_P(JobStoreTest, ConcurrentWritersGetDistinctEventSequences) {
-  ASSERT_TRUE(store_->CreateJob(MakeJob("j")).ok());
+  ASSERT_TRUE(CreateJob(*store_, MakeJob("j")).ok());
   constexpr int kThreads = 4, kPerThread = 25;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -339,7 +280,7 @@ TEST_P(JobStoreTest, ConcurrentWritersGetDistinctEventSequences) {
   ASSERT_TRUE(events.ok());
   ASSERT_EQ(events->size(), static_cast<size_t>(kThreads * kPerThread));
   for (size_t i = 0; i < events->size(); ++i) EXPECT_EQ((*events)[i].sequence(), int64_t(i + 1));
-  EXPECT_EQ(store_->GetJob("j")->candidates_size(), kThreads * kPerThread);
+  EXPECT_EQ(GetJob(*store_, "j")->candidates_size(), kThreads * kPerThread);
 }
 
 std::unique_ptr<JobStore> OpenSqlite(const std::string& dir) {
@@ -350,9 +291,9 @@ std::unique_ptr<JobStore> OpenSqlite(const std::string& dir) {
 
 INSTANTIATE_TEST_SUITE_P(
     Stores, JobStoreTest,
-    ::testing::Values(
-        StoreFactory{"memory", [](const std::string&) { return NewInMemoryJobStore(); }},
-        StoreFactory{"sqlite", OpenSqlite}),
+    ::testing::Values(StoreFactory{"memory",
+                                   [](const std::string&) { return NewInMemoryJobStore(); }},
+                      StoreFactory{"sqlite", OpenSqlite}),
     [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "tests/support/job_store_helpers.h"
 
 namespace nanonas {
 namespace {
@@ -106,12 +107,9 @@ TEST_F(SqliteJobStoreTest, ReopenAfterCloseKeepsEverything) {
       b.PutArtifact(a);
       ASSERT_TRUE(store->Write(b).ok());
     }
-    DatasetRecord d;
-    d.info.set_id("sha256:d");
-    d.info.set_num_images(42);
-    d.path = "/data/d";
-    ASSERT_TRUE(store->PutDataset(d).ok());
-    ASSERT_TRUE(store->SetJobState("job1", v1::JOB_STATE_SUCCEEDED).ok());
+    v1::Job done = Job("job1");
+    done.set_state(v1::JOB_STATE_SUCCEEDED);
+    ASSERT_TRUE(UpdateJob(*store, done).ok());
     before = *store->LoadAll();
   }
   std::unique_ptr<JobStore> store = Open();
@@ -125,21 +123,18 @@ TEST_F(SqliteJobStoreTest, ReopenAfterCloseKeepsEverything) {
   EXPECT_EQ(after->jobs[1].state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(after->jobs[0].candidates_size(), 5);
   EXPECT_EQ(after->jobs[0].artifacts_size(), 1);
-  EXPECT_EQ(after->last_event_sequence, before.last_event_sequence);
-  EXPECT_EQ(after->last_event_sequence.at("job2"), 5);
-  ASSERT_EQ(after->datasets.size(), 1u);
-  EXPECT_EQ(after->datasets[0].info.num_images(), 42);
+  EXPECT_EQ(*LastEventSequence(*store, "job2"), 5);
   // Sequences continue after a reopen.
   v1::JobEvent e;
   e.set_job_state(v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(*store->AppendEvent("job0", e), 6);
+  EXPECT_EQ(*AppendEvent(*store, "job0", e), 6);
 }
 
 TEST_F(SqliteJobStoreTest, UsesWalJournalAndRecordsTheSchemaVersion) {
   {
     std::unique_ptr<JobStore> store = Open();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->CreateJob(Job("j")).ok());
+    ASSERT_TRUE(CreateJob(*store, Job("j")).ok());
     EXPECT_TRUE(fs::exists(path_ + "-wal"));
   }
   EXPECT_EQ(Query("PRAGMA journal_mode"), "wal");
@@ -147,6 +142,18 @@ TEST_F(SqliteJobStoreTest, UsesWalJournalAndRecordsTheSchemaVersion) {
             std::to_string(SqliteJobStoreSchemaVersion()));
   EXPECT_EQ(Query("SELECT COUNT(*) FROM schema_version"), "1");
   EXPECT_EQ(Query("SELECT id FROM jobs"), "j");
+}
+
+TEST_F(SqliteJobStoreTest, AVersionOneFileLosesItsUnusedDatasetsTable) {
+  ASSERT_NE(Open(), nullptr);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM sqlite_master WHERE name = 'datasets'"), "0");
+  // A file written by a version-1 build: the table is back and the version says 1.
+  Query("CREATE TABLE datasets (id TEXT PRIMARY KEY)");
+  Query("UPDATE schema_version SET version = 1");
+  ASSERT_NE(Open(), nullptr);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM sqlite_master WHERE name = 'datasets'"), "0");
+  EXPECT_EQ(Query("SELECT version FROM schema_version"),
+            std::to_string(SqliteJobStoreSchemaVersion()));
 }
 
 TEST_F(SqliteJobStoreTest, NewerSchemaVersionIsRefused) {
@@ -162,7 +169,7 @@ TEST_F(SqliteJobStoreTest, MigrationHookRunsOnceForNewVersionsAndKeepsData) {
   {
     std::unique_ptr<JobStore> store = Open();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->CreateJob(Job("old")).ok());
+    ASSERT_TRUE(CreateJob(*store, Job("old")).ok());
   }
   const int v = SqliteJobStoreSchemaVersion();
   SqliteJobStoreOptions opts;
@@ -172,15 +179,15 @@ TEST_F(SqliteJobStoreTest, MigrationHookRunsOnceForNewVersionsAndKeepsData) {
   {
     std::unique_ptr<JobStore> store = Open(opts);
     ASSERT_NE(store, nullptr);
-    EXPECT_EQ(store->GetJob("old")->spec().dataset_id(), "sha256:old");
-    ASSERT_TRUE(store->CreateJob(Job("new")).ok());
+    EXPECT_EQ(GetJob(*store, "old")->spec().dataset_id(), "sha256:old");
+    ASSERT_TRUE(CreateJob(*store, Job("new")).ok());
   }
   EXPECT_EQ(Query("SELECT version FROM schema_version"), std::to_string(v + 1));
   EXPECT_EQ(Query("SELECT owner FROM jobs WHERE id = 'old'"), "alice");
   {
     std::unique_ptr<JobStore> again = Open(opts);  // already at v + 1: nothing runs
     ASSERT_NE(again, nullptr);
-    EXPECT_EQ(again->ListJobs({})->size(), 2u);
+    EXPECT_EQ(again->LoadAll()->jobs.size(), 2u);
   }
   // A build that only knows v refuses the migrated file.
   EXPECT_EQ(OpenSqliteJobStore(path_).status().code(), absl::StatusCode::kFailedPrecondition);
@@ -190,7 +197,7 @@ TEST_F(SqliteJobStoreTest, FailingMigrationChangesNothing) {
   {
     std::unique_ptr<JobStore> store = Open();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->CreateJob(Job("j")).ok());
+    ASSERT_TRUE(CreateJob(*store, Job("j")).ok());
   }
   const int v = SqliteJobStoreSchemaVersion();
   SqliteJobStoreOptions bad;
@@ -202,7 +209,7 @@ TEST_F(SqliteJobStoreTest, FailingMigrationChangesNothing) {
   EXPECT_EQ(Query("SELECT version FROM schema_version"), std::to_string(v));
   std::unique_ptr<JobStore> store = Open();  // the half-run migration was rolled back
   ASSERT_NE(store, nullptr);
-  EXPECT_TRUE(store->GetJob("j").ok());
+  EXPECT_TRUE(GetJob(*store, "j").ok());
 
   SqliteJobStoreOptions gap;
   gap.extra_migrations.push_back({v + 2, {"SELECT 1"}});
@@ -274,7 +281,7 @@ TEST_F(SqliteJobStoreTest, CorruptPagesAreDetectedAtOpen) {
 TEST_F(SqliteJobStoreTest, SecondOpenerIsLockedOutUntilTheFirstCloses) {
   std::unique_ptr<JobStore> first = Open();
   ASSERT_NE(first, nullptr);
-  ASSERT_TRUE(first->CreateJob(Job("j")).ok());
+  ASSERT_TRUE(CreateJob(*first, Job("j")).ok());
   SqliteJobStoreOptions quick;
   quick.busy_timeout_ms = 50;
   absl::Status st = OpenSqliteJobStore(path_, quick).status();
@@ -283,7 +290,7 @@ TEST_F(SqliteJobStoreTest, SecondOpenerIsLockedOutUntilTheFirstCloses) {
   first.reset();
   std::unique_ptr<JobStore> second = Open(quick);
   ASSERT_NE(second, nullptr);
-  EXPECT_TRUE(second->GetJob("j").ok());
+  EXPECT_TRUE(GetJob(*second, "j").ok());
 }
 
 // The child writes batches in a loop and acknowledges each commit on a pipe; the parent kills it
@@ -294,7 +301,7 @@ TEST_F(SqliteJobStoreTest, KillNineWhileWritingLeavesAConsistentDatabase) {
   {
     std::unique_ptr<JobStore> store = Open();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->CreateJob(Job("crash")).ok());
+    ASSERT_TRUE(CreateJob(*store, Job("crash")).ok());
   }
   std::mt19937 rng(42);
   int acknowledged_total = 0;
@@ -308,7 +315,7 @@ TEST_F(SqliteJobStoreTest, KillNineWhileWritingLeavesAConsistentDatabase) {
       close(fds[0]);
       absl::StatusOr<std::unique_ptr<JobStore>> store = OpenSqliteJobStore(path_);
       if (!store.ok()) _exit(2);
-      absl::StatusOr<int64_t> last = (*store)->LastEventSequence("crash");
+      absl::StatusOr<int64_t> last = LastEventSequence(**store, "crash");
       if (!last.ok()) _exit(3);
       for (int64_t n = *last;; ++n) {
         WriteBatch b;
@@ -343,7 +350,7 @@ TEST_F(SqliteJobStoreTest, KillNineWhileWritingLeavesAConsistentDatabase) {
 
     std::unique_ptr<JobStore> store = Open();
     ASSERT_NE(store, nullptr);
-    absl::StatusOr<v1::Job> job = store->GetJob("crash");
+    absl::StatusOr<v1::Job> job = GetJob(*store, "crash");
     ASSERT_TRUE(job.ok()) << job.status();
     absl::StatusOr<std::vector<v1::JobEvent>> events = store->ReadEvents("crash", 0);
     ASSERT_TRUE(events.ok());

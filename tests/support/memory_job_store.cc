@@ -1,4 +1,4 @@
-#include "server/store/memory_job_store.h"
+#include "tests/support/memory_job_store.h"
 
 #include <algorithm>
 #include <map>
@@ -23,7 +23,6 @@ struct JobRow {
 struct Data {
   std::map<std::string, JobRow> jobs;
   int64_t next_order = 1;
-  std::map<std::string, DatasetRecord> datasets;
 };
 
 v1::Job Header(v1::Job job) {
@@ -57,36 +56,8 @@ class MemoryJobStore : public JobStore {
     return result;
   }
 
-  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    auto it = data_.jobs.find(job_id);
-    if (it == data_.jobs.end()) return UnknownJob(job_id);
-    return Assemble(it->second);
-  }
-
-  absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::vector<v1::JobState>& states,
-                                                int limit) override {
-    absl::MutexLock lock(&mu_);
-    std::vector<const JobRow*> rows;
-    for (const auto& [id, row] : data_.jobs) {
-      if (states.empty() ||
-          std::find(states.begin(), states.end(), row.header.state()) != states.end()) {
-        rows.push_back(&row);
-      }
-    }
-    std::sort(rows.begin(), rows.end(),
-              [](const JobRow* a, const JobRow* b) { return a->order > b->order; });
-    std::vector<v1::Job> out;
-    for (const JobRow* row : rows) {
-      if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
-      out.push_back(Assemble(*row));
-    }
-    return out;
-  }
-
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(const std::string& job_id,
-                                                       int64_t after_sequence,
-                                                       int limit) override {
+                                                       int64_t after_sequence, int limit) override {
     absl::MutexLock lock(&mu_);
     auto it = data_.jobs.find(job_id);
     if (it == data_.jobs.end()) return UnknownJob(job_id);
@@ -99,38 +70,6 @@ class MemoryJobStore : public JobStore {
     return out;
   }
 
-  absl::StatusOr<int64_t> LastEventSequence(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    auto it = data_.jobs.find(job_id);
-    if (it == data_.jobs.end()) return UnknownJob(job_id);
-    return static_cast<int64_t>(it->second.events.size());
-  }
-
-  absl::StatusOr<DatasetRecord> GetDataset(const std::string& id) override {
-    absl::MutexLock lock(&mu_);
-    auto it = data_.datasets.find(id);
-    if (it == data_.datasets.end()) {
-      return absl::NotFoundError(absl::StrCat("dataset ", id, " not found"));
-    }
-    return it->second;
-  }
-
-  absl::StatusOr<std::vector<DatasetRecord>> ListDatasets() override {
-    absl::MutexLock lock(&mu_);
-    std::vector<DatasetRecord> out;
-    for (const auto& [id, d] : data_.datasets) out.push_back(d);
-    return out;
-  }
-
-  absl::StatusOr<std::vector<ArtifactRecord>> ListArtifacts(const std::string& job_id) override {
-    absl::MutexLock lock(&mu_);
-    auto it = data_.jobs.find(job_id);
-    if (it == data_.jobs.end()) return UnknownJob(job_id);
-    std::vector<ArtifactRecord> out;
-    for (const auto& [name, a] : it->second.artifacts) out.push_back(a);
-    return out;
-  }
-
   absl::StatusOr<StoreSnapshot> LoadAll() override {
     absl::MutexLock lock(&mu_);
     StoreSnapshot snap;
@@ -138,11 +77,7 @@ class MemoryJobStore : public JobStore {
     for (const auto& [id, row] : data_.jobs) rows.push_back(&row);
     std::sort(rows.begin(), rows.end(),
               [](const JobRow* a, const JobRow* b) { return a->order < b->order; });
-    for (const JobRow* row : rows) {
-      snap.jobs.push_back(Assemble(*row));
-      snap.last_event_sequence[row->header.id()] = static_cast<int64_t>(row->events.size());
-    }
-    for (const auto& [id, d] : data_.datasets) snap.datasets.push_back(d);
+    for (const JobRow* row : rows) snap.jobs.push_back(Assemble(*row));
     return snap;
   }
 
@@ -163,13 +98,6 @@ class MemoryJobStore : public JobStore {
       it->second.header = Header(o->job);
       return absl::OkStatus();
     }
-    if (auto* o = std::get_if<WriteBatch::SetJobStateOp>(&op)) {
-      auto it = data.jobs.find(o->job_id);
-      if (it == data.jobs.end()) return UnknownJob(o->job_id);
-      it->second.header.set_state(o->state);
-      if (!o->error.empty()) it->second.header.set_error(o->error);
-      return absl::OkStatus();
-    }
     if (auto* o = std::get_if<WriteBatch::PutCandidateOp>(&op)) {
       auto it = data.jobs.find(o->job_id);
       if (it == data.jobs.end()) return UnknownJob(o->job_id);
@@ -183,10 +111,6 @@ class MemoryJobStore : public JobStore {
       e.set_sequence(static_cast<int64_t>(it->second.events.size()) + 1);
       it->second.events.push_back(e);
       result.events.push_back(std::move(e));
-      return absl::OkStatus();
-    }
-    if (auto* o = std::get_if<WriteBatch::PutDatasetOp>(&op)) {
-      data.datasets[o->dataset.info.id()] = o->dataset;
       return absl::OkStatus();
     }
     if (auto* o = std::get_if<WriteBatch::PutArtifactOp>(&op)) {

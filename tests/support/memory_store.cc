@@ -1,4 +1,4 @@
-#include "server/coordinator/memory_store.h"
+#include "tests/support/memory_store.h"
 
 #include "absl/strings/str_cat.h"
 

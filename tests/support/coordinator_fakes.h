@@ -1,6 +1,6 @@
 // Fakes for driving the coordinator core without threads, gRPC or training.
-#ifndef NANONAS_TESTS_COORDINATOR_FAKES_H_
-#define NANONAS_TESTS_COORDINATOR_FAKES_H_
+#ifndef NANONAS_TESTS_SUPPORT_COORDINATOR_FAKES_H_
+#define NANONAS_TESTS_SUPPORT_COORDINATOR_FAKES_H_
 
 #include <unistd.h>
 
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/coordinator/artifact_store.h"
 #include "server/coordinator/coordinator.h"
-#include "server/coordinator/memory_store.h"
+#include "tests/support/memory_store.h"
 
 namespace nanonas::coordinator::testing {
 
@@ -115,33 +115,45 @@ inline std::string Hex64(char ch) { return std::string(64, ch); }
 // Decoder: "sha256:" + Hex64('a') is a 2-class set of 300 images; Hex64('b') a test set with the
 // same classes, Hex64('c') one with other classes; Hex64('1') has one class.
 inline DatasetDecoder FakeDecoder() {
-  return [](const std::string& id, const InputShape& input) -> absl::StatusOr<DecodedDataset> {
-    if (id == "sha256:" + Hex64('a')) {
-      DecodedDataset d;
-      d.id = Hex64('d');
-      d.num_images = 300;
-      d.pixel_bytes = 300LL * input.height * input.width * input.channels;
-      d.class_names = {"horizontal", "vertical"};
-      return d;
-    }
-    if (id == "sha256:" + Hex64('b') || id == "sha256:" + Hex64('c')) {
-      DecodedDataset d;
-      d.id = id == "sha256:" + Hex64('b') ? Hex64('f') : Hex64('9');
-      d.num_images = 50;
-      d.class_names = id == "sha256:" + Hex64('b')
+  return
+      [](const std::string& id, const InputShape& input) -> absl::
+                                                             StatusOr<DecodedDataset> {
+                                                               if (id == "sha256:" + Hex64('a')) {
+                                                                 DecodedDataset d;
+                                                                 d.id = Hex64('d');
+                                                                 d.num_images = 300;
+                                                                 d.pixel_bytes =
+                                                                     300LL * input.height *
+                                                                     input.width * input.channels;
+                                                                 d.class_names = {"horizontal",
+                                                                                  "vertical"};
+                                                                 return d;
+                                                               }
+                                                               if (id == "sha256:" + Hex64('b') ||
+                                                                   id == "sha256:" + Hex64('c')) {
+                                                                 DecodedDataset d;
+                                                                 d.id = id == "sha256:" + Hex64('b')
+                                                                            ? Hex64('f')
+                                                                            : Hex64('9');
+                                                                 d.num_images = 50;
+                                                                 d.class_names = id == "sha256:" + Hex64('b')
                           ? std::vector<std::string>{"horizontal", "vertical"}
                           : std::vector<std::string>{"cats", "dogs"};
-      return d;
-    }
-    if (id == "sha256:" + Hex64('1')) {
-      DecodedDataset d;
-      d.id = Hex64('e');
-      d.num_images = 10;
-      d.class_names = {"only"};
-      return d;
-    }
-    return absl::NotFoundError(absl::StrCat("dataset '", id, "' is unknown to this coordinator"));
-  };
+                                                                 return d;
+                                                               }
+                                                               if (id == "sha256:" + Hex64('1')) {
+                                                                 DecodedDataset d;
+                                                                 d.id = Hex64('e');
+                                                                 d.num_images = 10;
+                                                                 d.class_names = {"only"};
+                                                                 return d;
+                                                               }
+                                                               return absl::NotFoundError(
+                                                                   absl::StrCat(
+                                                                       "dataset '", id,
+                                                                       "' is unknown to this "
+                                                                       "coordinator"));
+                                                             };
 }
 
 // RAM grows with k and c so that limits can cut rows: ram = 1000 k (c + 1).
@@ -228,4 +240,4 @@ struct Harness {
 
 }  // namespace nanonas::coordinator::testing
 
-#endif  // NANONAS_TESTS_COORDINATOR_FAKES_H_
+#endif  // NANONAS_TESTS_SUPPORT_COORDINATOR_FAKES_H_

@@ -1,6 +1,6 @@
 // An in-memory JobStore for tests: the same contract as the SQLite store, nothing on disk.
-#ifndef NANONAS_SERVER_STORE_MEMORY_JOB_STORE_H_
-#define NANONAS_SERVER_STORE_MEMORY_JOB_STORE_H_
+#ifndef NANONAS_TESTS_SUPPORT_MEMORY_JOB_STORE_H_
+#define NANONAS_TESTS_SUPPORT_MEMORY_JOB_STORE_H_
 
 #include <memory>
 
@@ -12,4 +12,4 @@ std::unique_ptr<JobStore> NewInMemoryJobStore();
 
 }  // namespace nanonas
 
-#endif  // NANONAS_SERVER_STORE_MEMORY_JOB_STORE_H_
+#endif  // NANONAS_TESTS_SUPPORT_MEMORY_JOB_STORE_H_

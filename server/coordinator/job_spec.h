@@ -1,0 +1,55 @@
+// A job's spec: its defaults (named constants, the one place they live) and its validation
+// (NormalizeSpec and the checks that need the decoded dataset), plus the search options and
+// architectures a spec implies. Every INVALID_ARGUMENT says which field is wrong and how to fix
+// it. Pure functions; thread-safe.
+#ifndef NANONAS_SERVER_COORDINATOR_JOB_SPEC_H_
+#define NANONAS_SERVER_COORDINATOR_JOB_SPEC_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/arch/architecture.h"
+#include "nanonas/v1/nanonas.pb.h"
+#include "server/search/search.h"
+
+namespace nanonas::coordinator {
+
+// Defaults NormalizeSpec fills in for fields left 0 / empty.
+inline constexpr char kDefaultVariant[] = "2023";
+inline constexpr double kDefaultValidationSplit = 0.3;
+inline constexpr int kDefaultEpochs = 3;
+inline constexpr int kDefaultBatchSize = 16;
+inline constexpr float kDefaultLearningRate = 1e-3f;
+inline constexpr int kDefaultSeed = 1;
+inline constexpr int kDefaultFinalEpochs = 100;
+inline constexpr int kDefaultFinalBatchSize = 128;
+inline constexpr float kDefaultFinalLearningRate = 0.01f;
+// Upper bounds NormalizeSpec enforces.
+inline constexpr int kMaxInputSide = 4096;
+inline constexpr int kMaxEpochs = 1000;
+inline constexpr int kMaxFinalEpochs = 10000;
+
+// Fills the defaults of a spec (above; colour mode from channels and channels from colour mode)
+// and checks it. INVALID_ARGUMENT says which field and how to fix it.
+absl::StatusOr<nanonas::v1::JobSpec> NormalizeSpec(const nanonas::v1::JobSpec& spec);
+
+// The test set must have the training set's classes (INVALID_ARGUMENT naming both lists).
+absl::Status CheckTestClasses(const std::vector<std::string>& train,
+                              const std::vector<std::string>& test);
+
+// Unless the final training is skipped, its quantization calibrates on training images: the
+// validation split of `num_images` must leave enough of them (INVALID_ARGUMENT otherwise).
+absl::Status CheckCalibrationImages(const nanonas::v1::JobSpec& spec, int64_t num_images);
+
+// The search options of a job (input, classes, variant).
+NanoNasSearch::Options SearchOptionsOf(const nanonas::v1::Job& job);
+
+// The architecture of candidate (k, c) of a job.
+absl::StatusOr<Architecture> ArchitectureOf(const nanonas::v1::Job& job, int k, int c);
+
+}  // namespace nanonas::coordinator
+
+#endif  // NANONAS_SERVER_COORDINATOR_JOB_SPEC_H_
