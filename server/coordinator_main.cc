@@ -68,7 +68,7 @@ int Fail(const std::string& message) {
 
 // Flags are spelled with dashes (--state-dir; underscores are accepted too), `--flag value` or
 // `--flag=value`. Rewrites `args` into absl's underscore names; returns what to fix for an unknown
-// flag or a missing value (absl would exit 1 there; usage errors exit 2), else "".
+// flag, a missing or an illegal value (absl would exit 1 there; usage errors exit 2), else "".
 std::string NormalizeFlags(std::vector<std::string>& args) {
   for (size_t i = 1; i < args.size(); ++i) {
     std::string& a = args[i];
@@ -86,7 +86,7 @@ std::string NormalizeFlags(std::vector<std::string>& args) {
     if (std::find(std::begin(kUsageFlags), std::end(kUsageFlags), name) != std::end(kUsageFlags)) {
       continue;
     }
-    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     if (flag == nullptr && absl::StartsWith(name, "no")) {
       const absl::CommandLineFlag* negated = absl::FindCommandLineFlag(name.substr(2));
       if (negated != nullptr && negated->IsOfType<bool>() && end == a.size()) continue;
@@ -94,9 +94,16 @@ std::string NormalizeFlags(std::vector<std::string>& args) {
     std::string dashed = name;
     std::replace(dashed.begin(), dashed.end(), '_', '-');
     if (flag == nullptr) return absl::StrCat("unknown flag --", dashed, " (see --help)");
-    if (end == a.size() && !flag->IsOfType<bool>()) {
-      if (i + 1 == args.size()) return absl::StrCat("--", dashed, " needs a value (see --help)");
-      ++i;  // the value, left as it is
+    const bool separate_value = end == a.size() && !flag->IsOfType<bool>();
+    if (separate_value && i + 1 == args.size()) {
+      return absl::StrCat("--", dashed, " needs a value (see --help)");
+    }
+    // Parsing here sets the flag as absl's parser will; an illegal value is a usage error.
+    const std::string value =
+        separate_value ? args[++i] : (end < a.size() ? a.substr(end + 1) : "");
+    std::string error;
+    if ((separate_value || end < a.size()) && !flag->ParseFrom(value, &error)) {
+      return absl::StrCat("--", dashed, ": ", error, " (see --help)");
     }
   }
   return "";
