@@ -1,15 +1,19 @@
 #include "client/cli.h"
 
 #include <cmath>
+#include <memory>
+#include <utility>
 
-#include "absl/strings/ascii.h"
+#include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/targets.h"
+#include "common/api/defaults.h"
 #include "common/arch/architecture.h"
+#include "common/base/status_macros.h"
 #include "common/base/units.h"
 
 namespace nanonas {
@@ -50,6 +54,7 @@ Global flags:
   --server HOST:PORT   coordinator address (default: $NANONAS_SERVER, else localhost:50051)
   --json               machine-readable output (protobuf JSON, snake_case field names)
   --timeout SECONDS    deadline of each request (default 10; uploads and watch are longer)
+  --help, -h           this text (also `nanonas help`)
 
 Exit status:
   0  success (watch, submit --watch: the job SUCCEEDED)
@@ -61,13 +66,6 @@ Exit status:
 }
 
 namespace {
-
-bool IsFlag(const std::string& a) { return absl::StartsWith(a, "--"); }
-
-struct ArgCursor {
-  const std::vector<std::string>& args;
-  size_t i = 0;
-};
 
 absl::StatusOr<double> ParseFloat(const std::string& flag, const std::string& v) {
   double d;
@@ -87,301 +85,309 @@ absl::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& v, 
   return n;
 }
 
-}  // namespace
+// The command line as CLI11 leaves it: every value still text, checked afterwards so that each
+// message names the flag and what it expects.
+struct RawArgs {
+  bool help = false, json = false, watch = false, skip_final = false;
+  std::string server, timeout;
+  std::vector<std::string> positional;  // the subcommand's arguments
+  std::vector<std::string> states;      // list --state (repeatable, comma-separated)
+  std::string limit, out;
+  // submit
+  std::string input, target, ram, flash, macc, host_memory, epochs, seed, val_split, lr, batch,
+      variant, name, test_dir, final_epochs;
+};
 
-std::string JobStateName(nanonas::v1::JobState state) {
-  std::string n = nanonas::v1::JobState_Name(state);
-  return absl::StartsWith(n, "JOB_STATE_") ? n.substr(10) : n;
+// The string option `name` of `app`, the last occurrence winning.
+CLI::Option* Text(CLI::App* app, const std::string& name, std::string* into) {
+  return app->add_option(name, *into)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
-std::string CandidateStateName(nanonas::v1::CandidateState s) {
-  std::string n = nanonas::v1::CandidateState_Name(s);
-  return absl::StartsWith(n, "CANDIDATE_STATE_") ? n.substr(16) : n;
+std::unique_ptr<CLI::App> BuildApp(RawArgs* raw) {
+  auto app = std::make_unique<CLI::App>("nanonas: submit and follow NanoNAS searches", "nanonas");
+  app->set_help_flag();  // Usage() is the help text; --help is an ordinary flag
+  app->allow_extras();   // unknown words and flags are reported by ParseCommandLine
+  app->fallthrough();    // global flags may follow the subcommand
+  app->require_subcommand(0, 1);
+  app->add_flag("--help,-h", raw->help);
+  app->add_flag("--json", raw->json);
+  Text(app.get(), "--server", &raw->server);
+  Text(app.get(), "--timeout", &raw->timeout);
+  app->add_subcommand("help");
+  for (const char* name : {"watch", "cancel", "targets", "health"}) {
+    app->add_subcommand(name)->add_option("args", raw->positional);
+  }
+  CLI::App* get = app->add_subcommand("get");
+  get->add_option("args", raw->positional);
+  Text(get, "--out", &raw->out);
+  CLI::App* list = app->add_subcommand("list");
+  list->add_option("--state", raw->states)->allow_extra_args(false);
+  Text(list, "--limit", &raw->limit);
+  CLI::App* submit = app->add_subcommand("submit");
+  submit->add_option("args", raw->positional);
+  const std::pair<const char*, std::string*> texts[] = {{"--input", &raw->input},
+                                                        {"--target", &raw->target},
+                                                        {"--ram", &raw->ram},
+                                                        {"--flash", &raw->flash},
+                                                        {"--macc", &raw->macc},
+                                                        {"--host-memory", &raw->host_memory},
+                                                        {"--epochs", &raw->epochs},
+                                                        {"--seed", &raw->seed},
+                                                        {"--val-split", &raw->val_split},
+                                                        {"--lr", &raw->lr},
+                                                        {"--batch", &raw->batch},
+                                                        {"--variant", &raw->variant},
+                                                        {"--name", &raw->name},
+                                                        {"--test-dir", &raw->test_dir},
+                                                        {"--final-epochs", &raw->final_epochs}};
+  for (const auto& [name, into] : texts) Text(submit, name, into);
+  submit->add_flag("--skip-final", raw->skip_final);
+  submit->add_flag("--watch", raw->watch);
+  return app;
 }
 
-absl::StatusOr<nanonas::v1::JobState> ParseJobState(const std::string& text) {
-  nanonas::v1::JobState s;
-  std::string upper = absl::AsciiStrToUpper(text);
-  if (nanonas::v1::JobState_Parse("JOB_STATE_" + upper, &s) &&
-      s != nanonas::v1::JOB_STATE_UNSPECIFIED) {
-    return s;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--state: '", text, "' is not a job state (queued, running, succeeded, failed, cancelled)"));
-}
-
-absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
-                                         const char* env_server) {
-  Command cmd;
-  if (env_server != nullptr && env_server[0] != '\0') cmd.global.server = env_server;
-  std::vector<std::string> rest;  // command and its arguments, global flags removed
-  bool help = false;
-  // Global flags may come anywhere.
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], value;
-    bool inline_value = false;
-    if (IsFlag(a) && a.find('=') != std::string::npos) {
-      value = a.substr(a.find('=') + 1);
-      a = a.substr(0, a.find('='));
-      inline_value = true;
-    }
-    auto take = [&]() -> absl::StatusOr<std::string> {
-      if (inline_value) return value;
-      if (i + 1 >= args.size())
-        return absl::InvalidArgumentError(absl::StrCat(a, " needs a value"));
-      return args[++i];
-    };
-    if (a == "--server") {
-      auto v = take();
-      if (!v.ok()) return v.status();
-      if (v->find(':') == std::string::npos) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--server: '", *v, "' is not HOST:PORT (e.g. localhost:50051)"));
-      }
-      cmd.global.server = *v;
-    } else if (a == "--json") {
-      cmd.global.json = true;
-    } else if (a == "--timeout") {
-      auto v = take();
-      if (!v.ok()) return v.status();
-      auto t = ParseFloat(a, *v);
-      if (!t.ok()) return t.status();
-      if (*t <= 0) return absl::InvalidArgumentError("--timeout must be positive (seconds)");
-      cmd.global.timeout_seconds = *t;
-    } else if (a == "--help" || a == "-h" || a == "help") {
-      help = true;
-    } else {
-      rest.push_back(args[i]);
-    }
-  }
-  if (help || rest.empty()) {
-    cmd.kind = Command::Kind::kHelp;
-    if (!help) return absl::InvalidArgumentError("no command given (try `nanonas --help`)");
-    return cmd;
-  }
-  const std::string name = rest[0];
-  std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> flags;  // in order
-  static const char* kBoolFlags[] = {"--watch", "--skip-final"};
-  for (size_t i = 1; i < rest.size(); ++i) {
-    const std::string& a = rest[i];
-    if (!IsFlag(a)) {
-      positional.push_back(a);
-      continue;
-    }
-    std::string f = a, v;
-    size_t eq = a.find('=');
-    bool is_bool = false;
-    for (const char* b : kBoolFlags) is_bool |= (a == b);
-    if (eq != std::string::npos) {
-      f = a.substr(0, eq);
-      v = a.substr(eq + 1);
-    } else if (!is_bool) {
-      if (i + 1 >= rest.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(a, " needs a value (see nanonas --help)"));
-      }
-      v = rest[++i];
-    }
-    flags.emplace_back(f, v);
-  }
-  auto need_job = [&]() -> absl::Status {
-    if (positional.size() != 1) {
+absl::Status ParseGlobal(const RawArgs& raw, GlobalOptions* g) {
+  g->json = raw.json;
+  if (!raw.server.empty()) {
+    if (raw.server.find(':') == std::string::npos) {
       return absl::InvalidArgumentError(
-          absl::StrCat("`nanonas ", name, "` takes one JOB id (see `nanonas list`)"));
+          absl::StrCat("--server: '", raw.server, "' is not HOST:PORT (e.g. localhost:50051)"));
     }
-    cmd.job_id = positional[0];
-    return absl::OkStatus();
-  };
-  auto no_flags = [&]() -> absl::Status {
-    if (!flags.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("`nanonas ", name, "` has no flag ", flags[0].first));
-    }
-    return absl::OkStatus();
-  };
+    g->server = raw.server;
+  }
+  if (!raw.timeout.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(double t, ParseFloat("--timeout", raw.timeout));
+    if (t <= 0) return absl::InvalidArgumentError("--timeout must be positive (seconds)");
+    g->timeout_seconds = t;
+  }
+  return absl::OkStatus();
+}
 
-  if (name == "get") {
-    cmd.kind = Command::Kind::kGet;
-    absl::Status s = need_job();
-    if (!s.ok()) return s;
-    for (const auto& [f, v] : flags) {
-      if (f != "--out") {
-        return absl::InvalidArgumentError(absl::StrCat("`nanonas get` has no flag ", f));
-      }
-      if (v.empty()) return absl::InvalidArgumentError("--out: give a folder");
-      cmd.out_dir = v;
-    }
-    return cmd;
-  }
-  if (name == "watch" || name == "cancel") {
-    cmd.kind = name == "watch" ? Command::Kind::kWatch : Command::Kind::kCancel;
-    absl::Status s = need_job();
-    if (!s.ok()) return s;
-    s = no_flags();
-    if (!s.ok()) return s;
-    return cmd;
-  }
-  if (name == "health") {
-    cmd.kind = Command::Kind::kHealth;
-    if (positional.size() > 1) {
-      return absl::InvalidArgumentError("`nanonas health` takes at most one SERVICE name");
-    }
-    if (!positional.empty()) cmd.health_service = positional[0];
-    absl::Status s = no_flags();
-    if (!s.ok()) return s;
-    return cmd;
-  }
-  if (name == "targets") {
-    cmd.kind = Command::Kind::kTargets;
-    if (!positional.empty())
-      return absl::InvalidArgumentError("`nanonas targets` takes no argument");
-    absl::Status s = no_flags();
-    if (!s.ok()) return s;
-    return cmd;
-  }
-  if (name == "list") {
-    cmd.kind = Command::Kind::kList;
-    if (!positional.empty()) return absl::InvalidArgumentError("`nanonas list` takes no argument");
-    for (const auto& [f, v] : flags) {
-      if (f == "--state") {
-        for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
-          auto st = ParseJobState(std::string(part));
-          if (!st.ok()) return st.status();
-          cmd.states.push_back(*st);
-        }
-      } else if (f == "--limit") {
-        auto n = ParseInt(f, v, 0, 1000000);
-        if (!n.ok()) return n.status();
-        cmd.limit = static_cast<int>(*n);
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat("`nanonas list` has no flag ", f));
-      }
-    }
-    return cmd;
-  }
-  if (name != "submit") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", name,
-                     "' (commands: submit, watch, list, get, cancel, targets, health)"));
-  }
-
-  cmd.kind = Command::Kind::kSubmit;
-  if (positional.size() != 1) {
-    return absl::InvalidArgumentError(
-        "`nanonas submit` takes one DATASET_DIR (a folder with one sub-folder of images per "
-        "class)");
-  }
-  cmd.dataset_dir = positional[0];
-  nanonas::v1::JobSpec& spec = cmd.spec;
-  spec.mutable_input()->set_height(50);
-  spec.mutable_input()->set_width(50);
-  spec.mutable_input()->set_channels(3);
-  spec.set_validation_split(0.3);
-  spec.set_variant("2023");
-  auto* ev = spec.mutable_evaluation();
-  ev->set_epochs(3);
-  ev->set_learning_rate(0.001f);
-  ev->set_batch_size(16);
-  ev->set_seed(1);
-  auto* fin = spec.mutable_final_training();
-  fin->set_epochs(100);
-  fin->set_learning_rate(0.01f);
-  fin->set_batch_size(128);
-  auto* lim = spec.mutable_constraints();
-
-  // --target first, so that explicit limits override it wherever they appear.
-  for (const auto& [f, v] : flags) {
-    if (f != "--target") continue;
-    const BoardPreset* b = FindBoard(v);
+// The board preset, then explicit limits (which win wherever they appear).
+absl::Status ParseLimits(const RawArgs& raw, nanonas::v1::Constraints* lim) {
+  if (!raw.target.empty()) {
+    const BoardPreset* b = FindBoard(raw.target);
     if (b == nullptr) {
       std::vector<std::string> names;
       for (const auto& p : BoardPresets()) names.push_back(p.name);
-      return absl::InvalidArgumentError(
-          absl::StrCat("--target: unknown board '", v, "'; known: ", absl::StrJoin(names, ", ")));
+      return absl::InvalidArgumentError(absl::StrCat("--target: unknown board '", raw.target,
+                                                     "'; known: ", absl::StrJoin(names, ", ")));
     }
     lim->set_ram_bytes(b->ram_bytes);
     lim->set_flash_bytes(b->flash_bytes);
     lim->set_macc(b->macc());
     lim->set_target(b->name);
   }
-  for (const auto& [f, v] : flags) {
-    absl::Status bad;
-    if (f == "--target") continue;
-    if (f == "--input") {
-      auto s = ParseInputShape(v);
-      if (!s.ok())
-        return absl::InvalidArgumentError(
-            absl::StrCat("--input: ", s.status().message(), " (e.g. 50x50x3 or 28x28x1)"));
-      if (s->height <= 0 || s->width <= 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--input: ", v, " has a zero size (e.g. 50x50x3 or 28x28x1)"));
-      }
-      spec.mutable_input()->set_height(s->height);
-      spec.mutable_input()->set_width(s->width);
-      spec.mutable_input()->set_channels(s->channels);
-    } else if (f == "--ram" || f == "--flash" || f == "--host-memory") {
-      auto b = ParseBytes(v);
-      if (!b.ok()) return absl::InvalidArgumentError(absl::StrCat(f, ": ", b.status().message()));
-      if (f == "--ram") lim->set_ram_bytes(*b);
-      if (f == "--flash") lim->set_flash_bytes(*b);
-      if (f == "--host-memory") lim->set_host_memory_bytes(*b);
-    } else if (f == "--macc") {
-      auto n = ParseCount(v);
-      if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat(f, ": ", n.status().message()));
-      if (*n <= 0) return absl::InvalidArgumentError("--macc must be positive");
-      lim->set_macc(*n);
-    } else if (f == "--epochs") {
-      auto n = ParseInt(f, v, 1, 1000);
-      if (!n.ok()) return n.status();
-      ev->set_epochs(static_cast<int>(*n));
-    } else if (f == "--seed") {
-      auto n = ParseInt(f, v, 0, INT64_MAX);
-      if (!n.ok()) return n.status();
-      ev->set_seed(static_cast<uint64_t>(*n));
-    } else if (f == "--batch") {
-      auto n = ParseInt(f, v, 1, 65536);
-      if (!n.ok()) return n.status();
-      ev->set_batch_size(static_cast<int>(*n));
-    } else if (f == "--lr") {
-      auto d = ParseFloat(f, v);
-      if (!d.ok()) return d.status();
-      if (*d <= 0) return absl::InvalidArgumentError("--lr must be positive");
-      ev->set_learning_rate(static_cast<float>(*d));
-    } else if (f == "--val-split") {
-      auto d = ParseFloat(f, v);
-      if (!d.ok()) return d.status();
-      if (*d <= 0 || *d >= 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--val-split: ", v, " is outside (0, 1); e.g. 0.3 keeps 30% for validation"));
-      }
-      spec.set_validation_split(*d);
-    } else if (f == "--variant") {
-      auto var = ParseVariant(v);
-      if (!var.ok())
-        return absl::InvalidArgumentError(absl::StrCat("--variant: '", v, "' is not 2023 or 2024"));
-      spec.set_variant(VariantName(*var));
-    } else if (f == "--name") {
-      spec.set_name(v);
-    } else if (f == "--test-dir") {
-      cmd.test_dir = v;
-    } else if (f == "--final-epochs") {
-      auto n = ParseInt(f, v, 1, 100000);
-      if (!n.ok()) return n.status();
-      fin->set_epochs(static_cast<int>(*n));
-    } else if (f == "--skip-final") {
-      fin->set_skip(true);
-    } else if (f == "--watch") {
-      cmd.watch = true;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("`nanonas submit` has no flag ", f, " (see nanonas --help)"));
-    }
+  const std::pair<const char*, const std::string*> sizes[] = {
+      {"--ram", &raw.ram}, {"--flash", &raw.flash}, {"--host-memory", &raw.host_memory}};
+  for (const auto& [flag, text] : sizes) {
+    if (text->empty()) continue;
+    auto b = ParseBytes(*text);
+    if (!b.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", b.status().message()));
+    if (flag == sizes[0].first) lim->set_ram_bytes(*b);
+    if (flag == sizes[1].first) lim->set_flash_bytes(*b);
+    if (flag == sizes[2].first) lim->set_host_memory_bytes(*b);
+  }
+  if (!raw.macc.empty()) {
+    auto n = ParseCount(raw.macc);
+    if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat("--macc: ", n.status().message()));
+    if (*n <= 0) return absl::InvalidArgumentError("--macc must be positive");
+    lim->set_macc(*n);
   }
   if (lim->ram_bytes() <= 0 && lim->flash_bytes() <= 0) {
     return absl::InvalidArgumentError(
         "give the MCU's limits: --target BOARD (see `nanonas targets`) or --ram and/or --flash "
         "(e.g. --ram 40KiB --flash 128KiB --macc 2.73M)");
   }
+  return absl::OkStatus();
+}
+
+// Input shape, variant and the training settings of `submit`.
+absl::Status ParseTraining(const RawArgs& raw, nanonas::v1::JobSpec* spec) {
+  if (!raw.input.empty()) {
+    auto s = ParseInputShape(raw.input);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--input: ", s.status().message(), " (e.g. 50x50x3 or 28x28x1)"));
+    }
+    if (s->height <= 0 || s->width <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--input: ", raw.input, " has a zero size (e.g. 50x50x3 or 28x28x1)"));
+    }
+    spec->mutable_input()->set_height(s->height);
+    spec->mutable_input()->set_width(s->width);
+    spec->mutable_input()->set_channels(s->channels);
+  }
+  auto* ev = spec->mutable_evaluation();
+  auto* fin = spec->mutable_final_training();
+  if (!raw.epochs.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(int64_t n, ParseInt("--epochs", raw.epochs, 1, 1000));
+    ev->set_epochs(static_cast<int>(n));
+  }
+  if (!raw.seed.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(int64_t n, ParseInt("--seed", raw.seed, 0, INT64_MAX));
+    ev->set_seed(static_cast<uint64_t>(n));
+  }
+  if (!raw.batch.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(int64_t n, ParseInt("--batch", raw.batch, 1, 65536));
+    ev->set_batch_size(static_cast<int>(n));
+  }
+  if (!raw.lr.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(double d, ParseFloat("--lr", raw.lr));
+    if (d <= 0) return absl::InvalidArgumentError("--lr must be positive");
+    ev->set_learning_rate(static_cast<float>(d));
+  }
+  if (!raw.val_split.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(double d, ParseFloat("--val-split", raw.val_split));
+    if (d <= 0 || d >= 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--val-split: ", raw.val_split, " is outside (0, 1); e.g. 0.3 keeps 30% for validation"));
+    }
+    spec->set_validation_split(d);
+  }
+  if (!raw.variant.empty()) {
+    auto var = ParseVariant(raw.variant);
+    if (!var.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--variant: '", raw.variant, "' is not 2023 or 2024"));
+    }
+    spec->set_variant(VariantName(*var));
+  }
+  if (!raw.final_epochs.empty()) {
+    NANONAS_ASSIGN_OR_RETURN(int64_t n, ParseInt("--final-epochs", raw.final_epochs, 1, 100000));
+    fin->set_epochs(static_cast<int>(n));
+  }
+  if (raw.skip_final) fin->set_skip(true);
+  if (!raw.name.empty()) spec->set_name(raw.name);
+  return absl::OkStatus();
+}
+
+absl::Status ParseSubmit(const RawArgs& raw, Command* cmd) {
+  if (raw.positional.size() != 1) {
+    return absl::InvalidArgumentError(
+        "`nanonas submit` takes one DATASET_DIR (a folder with one sub-folder of images per "
+        "class)");
+  }
+  cmd->dataset_dir = raw.positional[0];
+  cmd->test_dir = raw.test_dir;
+  cmd->watch = raw.watch;
+  cmd->spec = defaults::DefaultJobSpec();
+  NANONAS_RETURN_IF_ERROR(ParseTraining(raw, &cmd->spec));
+  return ParseLimits(raw, cmd->spec.mutable_constraints());
+}
+
+// The arguments of every subcommand but submit.
+absl::Status ParseOther(const std::string& name, const RawArgs& raw, const CLI::App& sub,
+                        Command* cmd) {
+  if (name == "get" || name == "watch" || name == "cancel") {
+    cmd->kind = name == "get"     ? Command::Kind::kGet
+                : name == "watch" ? Command::Kind::kWatch
+                                  : Command::Kind::kCancel;
+    if (raw.positional.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("`nanonas ", name, "` takes one JOB id (see `nanonas list`)"));
+    }
+    cmd->job_id = raw.positional[0];
+    if (name == "get" && sub.count("--out") > 0 && raw.out.empty()) {
+      return absl::InvalidArgumentError("--out: give a folder");
+    }
+    cmd->out_dir = raw.out;
+  } else if (name == "health") {
+    cmd->kind = Command::Kind::kHealth;
+    if (raw.positional.size() > 1) {
+      return absl::InvalidArgumentError("`nanonas health` takes at most one SERVICE name");
+    }
+    if (!raw.positional.empty()) cmd->health_service = raw.positional[0];
+  } else if (name == "targets") {
+    cmd->kind = Command::Kind::kTargets;
+    if (!raw.positional.empty()) {
+      return absl::InvalidArgumentError("`nanonas targets` takes no argument");
+    }
+  } else if (name == "list") {
+    cmd->kind = Command::Kind::kList;
+    for (const std::string& text : raw.states) {
+      for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+        auto st = ParseJobState(part);
+        if (!st.ok())
+          return absl::InvalidArgumentError(absl::StrCat("--state: ", st.status().message()));
+        cmd->states.push_back(*st);
+      }
+    }
+    if (!raw.limit.empty()) {
+      NANONAS_ASSIGN_OR_RETURN(int64_t n, ParseInt("--limit", raw.limit, 0, 1000000));
+      cmd->limit = static_cast<int>(n);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// What CLI11 could not place: an unknown command, or a flag or argument the command lacks.
+absl::Status CheckLeftovers(const std::vector<std::string>& left, const std::string& name) {
+  if (left.empty()) return absl::OkStatus();
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", left[0],
+                     "' (commands: submit, watch, list, get, cancel, targets, health)"));
+  }
+  for (const std::string& a : left) {
+    if (absl::StartsWith(a, "-")) {
+      const std::string flag = a.substr(0, a.find('='));
+      return absl::InvalidArgumentError(
+          absl::StrCat("`nanonas ", name, "` has no flag ", flag, " (see nanonas --help)"));
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("`nanonas ", name, "` takes no argument '", left[0], "' (see nanonas --help)"));
+}
+
+}  // namespace
+
+std::vector<std::string> CommandLineFlags() {
+  RawArgs raw;
+  std::unique_ptr<CLI::App> app = BuildApp(&raw);
+  std::vector<std::string> flags;
+  std::vector<const CLI::App*> apps = {app.get()};
+  for (const CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; })) {
+    apps.push_back(sub);
+  }
+  for (const CLI::App* a : apps) {
+    for (const CLI::Option* o : a->get_options()) {
+      for (const std::string& l : o->get_lnames()) flags.push_back("--" + l);
+    }
+  }
+  return flags;
+}
+
+absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
+                                         const char* env_server) {
+  Command cmd;
+  if (env_server != nullptr && env_server[0] != '\0') cmd.global.server = env_server;
+  RawArgs raw;
+  std::unique_ptr<CLI::App> app = BuildApp(&raw);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
+  try {
+    app->parse(reversed);
+  } catch (const CLI::ArgumentMismatch& e) {
+    const std::string what = e.what();
+    return absl::InvalidArgumentError(
+        absl::StrCat(what.substr(0, what.find(':')), " needs a value (see nanonas --help)"));
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(absl::StrCat(e.what(), " (see nanonas --help)"));
+  }
+  NANONAS_RETURN_IF_ERROR(ParseGlobal(raw, &cmd.global));
+  const std::vector<CLI::App*> subs = app->get_subcommands();
+  const std::string name = subs.empty() ? "" : subs[0]->get_name();
+  if (raw.help || name == "help") return cmd;  // kHelp
+  if (name.empty() && app->remaining().empty()) {
+    return absl::InvalidArgumentError("no command given (try `nanonas --help`)");
+  }
+  NANONAS_RETURN_IF_ERROR(CheckLeftovers(app->remaining(), name));
+  if (name == "submit") {
+    cmd.kind = Command::Kind::kSubmit;
+    NANONAS_RETURN_IF_ERROR(ParseSubmit(raw, &cmd));
+    return cmd;
+  }
+  NANONAS_RETURN_IF_ERROR(ParseOther(name, raw, *subs[0], &cmd));
   return cmd;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/api/states.h"  // JobStateName, CandidateStateName, ParseJobState, IsTerminal
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas {
@@ -46,17 +47,16 @@ struct Command {
   int limit = 0;
 };
 
-// Parses everything after the program name. `env_server` is $NANONAS_SERVER (null or empty:
-// unset). INVALID_ARGUMENT with a message that says what to fix.
+// Parses everything after the program name (CLI11: one subcommand, global flags anywhere,
+// `--flag value` and `--flag=value`). `env_server` is $NANONAS_SERVER (null or empty: unset).
+// INVALID_ARGUMENT with a message that says what to fix.
 absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
                                          const char* env_server);
 
 std::string Usage();
 
-// "RUNNING" <-> JOB_STATE_RUNNING, case-insensitive.
-absl::StatusOr<nanonas::v1::JobState> ParseJobState(const std::string& text);
-std::string JobStateName(nanonas::v1::JobState state);          // "RUNNING"
-std::string CandidateStateName(nanonas::v1::CandidateState s);  // "HOST_INFEASIBLE"
+// Every long flag the parser accepts ("--server", "--ram", ...), for checking Usage() lists them.
+std::vector<std::string> CommandLineFlags();
 
 }  // namespace nanonas
 

@@ -1,7 +1,5 @@
 #include "client/commands.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,9 +14,10 @@
 #include "absl/time/time.h"
 #include "client/tar_writer.h"
 #include "client/targets.h"
+#include "common/api/violations.h"
+#include "common/base/sha256.h"
 #include "common/base/units.h"
 #include "google/protobuf/util/json_util.h"
-#include "grpcpp/generic/generic_stub.h"
 
 namespace nanonas {
 namespace v1 = nanonas::v1;
@@ -27,19 +26,6 @@ namespace {
 
 constexpr int64_t kMaxUploadBytes = 4LL << 30;
 constexpr size_t kChunkBytes = 1 << 20;
-
-bool Terminal(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
-}
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&out, "%02x", digest[i]);
-  return out;
-}
 
 std::string Limit(int64_t v, bool bytes) {
   if (v <= 0) return "-";
@@ -166,8 +152,7 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
       note = c.error();
     } else {
       for (const auto& v : c.violations()) {
-        absl::StrAppend(&note, note.empty() ? "" : "; ", v.resource(), " ", v.value(), " > ",
-                        v.limit(), " by ", v.excess());
+        absl::StrAppend(&note, note.empty() ? "" : "; ", ViolationBrief(v, /*with_excess=*/true));
       }
     }
     absl::StrAppendFormat(
@@ -179,7 +164,7 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
         c.peak_memory_bytes() > 0 ? FormatBytes(c.peak_memory_bytes()) : "-",
         c.duration_seconds() > 0 ? absl::StrFormat("%.1fs", c.duration_seconds()) : "-", note);
   }
-  if (progress != nullptr && !Terminal(job.state())) {
+  if (progress != nullptr && !IsTerminal(job.state())) {
     const int64_t per_epoch = std::max<int64_t>(progress->batches_per_epoch(), 1);
     const int epochs = std::max(progress->epochs(), 1);
     double frac = (static_cast<double>(std::max(progress->epoch() - 1, 0)) * per_epoch +
@@ -199,7 +184,7 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
           r.c(), r.validation_accuracy(), r.macc() > 0 ? FormatCount(r.macc()) : "-",
           r.flash_bytes() > 0 ? FormatBytes(r.flash_bytes()) : "-",
           r.ram_bytes() > 0 ? FormatBytes(r.ram_bytes()) : "-");
-    } else if (Terminal(job.state())) {
+    } else if (IsTerminal(job.state())) {
       absl::StrAppend(&o, "\nresult: no candidate fits the limits\n");
     }
     if (!r.stop_reason().empty()) absl::StrAppend(&o, "stopped: ", r.stop_reason(), "\n");
@@ -234,57 +219,6 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
   }
   if (!job.error().empty()) absl::StrAppend(&o, "error: ", job.error(), "\n");
   return o;
-}
-
-int CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
-                const GlobalOptions& global, std::ostream& out, std::ostream& err) {
-  // HealthCheckRequest { string service = 1; }
-  std::string request;
-  if (!service.empty()) {
-    if (service.size() > 127) {
-      err << "nanonas: health: service name too long\n";
-      return kExitUsage;
-    }
-    request.push_back(0x0a);
-    request.push_back(static_cast<char>(service.size()));
-    request += service;
-  }
-  grpc::Slice slice(request);
-  grpc::ByteBuffer request_buffer(&slice, 1);
-  grpc::GenericStub stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(static_cast<int64_t>(global.timeout_seconds * 1000)));
-  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request_buffer, &cq);
-  call->StartCall();
-  grpc::ByteBuffer response;
-  grpc::Status status;
-  call->Finish(&response, &status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  cq.Next(&tag, &ok);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (!status.ok()) {
-    return ReportRpcError(status, service.empty() ? "health" : "health " + service, global, err);
-  }
-  // HealthCheckResponse { ServingStatus status = 1; }: UNKNOWN 0, SERVING 1, NOT_SERVING 2.
-  std::vector<grpc::Slice> slices;
-  (void)response.Dump(&slices);
-  std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  int code = 0;
-  if (bytes.size() >= 2 && bytes[0] == 0x08) code = static_cast<unsigned char>(bytes[1]);
-  static const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
-  const char* name = code >= 0 && code <= 3 ? kNames[code] : "UNKNOWN";
-  if (global.json) {
-    out << "{\"status\": \"" << name << "\"}\n";
-  } else {
-    out << global.server << (service.empty() ? "" : " " + service) << ": " << name << "\n";
-  }
-  return code == 1 ? kExitOk : kExitServer;
 }
 
 Cli::Cli(std::shared_ptr<v1::Coordinator::StubInterface> stub, GlobalOptions global,
@@ -422,9 +356,7 @@ int Cli::Watch(const std::string& job_id) {
       if (!c.error().empty()) {
         out_ << " (" << c.error() << ")";
       } else {
-        for (const auto& v : c.violations()) {
-          out_ << " (" << v.resource() << " " << v.value() << " > " << v.limit() << ")";
-        }
+        for (const auto& v : c.violations()) out_ << " (" << ViolationBrief(v, false) << ")";
       }
       out_ << "\n";
     }
@@ -472,13 +404,13 @@ int Cli::Watch(const std::string& job_id) {
       } else {
         draw(e.kind_case() != v1::JobEvent::kProgress);
       }
-      if (have_job && Terminal(job.state())) {
+      if (have_job && IsTerminal(job.state())) {
         ctx.TryCancel();
         break;
       }
     }
     grpc::Status s = reader->Finish();
-    if (have_job && Terminal(job.state())) break;
+    if (have_job && IsTerminal(job.state())) break;
     if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE &&
         s.error_code() != grpc::StatusCode::INTERNAL &&
         s.error_code() != grpc::StatusCode::UNKNOWN) {

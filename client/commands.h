@@ -27,12 +27,6 @@ std::string ProgressBar(double fraction, int width);
 // Protobuf JSON, snake_case names, default values printed, one line.
 std::string ToJson(const google::protobuf::Message& message);
 
-// `nanonas health`: the standard grpc.health.v1.Health/Check on `channel` (no generated health
-// stubs needed: the two tiny messages are encoded by hand). 0 when SERVING, kExitNotFound for an
-// unknown service, kExitServer otherwise.
-int CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
-                const GlobalOptions& global, std::ostream& out, std::ostream& err);
-
 class Cli {
  public:
   // `interactive`: stdout is a terminal (watch redraws the table in place).

@@ -6,6 +6,7 @@
 
 #include "client/cli.h"
 #include "client/commands.h"
+#include "client/health.h"
 #include "grpcpp/grpcpp.h"
 
 int main(int argc, char** argv) {

@@ -30,6 +30,8 @@ build_pkgs=(
   # metrics, state, model files, archives
   prometheus-cpp-dev libsqlite3-dev sqlite3 libflatbuffers-dev flatbuffers-compiler
   zlib1g-dev nlohmann-json3-dev libarchive-dev
+  # command lines (CLI11, header-only), SHA-256 (OpenSSL's EVP)
+  libcli11-dev libssl-dev
 )
 # What the tests and the local demo need on top.
 test_pkgs=(

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
@@ -60,6 +62,49 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+// Flags are spelled with dashes (--state-dir; underscores are accepted too), `--flag value` or
+// `--flag=value`. Rewrites `args` into absl's underscore names; returns what to fix for an unknown
+// flag, a missing or an illegal value (absl would exit 1 there; usage errors exit 2), else "".
+std::string NormalizeFlags(std::vector<std::string>& args) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a == "--") break;
+    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;
+    const size_t end = std::min(a.find('='), a.size());
+    for (size_t j = 2; j < end; ++j) {
+      if (a[j] == '-') a[j] = '_';
+    }
+    const std::string name = a.substr(2, end - 2);
+    // absl's own usage flags are not in its flag registry.
+    static const char* const kUsageFlags[] = {"help",        "helpfull",       "helpshort",
+                                              "helppackage", "helpon",         "helpmatch",
+                                              "version",     "only_check_args"};
+    if (std::find(std::begin(kUsageFlags), std::end(kUsageFlags), name) != std::end(kUsageFlags)) {
+      continue;
+    }
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr && absl::StartsWith(name, "no")) {
+      const absl::CommandLineFlag* negated = absl::FindCommandLineFlag(name.substr(2));
+      if (negated != nullptr && negated->IsOfType<bool>() && end == a.size()) continue;
+    }
+    std::string dashed = name;
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    if (flag == nullptr) return absl::StrCat("unknown flag --", dashed, " (see --help)");
+    const bool separate_value = end == a.size() && !flag->IsOfType<bool>();
+    if (separate_value && i + 1 == args.size()) {
+      return absl::StrCat("--", dashed, " needs a value (see --help)");
+    }
+    // Parsing here sets the flag as absl's parser will; an illegal value is a usage error.
+    const std::string value =
+        separate_value ? args[++i] : (end < a.size() ? a.substr(end + 1) : "");
+    std::string error;
+    if ((separate_value || end < a.size()) && !flag->ParseFrom(value, &error)) {
+      return absl::StrCat("--", dashed, ": ", error, " (see --help)");
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,17 +120,8 @@ int main(int argc, char** argv) {
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
-  // The interface spells flags with dashes (--state-dir); absl names them with underscores.
   std::vector<std::string> args(argv, argv + argc);
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string& a = args[i];
-    if (a == "--") break;
-    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;
-    const size_t end = std::min(a.find('='), a.size());
-    for (size_t j = 2; j < end; ++j) {
-      if (a[j] == '-') a[j] = '_';
-    }
-  }
+  if (std::string error = NormalizeFlags(args); !error.empty()) return Fail(error);
   std::vector<char*> arg_ptrs;
   for (auto& a : args) arg_ptrs.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());

@@ -5,7 +5,6 @@
 //             | u32 classes | classes x (u32 length | name bytes) | N x i32 label | N*H*W*C pixels
 //   blob    = body | u32 CRC-32 (zlib) of body
 //   ContentHash = hex SHA-256 of body
-#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -16,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
+#include "common/base/sha256.h"
 #include "common/data/dataset.h"
 
 namespace nanonas {
@@ -153,20 +153,9 @@ absl::StatusOr<Split> SplitTrainValidation(const Dataset& data, double validatio
 }
 
 std::string ContentHash(const Dataset& data) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  WriteBody(data, [&](const void* p, size_t n) { EVP_DigestUpdate(ctx.get(), p, n); });
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * len);
-  for (unsigned i = 0; i < len; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 15]);
-  }
-  return hex;
+  Sha256 hash;
+  WriteBody(data, [&](const void* p, size_t n) { hash.Update(p, n); });
+  return hash.HexDigest();
 }
 
 std::string SerializeDataset(const Dataset& data) {

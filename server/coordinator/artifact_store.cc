@@ -1,7 +1,5 @@
 #include "server/coordinator/artifact_store.h"
 
-#include <openssl/evp.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -9,20 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/base/sha256.h"
 
 namespace nanonas::coordinator {
 
+// Declared in artifact_store.h for the coordinator's callers; the digest is common/base's.
 std::string Sha256Hex(absl::string_view bytes) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, bytes.data(), bytes.size());
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&out, "%02x", md[i]);
-  return out;
+  return ::nanonas::Sha256Hex(bytes);
 }
 
 bool IsPlainFileName(absl::string_view name) {

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/grpc/status.h"
+#include "common/rpc/status.h"
 
 namespace nanonas::grpc_layer {
 

@@ -7,7 +7,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "nanonas/v1/nanonas.grpc.pb.h"
-#include "server/grpc/status.h"
+#include "common/rpc/status.h"
 
 namespace nanonas::grpc_layer {
 

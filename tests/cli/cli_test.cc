@@ -2,8 +2,6 @@
 // fake coordinator.
 #include "client/cli.h"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -12,7 +10,9 @@
 
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
+#include "client/health.h"
 #include "client/targets.h"
+#include "common/base/sha256.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -130,6 +130,36 @@ TEST(CliParseTest, ServerComesFromFlagThenEnvironmentThenDefault) {
   EXPECT_THAT(Usage(), HasSubstr("4  no such job"));
 }
 
+TEST(CliParseTest, HelpListsEveryFlagTheParserAccepts) {
+  const std::vector<std::string> flags = CommandLineFlags();
+  EXPECT_GT(flags.size(), 20u);
+  for (const std::string& flag : flags) EXPECT_THAT(Usage(), HasSubstr(flag)) << flag;
+  EXPECT_EQ(Parse({"list", "-h"})->kind, Command::Kind::kHelp);
+  EXPECT_EQ(Parse({"help"})->kind, Command::Kind::kHelp);
+}
+
+TEST(CliParseTest, FlagsTakeValuesEitherWayAndGlobalsGoAnywhere) {
+  auto c = Parse({"--json", "submit", "d", "--ram=40KiB", "--epochs", "2", "--timeout=3",
+                  "--server", "h:9", "--skip-final", "--watch"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->spec.constraints().ram_bytes(), 40960);
+  EXPECT_EQ(c->spec.evaluation().epochs(), 2);
+  EXPECT_TRUE(c->spec.final_training().skip());
+  EXPECT_TRUE(c->watch);
+  EXPECT_TRUE(c->global.json);
+  EXPECT_DOUBLE_EQ(c->global.timeout_seconds, 3);
+  EXPECT_EQ(c->global.server, "h:9");
+  auto l = Parse({"list", "--state", "running", "--state=failed"});
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_THAT(l->states, testing::ElementsAre(v1::JOB_STATE_RUNNING, v1::JOB_STATE_FAILED));
+  EXPECT_THAT(std::string(Parse({"list", "extra"}).status().message()),
+              HasSubstr("takes no argument"));
+  EXPECT_THAT(std::string(Parse({"get", "j", "--out", ""}).status().message()),
+              HasSubstr("--out: give a folder"));
+  EXPECT_THAT(std::string(Parse({"get", "j", "--out="}).status().message()),
+              HasSubstr("--out needs a value"));
+}
+
 TEST(CliRenderTest, ProgressBarAndJobTable) {
   EXPECT_EQ(ProgressBar(0.5, 10), "[#####-----]  50%");
   v1::Job job;
@@ -218,12 +248,7 @@ class FakeCoordinator final : public v1::Coordinator::Service {
       auto* a = job->add_artifacts();
       a->set_name(name);
       a->set_size_bytes(static_cast<int64_t>(bytes.size()));
-      unsigned char digest[EVP_MAX_MD_SIZE];
-      unsigned int len = 0;
-      EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-      std::string hex;
-      for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&hex, "%02x", digest[i]);
-      a->set_sha256(hex);
+      a->set_sha256(Sha256Hex(bytes));
     }
     return grpc::Status::OK;
   }

@@ -53,16 +53,6 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-TEST(WorkerSha256Test, MatchesKnownVector) {
-  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-}
-
-TEST(WorkerDatasetIdTest, RejectsIdsThatAreNotContentHashes) {
-  EXPECT_FALSE(DatasetIdHex("../../etc/passwd").ok());
-  EXPECT_FALSE(DatasetIdHex("sha256:xyz").ok());
-  EXPECT_EQ(DatasetIdHex("sha256:" + std::string(64, 'a')).value(), std::string(64, 'a'));
-}
-
 TEST(WorkerDatasetCacheTest, FetchesOnceThenServesFromDisk) {
   FakeServer server;
   std::string id = server.Add(std::string(100, 'x'));

@@ -40,6 +40,20 @@ TEST(WorkerFlagsTest, ErrorsSayWhatToFix) {
   EXPECT_TRUE(ParseWorkerFlags({"--help"})->help);
 }
 
+TEST(WorkerFlagsTest, HelpListsEveryFlagAndTheLastValueWins) {
+  const std::vector<std::string> flags = WorkerFlags();
+  EXPECT_EQ(flags.size(), 9u);
+  for (const std::string& flag : flags) {
+    EXPECT_THAT(WorkerUsage(), testing::HasSubstr(flag)) << flag;
+  }
+  auto c = ParseWorkerFlags(
+      {"--coordinator=h:1", "--metrics-listen", "h:2", "--slots=3", "--slots", "4"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->slots, 4);
+  auto missing = ParseWorkerFlags({"--coordinator", "h:1", "--metrics-listen"});
+  EXPECT_THAT(std::string(missing.status().message()), testing::HasSubstr("needs a value"));
+}
+
 TEST(WorkerConfigTest, MemoryBudgetComesFromTheCgroupLimit) {
   namespace fs = std::filesystem;
   fs::path root = fs::temp_directory_path() / ("nanonas-cgroup-" + std::to_string(getpid()));

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
+#include "common/rpc/status.h"
 #include "grpcpp/client_context.h"
 
 namespace nanonas {
@@ -12,11 +13,6 @@ namespace {
 
 void SetDeadline(grpc::ClientContext* ctx, int ms) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
-}
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
 }  // namespace
@@ -147,7 +143,7 @@ absl::StatusOr<std::string> CoordinatorLink::FetchDataset(const std::string& id,
     }
     bytes += chunk.data();
   }
-  absl::Status s = FromGrpc(reader->Finish());
+  absl::Status s = FromGrpcStatus(reader->Finish());
   if (!s.ok()) return s;
   if (total >= 0 && static_cast<int64_t>(bytes.size()) != total) {
     return absl::DataLossError(

@@ -1,6 +1,5 @@
 #include "worker/service/dataset_cache.h"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,40 +8,12 @@
 #include <fstream>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
 
 namespace nanonas {
 namespace fs = std::filesystem;
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
-  }
-  return out;
-}
-
-absl::StatusOr<std::string> DatasetIdHex(const std::string& id) {
-  std::string hex = id;
-  if (absl::StartsWith(hex, "sha256:")) hex = hex.substr(7);
-  bool ok = hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
-              return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-            });
-  if (!ok) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dataset id '", id,
-                     "' is not a content hash (expected sha256:<64 lower-case hex digits>)"));
-  }
-  return hex;
-}
 
 DatasetCache::Lease::~Lease() { cache_->Release(hex_); }
 

@@ -21,14 +21,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/api/dataset_id.h"  // DatasetIdHex: ids -> the hex in file names
+#include "common/base/sha256.h"     // Sha256Hex: the digest the cache verifies
 
 namespace nanonas {
-
-// Lower-case hex SHA-256 of `bytes`.
-std::string Sha256Hex(const std::string& bytes);
-
-// The 64 hex digits of "sha256:<hex>" or "<hex>"; INVALID_ARGUMENT for anything else.
-absl::StatusOr<std::string> DatasetIdHex(const std::string& id);
 
 class DatasetCache {
  public:

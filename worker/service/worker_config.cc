@@ -8,11 +8,15 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <thread>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/base/status_macros.h"
 #include "common/base/units.h"
 
 namespace nanonas {
@@ -32,7 +36,7 @@ Usage: nanonas-worker --coordinator HOST:PORT --metrics-listen HOST:PORT [flags]
   --slots N                 evaluations at once, one thread each (default: the cores)
   --cache-dir DIR           dataset cache folder (default: $TMPDIR/nanonas-worker-cache-<uid>)
   --cache-bytes BYTES       dataset cache bound, LRU eviction (default 4GiB)
-  --help                    this text
+  --help, -h                this text
 
 Each evaluation runs in a child process; SIGTERM/SIGINT leave the coordinator and stop cleanly.
 Log level: NANONAS_LOG_LEVEL=debug|info|warning|error.
@@ -68,64 +72,92 @@ absl::Status SplitHostPort(const std::string& host_port, std::string* host, int*
   return absl::OkStatus();
 }
 
-absl::StatusOr<WorkerConfig> ParseWorkerFlags(const std::vector<std::string>& args) {
-  WorkerConfig c;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    bool has_value = false;
-    size_t eq = flag.find('=');
-    if (flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      has_value = true;
-    }
-    if (flag == "--help" || flag == "-h") {
-      c.help = true;
-      continue;
-    }
-    auto need = [&]() -> absl::StatusOr<std::string> {
-      if (has_value) return value;
-      if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value (see --help)"));
-      }
-      return args[++i];
-    };
-    if (flag == "--coordinator" || flag == "--metrics-listen" || flag == "--listen" ||
-        flag == "--advertise" || flag == "--cache-dir") {
-      auto v = need();
-      if (!v.ok()) return v.status();
-      if (flag == "--cache-dir") {
-        c.cache_dir = *v;
-        continue;
-      }
-      std::string host;
-      int port;
-      absl::Status s = SplitHostPort(*v, &host, &port);
-      if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", s.message()));
-      if (flag == "--coordinator") c.coordinator = *v;
-      if (flag == "--metrics-listen") c.metrics_listen = *v;
-      if (flag == "--listen") c.listen = *v;
-      if (flag == "--advertise") c.advertise = *v;
-    } else if (flag == "--memory-budget" || flag == "--cache-bytes") {
-      auto v = need();
-      if (!v.ok()) return v.status();
-      auto bytes = ParseBytes(*v);
-      if (!bytes.ok())
-        return absl::InvalidArgumentError(absl::StrCat(flag, ": ", bytes.status().message()));
-      (flag == "--memory-budget" ? c.memory_budget_bytes : c.cache_bytes) = *bytes;
-    } else if (flag == "--slots") {
-      auto v = need();
-      if (!v.ok()) return v.status();
-      if (!absl::SimpleAtoi(*v, &c.slots) || c.slots < 1 || c.slots > 1024) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--slots: '", *v, "' is not a whole number from 1 to 1024"));
-      }
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", args[i], "' (see --help)"));
-    }
+namespace {
+
+// The flags' text as CLI11 leaves it (the last occurrence wins); checked by ParseWorkerFlags.
+struct RawWorkerFlags {
+  bool help = false;
+  std::map<std::string, std::string> text;  // "--coordinator" -> "host:port"
+};
+
+std::unique_ptr<CLI::App> BuildWorkerApp(RawWorkerFlags* raw) {
+  auto app = std::make_unique<CLI::App>("nanonas-worker", "nanonas-worker");
+  app->set_help_flag();  // WorkerUsage() is the help text; --help is an ordinary flag
+  app->allow_extras();   // unknown flags are reported by ParseWorkerFlags
+  app->add_flag("--help,-h", raw->help);
+  for (const char* name : {"--coordinator", "--metrics-listen", "--listen", "--advertise",
+                           "--cache-dir", "--memory-budget", "--cache-bytes", "--slots"}) {
+    app->add_option(name, raw->text[name])->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   }
-  if (c.help) return c;
+  return app;
+}
+
+// Stores the checked value of one given flag in `c`.
+absl::Status ApplyWorkerFlag(const std::string& flag, const std::string& v, WorkerConfig* c) {
+  if (flag == "--cache-dir") {
+    c->cache_dir = v;
+  } else if (flag == "--memory-budget" || flag == "--cache-bytes") {
+    auto bytes = ParseBytes(v);
+    if (!bytes.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", bytes.status().message()));
+    }
+    (flag == "--memory-budget" ? c->memory_budget_bytes : c->cache_bytes) = *bytes;
+  } else if (flag == "--slots") {
+    if (!absl::SimpleAtoi(v, &c->slots) || c->slots < 1 || c->slots > 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--slots: '", v, "' is not a whole number from 1 to 1024"));
+    }
+  } else {  // HOST:PORT flags
+    std::string host;
+    int port;
+    absl::Status s = SplitHostPort(v, &host, &port);
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", s.message()));
+    if (flag == "--coordinator") c->coordinator = v;
+    if (flag == "--metrics-listen") c->metrics_listen = v;
+    if (flag == "--listen") c->listen = v;
+    if (flag == "--advertise") c->advertise = v;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<std::string> WorkerFlags() {
+  RawWorkerFlags raw;
+  std::vector<std::string> flags;
+  std::unique_ptr<CLI::App> app = BuildWorkerApp(&raw);
+  for (const CLI::Option* o : app->get_options()) {
+    for (const std::string& l : o->get_lnames()) flags.push_back("--" + l);
+  }
+  return flags;
+}
+
+absl::StatusOr<WorkerConfig> ParseWorkerFlags(const std::vector<std::string>& args) {
+  RawWorkerFlags raw;
+  std::unique_ptr<CLI::App> app = BuildWorkerApp(&raw);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
+  try {
+    app->parse(reversed);
+  } catch (const CLI::ArgumentMismatch& e) {
+    const std::string what = e.what();
+    return absl::InvalidArgumentError(
+        absl::StrCat(what.substr(0, what.find(':')), " needs a value (see --help)"));
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(absl::StrCat(e.what(), " (see --help)"));
+  }
+  WorkerConfig c;
+  if (raw.help) {
+    c.help = true;
+    return c;
+  }
+  if (!app->remaining().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown flag '", app->remaining()[0], "' (see --help)"));
+  }
+  for (const auto& [flag, value] : raw.text) {
+    if (app->count(flag) == 0) continue;
+    NANONAS_RETURN_IF_ERROR(ApplyWorkerFlag(flag, value, &c));
+  }
   if (c.coordinator.empty())
     return absl::InvalidArgumentError("--coordinator HOST:PORT is required");
   if (c.metrics_listen.empty()) {

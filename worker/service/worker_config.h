@@ -22,9 +22,12 @@ struct WorkerConfig {
   bool help = false;
 };
 
-// Parses argv (after the program name). INVALID_ARGUMENT naming the flag and what is expected.
+// Parses argv (after the program name) with CLI11: `--flag value` or `--flag=value`, the last
+// occurrence winning. INVALID_ARGUMENT naming the flag and what is expected.
 absl::StatusOr<WorkerConfig> ParseWorkerFlags(const std::vector<std::string>& args);
 std::string WorkerUsage();
+// Every long flag ParseWorkerFlags accepts, for checking WorkerUsage() lists them.
+std::vector<std::string> WorkerFlags();
 
 // The memory limit of this process's cgroup (v2 memory.max, else v1 memory.limit_in_bytes) when
 // set, else physical RAM. `cgroup_root` is for tests.

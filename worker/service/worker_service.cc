@@ -2,12 +2,9 @@
 
 #include <string>
 
-namespace nanonas {
+#include "common/rpc/status.h"
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
+namespace nanonas {
 
 grpc::Status WorkerServiceImpl::Describe(grpc::ServerContext*, const nanonas::v1::DescribeRequest*,
                                          nanonas::v1::WorkerDescription* response) {

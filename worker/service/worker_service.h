@@ -13,9 +13,6 @@
 
 namespace nanonas {
 
-// The one place a worker converts absl::Status to grpc::Status.
-grpc::Status ToGrpcStatus(const absl::Status& status);
-
 class WorkerServiceImpl final : public nanonas::v1::Worker::Service {
  public:
   // `runner` must outlive the service.

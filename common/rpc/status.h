@@ -1,13 +1,14 @@
-// The one place where absl::Status becomes grpc::Status and back (codes share their numbers).
-#ifndef NANONAS_SERVER_GRPC_STATUS_H_
-#define NANONAS_SERVER_GRPC_STATUS_H_
+// The one conversion between absl::Status and grpc::Status, for the coordinator's gRPC layer and
+// the worker alike (the two code enums share their numbers). Header-only; thread-safe.
+#ifndef NANONAS_COMMON_RPC_STATUS_H_
+#define NANONAS_COMMON_RPC_STATUS_H_
 
 #include <string>
 
 #include "absl/status/status.h"
 #include "grpcpp/support/status.h"
 
-namespace nanonas::grpc_layer {
+namespace nanonas {
 
 inline grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -19,6 +20,6 @@ inline absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-}  // namespace nanonas::grpc_layer
+}  // namespace nanonas
 
-#endif  // NANONAS_SERVER_GRPC_STATUS_H_
+#endif  // NANONAS_COMMON_RPC_STATUS_H_

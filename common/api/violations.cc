@@ -1,0 +1,33 @@
+#include "common/api/violations.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/base/units.h"
+
+namespace nanonas {
+
+std::string FormatResourceFigure(absl::string_view resource, int64_t value) {
+  if (resource == "macc") return FormatCount(value);
+  return FormatBytes(value);
+}
+
+std::string DescribeViolation(const nanonas::v1::Violation& v) {
+  return absl::StrCat(v.resource(), " ", FormatResourceFigure(v.resource(), v.value()),
+                      " exceeds the limit ", FormatResourceFigure(v.resource(), v.limit()), " by ",
+                      FormatResourceFigure(v.resource(), v.excess()));
+}
+
+std::string DescribeViolations(
+    const google::protobuf::RepeatedPtrField<nanonas::v1::Violation>& violations) {
+  std::string out;
+  for (const auto& v : violations)
+    absl::StrAppend(&out, out.empty() ? "" : "; ", DescribeViolation(v));
+  return out;
+}
+
+std::string ViolationBrief(const nanonas::v1::Violation& v, bool with_excess) {
+  std::string out = absl::StrCat(v.resource(), " ", v.value(), " > ", v.limit());
+  if (with_excess) absl::StrAppend(&out, " by ", v.excess());
+  return out;
+}
+
+}  // namespace nanonas
