@@ -187,9 +187,8 @@ int main(int argc, char** argv) {
   // The resource model (common/resources): MCU figures with Flash the exact size of the .tflite
   // file the final training exports, and the pure host-memory estimate of training.
   deps.resource_model =
-      [](const nanonas::Architecture& arch) -> absl::StatusOr<coord::McuFigures> {
-    const nanonas::McuFigures f = nanonas::ComputeMcuFigures(arch);
-    return coord::McuFigures{f.macc, f.flash_bytes, f.ram_bytes};
+      [](const nanonas::Architecture& arch) -> absl::StatusOr<nanonas::McuFigures> {
+    return nanonas::ComputeMcuFigures(arch);
   };
   deps.host_memory_model = [](const nanonas::Architecture& arch, int64_t dataset_bytes,
                               const v1::EvaluationSettings& s) {

@@ -10,18 +10,42 @@ std::string FormatResourceFigure(absl::string_view resource, int64_t value) {
   return FormatBytes(value);
 }
 
+nanonas::v1::Violation ToProto(const Violation& v) {
+  nanonas::v1::Violation out;
+  out.set_resource(v.resource);
+  out.set_value(v.value);
+  out.set_limit(v.limit);
+  out.set_excess(v.excess);
+  return out;
+}
+
+Violation FromProto(const nanonas::v1::Violation& v) {
+  return Violation{v.resource(), v.value(), v.limit(), v.excess()};
+}
+
+std::string DescribeViolation(const Violation& v) {
+  return absl::StrCat(v.resource, " ", FormatResourceFigure(v.resource, v.value),
+                      " exceeds the limit ", FormatResourceFigure(v.resource, v.limit), " by ",
+                      FormatResourceFigure(v.resource, v.excess));
+}
+
 std::string DescribeViolation(const nanonas::v1::Violation& v) {
-  return absl::StrCat(v.resource(), " ", FormatResourceFigure(v.resource(), v.value()),
-                      " exceeds the limit ", FormatResourceFigure(v.resource(), v.limit()), " by ",
-                      FormatResourceFigure(v.resource(), v.excess()));
+  return DescribeViolation(FromProto(v));
+}
+
+std::string DescribeViolations(const std::vector<Violation>& violations) {
+  std::string out;
+  for (const Violation& v : violations) {
+    absl::StrAppend(&out, out.empty() ? "" : "; ", DescribeViolation(v));
+  }
+  return out;
 }
 
 std::string DescribeViolations(
     const google::protobuf::RepeatedPtrField<nanonas::v1::Violation>& violations) {
-  std::string out;
-  for (const auto& v : violations)
-    absl::StrAppend(&out, out.empty() ? "" : "; ", DescribeViolation(v));
-  return out;
+  std::vector<Violation> vs;
+  for (const auto& v : violations) vs.push_back(FromProto(v));
+  return DescribeViolations(vs);
 }
 
 std::string ViolationBrief(const nanonas::v1::Violation& v, bool with_excess) {

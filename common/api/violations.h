@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "common/resources/figures.h"
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas {
@@ -16,8 +18,15 @@ namespace nanonas {
 // FormatCount for "macc", FormatBytes for the others.
 std::string FormatResourceFigure(absl::string_view resource, int64_t value);
 
+// The resource model's violation (common/resources/figures.h) as the API's message, and back.
+nanonas::v1::Violation ToProto(const Violation& violation);
+Violation FromProto(const nanonas::v1::Violation& violation);
+
 // "ram_bytes 48.8KiB exceeds the limit 40KiB by 8.8KiB" (a candidate's error text).
+std::string DescribeViolation(const Violation& violation);
 std::string DescribeViolation(const nanonas::v1::Violation& violation);
+// Each violation as above, joined by "; ".
+std::string DescribeViolations(const std::vector<Violation>& violations);
 // Each violation as above, joined by "; ".
 std::string DescribeViolations(
     const google::protobuf::RepeatedPtrField<nanonas::v1::Violation>& violations);

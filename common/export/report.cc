@@ -1,3 +1,4 @@
+#include "common/api/states.h"
 #include "common/export/report.h"
 
 #include <algorithm>
@@ -14,20 +15,6 @@ namespace {
 
 namespace v1 = nanonas::v1;
 using nlohmann::json;
-
-std::string CandidateStateName(v1::CandidateState s) {
-  std::string name = v1::CandidateState_Name(s);
-  const std::string prefix = "CANDIDATE_STATE_";
-  if (name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
-  return name.empty() ? "UNKNOWN" : name;
-}
-
-std::string JobStateName(v1::JobState s) {
-  std::string name = v1::JobState_Name(s);
-  const std::string prefix = "JOB_STATE_";
-  if (name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
-  return name.empty() ? "UNKNOWN" : name;
-}
 
 std::string Time(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return "";

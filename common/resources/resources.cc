@@ -2,7 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/arch/mcu_model.h"
-#include "common/base/units.h"
 #include "common/export/mcu_flash.h"
 
 namespace nanonas {
@@ -26,21 +25,6 @@ std::vector<Violation> FindMcuViolations(const McuFigures& figures, const Resour
 std::optional<Violation> FindHostViolation(int64_t need_bytes, int64_t limit_bytes) {
   if (limit_bytes <= 0 || need_bytes <= limit_bytes) return std::nullopt;
   return Violation{"host_memory_bytes", need_bytes, limit_bytes, need_bytes - limit_bytes};
-}
-
-std::string FormatFigure(absl::string_view resource, int64_t value) {
-  if (resource == "macc") return FormatCount(value);
-  return FormatBytes(value);
-}
-
-std::string DescribeViolations(const std::vector<Violation>& violations) {
-  std::string out;
-  for (const Violation& v : violations) {
-    if (!out.empty()) out += "; ";
-    absl::StrAppend(&out, v.resource, " ", FormatFigure(v.resource, v.value), " exceeds the limit ",
-                    FormatFigure(v.resource, v.limit), " by ", FormatFigure(v.resource, v.excess));
-  }
-  return out;
 }
 
 ResourceVerdict JudgeFigures(const McuFigures& figures, const ResourceLimits& limits,

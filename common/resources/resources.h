@@ -5,9 +5,9 @@
 //
 //   ResourceLimits limits{.ram_bytes = 64 << 10, .flash_bytes = 256 << 10};
 //   ResourceVerdict v = JudgeCandidate(arch, limits, dataset_bytes, {.batch_size = 16});
-//   if (v.fit != ResourceVerdict::Fit::kFits) LOG << DescribeViolations(v.violations);
+//   if (v.fit != ResourceVerdict::Fit::kFits) LOG << DescribeViolations(v.violations);  // api
 //
-// The coordinator's texts and order are kept: MCU violations in the order RAM, Flash, MACC; the
+// Texts of violations: common/api/violations.h. Order: MCU violations in the order RAM, Flash, MACC; the
 // host limit is checked only when every MCU limit holds.
 //
 // Pure functions; thread-safe.
@@ -38,13 +38,6 @@ std::vector<Violation> FindMcuViolations(const McuFigures& figures, const Resour
 // The host_memory_bytes violation of needing `need_bytes` under `limit_bytes` (none when the
 // limit is 0 or not exceeded).
 std::optional<Violation> FindHostViolation(int64_t need_bytes, int64_t limit_bytes);
-
-// "ram_bytes" etc. value in the coordinator's units: MACC as a count ("2.73 M"), the rest as bytes.
-std::string FormatFigure(absl::string_view resource, int64_t value);
-
-// "ram_bytes 80.0 KiB exceeds the limit 64.0 KiB by 16.0 KiB; macc ..." (the candidate's error
-// text for an infeasible candidate).
-std::string DescribeViolations(const std::vector<Violation>& violations);
 
 // The verdict for known MCU figures. `host_bytes` gives the host training memory; it is called
 // only when every MCU limit holds and limits.host_memory_bytes > 0 (null: no host check).

@@ -12,10 +12,6 @@
 namespace nanonas::coordinator {
 
 // Declared in artifact_store.h for the coordinator's callers; the digest is common/base's.
-std::string Sha256Hex(absl::string_view bytes) {
-  return ::nanonas::Sha256Hex(bytes);
-}
-
 bool IsPlainFileName(absl::string_view name) {
   return !name.empty() && name.size() <= 128 && name != "." && name != ".." &&
          name.find('/') == absl::string_view::npos && name.find('\0') == absl::string_view::npos;

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/base/sha256.h"  // Sha256Hex: the artifacts' digests
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas::coordinator {
@@ -35,9 +36,6 @@ class ArtifactStore {
  private:
   std::string root_;
 };
-
-// Lower-case hex SHA-256 of bytes.
-std::string Sha256Hex(absl::string_view bytes);
 
 // True for a plain file name (no '/', not "." or "..", not empty, at most 128 characters).
 bool IsPlainFileName(absl::string_view name);

@@ -105,7 +105,7 @@ absl::Status Coordinator::MoveJob(JobRuntime& rt, v1::JobState to, const std::st
 }
 
 void Coordinator::Abort(JobRuntime& rt, const absl::Status& st) {
-  if (st.ok() || IsTerminalJob(rt.record.state())) return;
+  if (st.ok() || IsTerminal(rt.record.state())) return;
   CancelEvaluationsOf(rt.record.id());
   if (rt.search && !rt.search->Done()) rt.search->Cancel(std::string(st.message()));
   auto ev = rt.record.MoveJob(v1::JOB_STATE_FAILED, std::string(st.message()), Now());
@@ -213,7 +213,7 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   JobRuntime* rt = FindJob(job_id);
   if (rt == nullptr) return JobNotFound(job_id);
-  if (IsTerminalJob(rt->record.state())) {
+  if (IsTerminal(rt->record.state())) {
     return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " has already ended (",
                                                       v1::JobState_Name(rt->record.state()), ")"));
   }
@@ -222,7 +222,7 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   const std::string reason = "the job was cancelled";
   for (int i = 0; i < rt->record.job().candidates_size() && st.ok(); ++i) {
     const EvalTarget t = EvalTarget::Candidate(i);
-    if (IsFinalCandidate(rt->record.StateOf(t))) continue;
+    if (IsFinal(rt->record.StateOf(t))) continue;
     st = Settle(*rt, t, rt->record.Cancel(t, reason), "", "");
   }
   const v1::CandidateState fs = rt->record.StateOf(EvalTarget::Final());
@@ -253,7 +253,7 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::NextEvents(const std::str
     out.push_back(std::move(snap));
   } else {
     auto has_news = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return shutting_down_ || rt->log.HasNews(*cursor) || IsTerminalJob(rt->record.state());
+      return shutting_down_ || rt->log.HasNews(*cursor) || IsTerminal(rt->record.state());
     };
     const absl::Time deadline = absl::Now() + wait;
     while (!has_news()) {
@@ -261,7 +261,7 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::NextEvents(const std::str
     }
   }
   rt->log.Collect(cursor, progress_counter_, &out);
-  *ended = (IsTerminalJob(rt->record.state()) && cursor->sequence >= rt->log.last_sequence()) ||
+  *ended = (IsTerminal(rt->record.state()) && cursor->sequence >= rt->log.last_sequence()) ||
            shutting_down_;
   return out;
 }
@@ -528,7 +528,7 @@ absl::Status Coordinator::Recover() {
     if (!events.ok()) return events.status();
     JobRuntime& rt = AddRuntime(std::move(job));
     rt.log.Load(std::move(events).value());
-    if (IsTerminalJob(rt.record.state())) continue;
+    if (IsTerminal(rt.record.state())) continue;
     bool ok = false;
     absl::Status st = RecoverJob(rt, &ok);
     Abort(rt, st);
@@ -550,7 +550,7 @@ absl::Status Coordinator::RecoverJob(JobRuntime& rt, bool* resumed) {
   std::string problem;
   for (int i = 0; i < job.candidates_size(); ++i) {
     const v1::Candidate& c = job.candidates(i);
-    if (IsFinalCandidate(c.state())) {
+    if (IsFinal(c.state())) {
       path.push_back(EntryOf(c));
     } else if (i != job.candidates_size() - 1) {
       problem = absl::StrCat("candidate ", i, " is unfinished but not the last");

@@ -8,7 +8,7 @@
 //   worker_pool.h   registration, heartbeats, expiry, free slots
 //   event_log.h     persisted events and live progress for watchers
 //   job_artifacts.h the files of a finished job
-//   job_state.h     terminal-state checks, violation text (the one home of these facts)
+//   job_state.h     proto time; terminal states and violation texts come from common/api
 // coordinator.cc holds the client, worker and recovery API; coordinator_evaluations.cc the
 // evaluation life cycle (dispatch, start, progress, result, retry, loss).
 //

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/api/dataset_id.h"
 #include "common/base/log.h"
 #include "common/base/sha256.h"
 #include "common/base/status_macros.h"
@@ -25,18 +26,7 @@ namespace nanonas::coordinator {
 namespace fs = std::filesystem;
 namespace v1 = nanonas::v1;
 
-// The incremental hasher dataset_registry.h names; the digest is common/base's.
-class Sha256 : public ::nanonas::Sha256 {};
-
 namespace {
-
-bool IsHex64(absl::string_view s) {
-  if (s.size() != 64) return false;
-  for (char ch : s) {
-    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
-  }
-  return true;
-}
 
 absl::Status WriteProto(const google::protobuf::Message& msg, const std::string& path) {
   const std::string tmp = path + ".tmp";
@@ -187,16 +177,6 @@ absl::Status ExtractArchive(const std::string& archive_path, const fs::path& des
 
 }  // namespace
 
-absl::StatusOr<std::string> DatasetHex(absl::string_view id) {
-  absl::string_view hex = id;
-  if (absl::StartsWith(hex, "sha256:")) hex.remove_prefix(7);
-  if (!IsHex64(hex)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset id '", id, "' is malformed: expected 'sha256:' and 64 lowercase hex digits"));
-  }
-  return std::string(hex);
-}
-
 DatasetRegistry::DatasetRegistry(DatasetRegistryOptions options) : options_(std::move(options)) {}
 DatasetRegistry::~DatasetRegistry() = default;
 
@@ -235,7 +215,7 @@ absl::StatusOr<std::unique_ptr<DatasetRegistry::Upload>> DatasetRegistry::BeginU
         absl::StrCat("upload of ", h.size_bytes(), " bytes exceeds the server's limit of ",
                      options_.max_upload_bytes, " bytes (--max-upload-bytes)"));
   }
-  if (!h.sha256().empty() && !IsHex64(absl::AsciiStrToLower(h.sha256()))) {
+  if (!h.sha256().empty() && !IsSha256Hex(absl::AsciiStrToLower(h.sha256()))) {
     return absl::InvalidArgumentError("upload sha256 must be 64 hex digits");
   }
   std::string temp =
@@ -291,7 +271,7 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Upload::Finish() {
                                                    hex, ", header says ", header_.sha256()));
   }
   // Deduplicate identical uploads.
-  auto existing = registry_->Get("sha256:" + hex);
+  auto existing = registry_->Get(DatasetIdFromHex(hex));
   if (existing.ok()) return existing;
 
   const fs::path staging =
@@ -300,7 +280,7 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Upload::Finish() {
   fs::create_directories(staging, ec);
   auto cleanup = [&] { fs::remove_all(staging, ec); };
   v1::DatasetInfo info;
-  info.set_id("sha256:" + hex);
+  info.set_id(DatasetIdFromHex(hex));
   info.set_size_bytes(received_);
   info.set_source("upload");
   if (header_.format() == "nnds") {
@@ -396,7 +376,7 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::RegisterPath(const std::string&
   }
   const std::string hex = hash.HexDigest();
   v1::DatasetInfo info;
-  info.set_id("sha256:" + hex);
+  info.set_id(DatasetIdFromHex(hex));
   info.set_size_bytes(total);
   info.set_source(fs::relative(root, base).string());
   DescribeFolder(root, &info);
@@ -409,7 +389,7 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Get(const std::string& id) {
         "dataset id is empty: upload a dataset (UploadDataset) or register a server path "
         "(RegisterDatasetPath) first");
   }
-  NANONAS_ASSIGN_OR_RETURN(std::string hex, DatasetHex(id));
+  NANONAS_ASSIGN_OR_RETURN(std::string hex, DatasetIdHex(id));
   auto bytes = ReadFile(InfoPath(hex));
   if (!bytes.ok()) {
     return absl::NotFoundError(absl::StrCat(
@@ -431,7 +411,7 @@ absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
     if (it != decoded_.end()) return it->second;
   }
   NANONAS_ASSIGN_OR_RETURN(v1::DatasetInfo info, Get(id));
-  NANONAS_ASSIGN_OR_RETURN(std::string hex, DatasetHex(id));
+  NANONAS_ASSIGN_OR_RETURN(std::string hex, DatasetIdHex(id));
   Dataset data;
   const fs::path content(ContentDir(hex));
   std::error_code ec;
@@ -470,7 +450,7 @@ absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
   }
   DecodedDataset out;
   const std::string decoded_hex = ContentHash(data);
-  out.id = "sha256:" + decoded_hex;
+  out.id = DatasetIdFromHex(decoded_hex);
   out.pixel_bytes = static_cast<int64_t>(data.images.size());
   out.num_images = data.size();
   out.class_names = data.class_names;
@@ -494,14 +474,8 @@ absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
 }
 
 absl::StatusOr<std::string> DatasetRegistry::DecodedPath(const std::string& decoded_id) {
-  absl::string_view hex = decoded_id;
-  if (absl::StartsWith(hex, "sha256:")) hex.remove_prefix(7);
-  if (!IsHex64(hex)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dataset id '", decoded_id, "' is malformed: expected 64 hex digits"));
-  }
-  const fs::path file =
-      fs::path(options_.state_dir) / "datasets" / "decoded" / (std::string(hex) + ".nnds");
+  NANONAS_ASSIGN_OR_RETURN(const std::string hex, DatasetIdHex(decoded_id));
+  const fs::path file = fs::path(options_.state_dir) / "datasets" / "decoded" / (hex + ".nnds");
   std::error_code ec;
   if (!fs::exists(file, ec)) {
     return absl::NotFoundError(absl::StrCat("decoded dataset '", decoded_id, "' is unknown"));

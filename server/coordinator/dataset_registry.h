@@ -21,12 +21,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/base/sha256.h"
 #include "common/arch/architecture.h"
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas::coordinator {
 
-class Sha256;  // incremental hasher (dataset_registry.cc)
 
 struct DatasetRegistryOptions {
   std::string state_dir;                       // required
@@ -102,9 +102,6 @@ class DatasetRegistry {
   // (dataset id, "HxWxC") -> decoded dataset, for this process's life.
   std::map<std::string, DecodedDataset> decoded_ ABSL_GUARDED_BY(mu_);
 };
-
-// "sha256:<64 hex>" or "<64 hex>" -> the hex part; INVALID_ARGUMENT otherwise.
-absl::StatusOr<std::string> DatasetHex(absl::string_view id);
 
 }  // namespace nanonas::coordinator
 

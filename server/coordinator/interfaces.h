@@ -2,8 +2,8 @@
 // tested without gRPC, SQLite, oneDNN or threads:
 //   CoordinatorStore  durable job records and events (server/store adapts to it; in-memory here)
 //   WorkerConnector   starts one evaluation on one worker (gRPC in server/grpc; fakes in tests)
-//   ResourceModel     MCU figures of an architecture (common/arch/mcu_model.h)
-//   HostMemoryModel   training peak memory estimate (worker/engine EstimateTrainingMemoryBytes)
+//   ResourceModel     MCU figures of an architecture (common/resources ComputeMcuFigures)
+//   HostMemoryModel   training peak memory estimate (common/resources EstimateHostTrainingBytes)
 #ifndef NANONAS_SERVER_COORDINATOR_INTERFACES_H_
 #define NANONAS_SERVER_COORDINATOR_INTERFACES_H_
 
@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/arch/architecture.h"
+#include "common/resources/figures.h"
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas::coordinator {
@@ -59,11 +60,7 @@ class WorkerConnector {
                                                    EvaluationCallbacks callbacks) = 0;
 };
 
-struct McuFigures {
-  int64_t macc = 0;
-  int64_t flash_bytes = 0;
-  int64_t ram_bytes = 0;
-};
+using McuFigures = nanonas::McuFigures;  // common/resources/figures.h
 using ResourceModel = std::function<absl::StatusOr<McuFigures>(const Architecture& arch)>;
 // Peak training memory (bytes) of evaluating `arch` on `dataset_bytes` decoded pixels.
 using HostMemoryModel = std::function<int64_t(const Architecture& arch, int64_t dataset_bytes,

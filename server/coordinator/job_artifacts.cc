@@ -1,7 +1,6 @@
 #include "server/coordinator/job_artifacts.h"
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/base/status_macros.h"
 #include "common/export/c_header.h"
 #include "common/export/report.h"
@@ -13,18 +12,17 @@ namespace v1 = nanonas::v1;
 
 std::vector<std::pair<std::string, std::string>> ModelFiles(const v1::Job& job,
                                                             const std::string& tflite) {
-  const v1::SearchResult& r = job.result();
-  const std::string comment = absl::StrFormat(
-      "nanonas job %s%s: NanoNAS %s model k=%d c=%d, %d classes, input %dx%dx%d uint8\n"
-      "full-integer uint8 TFLite model, %d bytes of Flash, %d bytes of RAM (reference-tool "
-      "method)",
-      job.id(),
-      job.spec().name().empty() ? std::string() : absl::StrCat(" (", job.spec().name(), ")"),
-      job.spec().variant(), r.k(), r.c(), job.num_classes(), job.spec().input().height(),
-      job.spec().input().width(), job.spec().input().channels(), tflite.size(),
-      job.final_training().ram_bytes());
-  return {{"model.tflite", tflite},
-          {"model.h", MakeCHeader(tflite, ModelArrayName(job.spec().name(), job.id()), comment)}};
+  ModelDescription model;
+  model.job_id = job.id();
+  model.name = job.spec().name();
+  model.variant = job.spec().variant();
+  model.k = job.result().k();
+  model.c = job.result().c();
+  model.classes = job.num_classes();
+  model.input = InputShape{job.spec().input().height(), job.spec().input().width(),
+                           job.spec().input().channels()};
+  model.ram_bytes = job.final_training().ram_bytes();
+  return {{"model.tflite", tflite}, {"model.h", ModelHeaderText(tflite, model)}};
 }
 
 absl::Status WriteJobArtifacts(const ArtifactStore& store, const v1::Job& job,

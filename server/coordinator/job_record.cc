@@ -15,7 +15,7 @@ bool LegalJobMove(v1::JobState from, v1::JobState to) {
   return (from == v1::JOB_STATE_QUEUED &&
           (to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED ||
            to == v1::JOB_STATE_FAILED)) ||
-         (from == v1::JOB_STATE_RUNNING && IsTerminalJob(to));
+         (from == v1::JOB_STATE_RUNNING && IsTerminal(to));
 }
 
 // The moves a candidate and the final training share (the final training's first move,
@@ -132,7 +132,7 @@ absl::StatusOr<v1::JobEvent> JobRecord::MoveJob(v1::JobState to, const std::stri
   job_.set_state(to);
   if (!error.empty()) job_.set_error(error);
   if (to == v1::JOB_STATE_RUNNING) *job_.mutable_started() = TimestampOf(now);
-  if (IsTerminalJob(to)) *job_.mutable_finished() = TimestampOf(now);
+  if (IsTerminal(to)) *job_.mutable_finished() = TimestampOf(now);
   v1::JobEvent ev;
   ev.set_job_state(to);
   *ev.mutable_job() = job_;
@@ -175,7 +175,7 @@ int JobRecord::AddCandidate(const PathEntry& entry) {
 
 absl::StatusOr<v1::JobEvent> JobRecord::AddSettledCandidate(const PathEntry& e) {
   const v1::CandidateState state = StateOfOutcome(e.outcome);
-  if (!IsFinalCandidate(state)) {
+  if (!IsFinal(state)) {
     return absl::InternalError(absl::StrCat("job ", job_.id(), " candidate (", e.k, ",", e.c,
                                             ") settled in state ", v1::CandidateState_Name(state)));
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/api/defaults.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/arch/architecture.h"
@@ -18,15 +19,16 @@
 namespace nanonas::coordinator {
 
 // Defaults NormalizeSpec fills in for fields left 0 / empty.
-inline constexpr char kDefaultVariant[] = "2023";
-inline constexpr double kDefaultValidationSplit = 0.3;
-inline constexpr int kDefaultEpochs = 3;
-inline constexpr int kDefaultBatchSize = 16;
-inline constexpr float kDefaultLearningRate = 1e-3f;
-inline constexpr int kDefaultSeed = 1;
-inline constexpr int kDefaultFinalEpochs = 100;
-inline constexpr int kDefaultFinalBatchSize = 128;
-inline constexpr float kDefaultFinalLearningRate = 0.01f;
+// The defaults themselves are written once, in common/api/defaults.h.
+inline constexpr const char* kDefaultVariant = defaults::kVariant;
+inline constexpr double kDefaultValidationSplit = defaults::kValidationSplit;
+inline constexpr int kDefaultEpochs = defaults::kEpochs;
+inline constexpr int kDefaultBatchSize = defaults::kBatchSize;
+inline constexpr float kDefaultLearningRate = defaults::kLearningRate;
+inline constexpr uint64_t kDefaultSeed = defaults::kSeed;
+inline constexpr int kDefaultFinalEpochs = defaults::kFinalEpochs;
+inline constexpr int kDefaultFinalBatchSize = defaults::kFinalBatchSize;
+inline constexpr float kDefaultFinalLearningRate = defaults::kFinalLearningRate;
 // Upper bounds NormalizeSpec enforces.
 inline constexpr int kMaxInputSide = 4096;
 inline constexpr int kMaxEpochs = 1000;

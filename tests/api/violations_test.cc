@@ -44,4 +44,17 @@ TEST(ApiViolationsTest, BriefFormKeepsRawNumbers) {
 }
 
 }  // namespace
+TEST(ViolationTextTest, TheResourceModelsViolationsReadTheSameAsTheMessages) {
+  const std::vector<Violation> vs = {{"ram_bytes", 80 << 10, 64 << 10, 16 << 10},
+                                     {"macc", 2730000, 400000, 2330000}};
+  EXPECT_EQ(DescribeViolations(vs),
+            "ram_bytes 80.0 KiB exceeds the limit 64.0 KiB by 16.0 KiB; "
+            "macc 2.73 M exceeds the limit 400.0 k by 2.33 M");
+  google::protobuf::RepeatedPtrField<v1::Violation> protos;
+  for (const Violation& v : vs) *protos.Add() = ToProto(v);
+  EXPECT_EQ(DescribeViolations(protos), DescribeViolations(vs));
+  EXPECT_EQ(FromProto(ToProto(vs[1])), vs[1]);
+  EXPECT_EQ(DescribeViolations(std::vector<Violation>{}), "");
+}
+
 }  // namespace nanonas

@@ -228,7 +228,7 @@ absl::StatusOr<std::vector<std::string>> ReflectionServices(
       &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc::StubOptions(),
       &call);
   call.Run();
-  absl::Status st = FromGrpc(call.Await());
+  absl::Status st = FromGrpcStatus(call.Await());
   if (!st.ok()) return st;
   // ServerReflectionResponse{list_services_response = 6 {service = 1 {name = 1}}}: pull the
   // printable names out of the nested messages.
@@ -384,11 +384,6 @@ std::string TarFolder(const std::string& root, const std::string& top) {
   return out;
 }
 
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
 absl::StatusOr<nanonas::v1::DatasetInfo> Upload(nanonas::v1::Coordinator::Stub* stub,
                                                const std::string& bytes, int64_t announced) {
   grpc::ClientContext ctx;
@@ -407,7 +402,7 @@ absl::StatusOr<nanonas::v1::DatasetInfo> Upload(nanonas::v1::Coordinator::Stub* 
     }
   }
   writer->WritesDone();
-  absl::Status st = FromGrpc(writer->Finish());
+  absl::Status st = FromGrpcStatus(writer->Finish());
   if (!st.ok()) return st;
   return info;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/rpc/status.h"  // FromGrpcStatus
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
@@ -67,8 +68,6 @@ std::string TarFolder(const std::string& root, const std::string& top);
 // Uploads a tar archive through Coordinator.UploadDataset in 64 KiB chunks.
 absl::StatusOr<nanonas::v1::DatasetInfo> Upload(nanonas::v1::Coordinator::Stub* stub,
                                                const std::string& bytes, int64_t announced);
-
-absl::Status FromGrpc(const grpc::Status& s);
 
 }  // namespace nanonas::integration
 

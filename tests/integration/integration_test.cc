@@ -152,7 +152,7 @@ class Cluster {
     v1::SubmitJobRequest req;
     *req.mutable_spec() = spec;
     v1::SubmitJobResponse resp;
-    absl::Status st = FromGrpc(stub_->SubmitJob(&ctx, req, &resp));
+    absl::Status st = FromGrpcStatus(stub_->SubmitJob(&ctx, req, &resp));
     if (!st.ok()) return st;
     return resp.job();
   }
@@ -163,7 +163,7 @@ class Cluster {
     v1::GetJobRequest req;
     req.set_job_id(id);
     v1::Job job;
-    absl::Status st = FromGrpc(stub_->GetJob(&ctx, req, &job));
+    absl::Status st = FromGrpcStatus(stub_->GetJob(&ctx, req, &job));
     if (!st.ok()) return st;
     return job;
   }

@@ -63,17 +63,6 @@ TEST(ResourceHostViolationTest, OnlyAboveAPositiveLimit) {
   EXPECT_EQ(*FindHostViolation(101, 100), (Violation{"host_memory_bytes", 101, 100, 1}));
 }
 
-TEST(ResourceTextsTest, UsesCountsForMaccAndBytesForTheRest) {
-  EXPECT_EQ(FormatFigure("macc", 2730000), "2.73 M");
-  EXPECT_EQ(FormatFigure("ram_bytes", 40 << 10), "40.0 KiB");
-  EXPECT_EQ(FormatFigure("host_memory_bytes", 512), "512 B");
-  EXPECT_EQ(DescribeViolations(
-                {{"ram_bytes", 80 << 10, 64 << 10, 16 << 10}, {"macc", 2730000, 400000, 2330000}}),
-            "ram_bytes 80.0 KiB exceeds the limit 64.0 KiB by 16.0 KiB; "
-            "macc 2.73 M exceeds the limit 400.0 k by 2.33 M");
-  EXPECT_EQ(DescribeViolations({}), "");
-}
-
 TEST(ResourceVerdictTest, McuViolationsSkipTheHostEstimate) {
   ResourceLimits limits;
   limits.ram_bytes = 10;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/api/defaults.h"
 #include "common/arch/architecture.h"
 #include "common/arch/weights.h"
 #include "common/data/dataset.h"
@@ -18,10 +19,10 @@
 namespace nanonas {
 
 struct TrainOptions {
-  int epochs = 3;
-  float learning_rate = 1e-3f;  // Adam, beta1 0.9, beta2 0.999, eps 1e-7 (Keras)
-  int batch_size = 16;
-  uint64_t seed = 1;            // initialisation and per-epoch shuffle
+  int epochs = defaults::kEpochs;
+  float learning_rate = defaults::kLearningRate;  // Adam, beta1 0.9, beta2 0.999, eps 1e-7 (Keras)
+  int batch_size = defaults::kBatchSize;
+  uint64_t seed = defaults::kSeed;  // initialisation and per-epoch shuffle
   int threads = 1;              // oneDNN threads for this run
   int progress_every_batches = 100;  // kBatch progress cadence (0 = epochs only)
   bool keep_best_weights = false;    // fill TrainResult::best_weights (Train() sets it)

@@ -1,9 +1,9 @@
 #include "worker/eval/eval_report.h"
 
-#include <openssl/evp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/base/sha256.h"
 #include "common/export/report.h"
 
 namespace nanonas {
@@ -106,17 +106,6 @@ void AddArtifact(const std::string& name, const std::string& bytes, v1::Job* job
 }
 
 }  // namespace
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
-  }
-  return hex;
-}
 
 v1::Job ReportJob(const EvalRun& run,
                   const std::vector<std::pair<std::string, std::string>>& artifacts,

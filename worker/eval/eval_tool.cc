@@ -15,6 +15,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/api/defaults.h"
 #include "common/base/status_macros.h"
 #include "common/export/mcu_flash.h"
 #include "common/export/tflite_writer.h"
@@ -98,9 +99,9 @@ absl::Status RunEstimate(const EvalOptions& o, CandidateSpec spec) {
 // The training options from the flags, --final's defaults for those not given (usage errors).
 absl::StatusOr<TrainOptions> TrainOptionsFrom(const EvalOptions& o) {
   TrainOptions t;
-  t.epochs = o.final && !o.epochs_given ? 100 : o.epochs;
-  t.learning_rate = o.final && !o.lr_given ? 0.01f : static_cast<float>(o.lr);
-  t.batch_size = o.final && !o.batch_given ? 128 : o.batch;
+  t.epochs = o.final && !o.epochs_given ? defaults::kFinalEpochs : o.epochs;
+  t.learning_rate = o.final && !o.lr_given ? defaults::kFinalLearningRate : static_cast<float>(o.lr);
+  t.batch_size = o.final && !o.batch_given ? defaults::kFinalBatchSize : o.batch;
   t.seed = o.seed;
   t.threads = o.threads;
   t.progress_every_batches = 0;
