@@ -208,7 +208,9 @@ def summarize(run_dir):
             "generation": "nanonas-make-standin wall clock (recorded one when the dataset was reused)",
             "upload_submit": "`nanonas submit`: tar, upload of both folders, SubmitJob (decodes them) "
                              "until the job id is printed",
-            "preparation": "job id printed until the first candidate is RUNNING",
+            "preparation": "job id printed until the watch shows a candidate RUNNING (the job "
+                           "starts inside SubmitJob, so this is ~0; the worker's dataset fetch "
+                           "falls inside the first candidate)",
             "search": "first candidate RUNNING until the final training is scheduled",
             "final_training": "final training scheduled until DONE (training, uint8 quantization "
                               "and .tflite export on the worker)",
@@ -216,6 +218,8 @@ def summarize(run_dir):
         },
         "job_seconds": job_seconds,
         "job_record": {
+            "created_to_started_seconds": diff(rfc3339(job.get("created")),
+                                               rfc3339(job.get("started"))),
             "created_to_finished_seconds": diff(rfc3339(job.get("created")),
                                                 rfc3339(job.get("finished"))),
             "started_to_finished_seconds": diff(rfc3339(job.get("started")),
@@ -229,7 +233,8 @@ def summarize(run_dir):
         "throughput": {
             "decoding_images_per_second": (round((num_images + test_images) / phases["upload_submit"], 1)
                                            if phases["upload_submit"] else None),
-            "search_training_images_per_second_median": (sorted(ips)[len(ips) // 2] if ips else None),
+            "search_training_images_per_second_median": (round(sorted(ips)[len(ips) // 2], 1)
+                                                         if ips else None),
             "final_training_images_per_second": (round(train_images * final_epochs / final_duration, 1)
                                                  if final_duration > 0 else None),
         },
@@ -293,15 +298,17 @@ def print_summary(s, run_dir):
           f" sampled / {fmt_b(m['candidates_recorded_peak'])} recorded (final training "
           f"{fmt_b(m['final_training_recorded_peak'])})")
     if r["found"]:
-        print(f"result: k={r['k']} c={r['c']}, search validation {r['search_validation_accuracy']}, "
-              f"final validation {r['final_best_validation_accuracy']} (uint8 "
-              f"{r['final_uint8_validation_accuracy']}), test {r['float_test_accuracy']} float / "
-              f"{r['uint8_test_accuracy']} uint8; Flash {r['flash_bytes']} B, RAM {r['ram_bytes']} B, "
-              f"MACC {r['macc']}")
+        acc = lambda v: "-" if v is None else f"{float(v):.4f}"
+        print(f"result: k={r['k']} c={r['c']}, search validation "
+              f"{acc(r['search_validation_accuracy'])}, final validation "
+              f"{acc(r['final_best_validation_accuracy'])} (uint8 "
+              f"{acc(r['final_uint8_validation_accuracy'])}), test "
+              f"{acc(r['float_test_accuracy'])} float / {acc(r['uint8_test_accuracy'])} uint8; "
+              f"Flash {r['flash_bytes']} B, RAM {r['ram_bytes']} B, MACC {r['macc']}")
     else:
         print("result: no candidate fitted")
     if s["ratio_to_nanonas"] is not None:
-        print(f"whole job / NanoNAS's published 3 h 53 min (13,980 s): {s['ratio_to_nanonas']:.3f}")
+        print(f"whole job / NanoNAS's published 3 h 53 min (13,980 s): {s['ratio_to_nanonas']:.4f}")
     print(f"summary: {os.path.join(run_dir, 'summary.json')}")
 
 
