@@ -20,14 +20,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -40,10 +39,7 @@ constexpr const char* kClassNames[2] = {"not_person", "person"};
 
 // Fashion-MNIST label -> stand-in class (1 = person-like: clothes worn on the upper body).
 int StandinClass(int label) {
-  switch (label) {
-    case 0: case 2: case 3: case 4: case 6: return 1;
-    default: return 0;
-  }
+  return label == 0 || label == 2 || label == 3 || label == 4 || label == 6 ? 1 : 0;
 }
 
 struct Options {
@@ -194,9 +190,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nanonas-make-standin: cannot write %s/standin.json\n", o.out.c_str());
     return 1;
   }
-  std::printf("nanonas-make-standin: %lld training + %lld test images (50x50x3 PNG) in %s, "
-              "%.1f s on %d threads (%.0f images/s)\n",
-              static_cast<long long>(o.count), static_cast<long long>(o.test_count),
-              o.out.c_str(), seconds, o.threads, (o.count + o.test_count) / seconds);
+  std::printf(
+      "nanonas-make-standin: %lld training + %lld test images (50x50x3 PNG) in %s, "
+      "%.1f s on %d threads (%.0f images/s)\n",
+      static_cast<long long>(o.count), static_cast<long long>(o.test_count), o.out.c_str(), seconds,
+      o.threads, (o.count + o.test_count) / seconds);
   return 0;
 }
