@@ -46,14 +46,19 @@ REPORT="$ROOT/bench/vww_report.py"
 STATE=$(mktemp -d -t nanonas-vww.XXXXXX)
 PIDS=()
 SAMPLER=
-cleanup() {
-  trap - EXIT INT TERM
+stop_services() {
   # The worker first (it leaves the coordinator), then the coordinator; the sampler ends with them.
   for p in "${PIDS[@]}"; do
     kill -TERM "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
+  PIDS=()
   if [ -n "$SAMPLER" ]; then wait "$SAMPLER" 2>/dev/null || true; fi
+  SAMPLER=
+}
+cleanup() {
+  trap - EXIT INT TERM
+  stop_services
   if [ "${KEEP:-0}" = 1 ]; then echo "vww: coordinator state kept in $STATE"; else rm -rf "$STATE"; fi
 }
 trap cleanup EXIT
@@ -102,6 +107,7 @@ echo "vww: coordinator on $SERVER, one worker with $SLOTS slots (logs in $OUT)"
 
 # 3. The run, as a user types it; stdout (the job id, then the search path) stamped into watch.log.
 TIMEOUT=${VWW_TIMEOUT:-3600}
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 rm -f "$OUT/watch.log" "$OUT/job.json" "$OUT/summary.json"
 rm -rf "$OUT/artifacts"
 SUBMIT_START=$(now)
@@ -119,13 +125,13 @@ DOWNLOAD_START=$(now)
 if [ "$STATUS" = 0 ]; then "$NANONAS" get "$JOB" --out "$OUT/artifacts"; fi
 DOWNLOAD_END=$(now)
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cat >"$OUT/times.json" <<EOF
 {"generation_seconds": $GEN_SECONDS, "submit_start": $SUBMIT_START, "watch_end": $WATCH_END,
  "download_seconds": $(elapsed "$DOWNLOAD_START" "$DOWNLOAD_END"), "download_end": $DOWNLOAD_END,
  "slots": $SLOTS, "date_utc": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "commit": "$COMMIT"}
 EOF
-# The processes' peaks: stop them (the sampler writes its last sample as they go), then report.
-cleanup
+# The processes' peaks: stop them (the sampler writes its last sample as they go), then report;
+# the EXIT trap then removes the state folder (a minute for 115,000 images).
+stop_services
 python3 "$REPORT" summarize "$OUT"
 exit "$STATUS"
