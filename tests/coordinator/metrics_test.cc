@@ -64,7 +64,8 @@ uint64_t CountedInFiniteBuckets(const prometheus::ClientMetric& m) {
   return n;
 }
 
-// A search of three trained candidates that stops on RAM, optionally followed by a final training.
+// A search of three trained candidates that stops on RAM and finds (1,1) (Flash 500 B: the
+// final training must export 500 bytes), optionally followed by its final training.
 v1::JobSpec ShortSpec(bool final_training) {
   v1::JobSpec spec = GoodSpec();
   spec.mutable_constraints()->set_ram_bytes(2500);  // (1,2) needs 3000: infeasible
@@ -142,7 +143,7 @@ TEST(CoordinatorMetricsTest, JobAndFinalTrainingDurationsAreObservedAtTheEnd) {
   ASSERT_EQ(open.size(), 1u);
   ASSERT_TRUE(open[0]->request.final_training());
   h.now += absl::Seconds(1000);
-  FakeConnector::CompleteFinal(open[0], 100, /*with_test=*/false);  // reports 9 s
+  FakeConnector::CompleteFinal(open[0], 500, /*with_test=*/false);  // 9 s; Flash of (1,1)
   ASSERT_EQ(h.core->GetJob(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
 
   auto succeeded = Child(registry, "nanonas_job_duration_seconds", "state", "succeeded");
@@ -214,7 +215,7 @@ TEST(CoordinatorMetricsTest, HistogramBucketsCoverTheMeasuredRange) {
   h.AddWorker("w1");
   for (double accuracy : {0.5, 0.6, 0.4}) FakeConnector::Complete(h.connector.Open()[0], accuracy);
   h.now += absl::Hours(20);  // a long final training: the job lasts about a day
-  FakeConnector::CompleteFinal(h.connector.Open()[0], 100, /*with_test=*/false);
+  FakeConnector::CompleteFinal(h.connector.Open()[0], 500, /*with_test=*/false);
   ASSERT_EQ(h.core->GetJob(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
 
   auto wait = Child(registry, "nanonas_queue_wait_seconds", "kind", "candidate");
