@@ -128,7 +128,7 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
            .Add({}, EvaluationBuckets());
   prometheus::BuildGauge()
       .Name("nanonas_build_info")
-      .Help("Always 1; the labels name the version and git commit of the coordinator's build.")
+      .Help("Always 1; the labels name the version and git commit of this build.")
       .Register(registry)
       .Add({{"version", kBuildVersion}, {"commit", kBuildCommit}})
       .Set(1);

@@ -74,7 +74,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
   for (const char* r : {"hit", "miss", "error"}) fetches_[r] = &fetches.Add({{"result", r}});
   prometheus::BuildGauge()
       .Name("nanonas_build_info")
-      .Help("Always 1; the labels name the version and git commit of this worker's build.")
+      .Help("Always 1; the labels name the version and git commit of this build.")
       .Register(registry)
       .Add({{"version", kBuildVersion}, {"commit", kBuildCommit}})
       .Set(1);
