@@ -76,6 +76,9 @@ Coordinator::JobRuntime& Coordinator::AddRuntime(v1::Job job) {
 absl::Status Coordinator::Commit(JobRuntime& rt, v1::JobEvent event, bool keep_on_failure) {
   rt.log.Stamp(&event, Now());
   absl::Status st = deps_.store->Commit(rt.record.job(), &event);
+  if (deps_.metrics && (st.ok() || keep_on_failure)) {
+    deps_.metrics->ObserveEvent(rt.record.job(), event);  // queue waits, job and final durations
+  }
   if (!st.ok()) {
     NANONAS_LOG(ERROR) << "store: cannot save job " << rt.record.id() << ": " << st;
     if (!keep_on_failure) rt.record.Rollback();

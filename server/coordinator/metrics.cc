@@ -1,10 +1,45 @@
 #include "server/coordinator/metrics.h"
 
+#include <algorithm>
+
+#include "common/base/build_info.h"
 #include "prometheus/family.h"
 
 namespace nanonas::coordinator {
 
 namespace v1 = nanonas::v1;
+
+namespace {
+
+absl::Time TimeOf(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+}  // namespace
+
+// A quick candidate takes seconds; the final training of a VWW-sized set ~30 min; allow hours.
+const std::vector<double>& CoordinatorMetrics::EvaluationBuckets() {
+  static const std::vector<double> b{0.5, 1,   2,   5,    10,   20,   30,    60,
+                                     120, 300, 600, 1800, 3600, 7200, 14400, 28800};
+  return b;
+}
+// Dispatch follows in milliseconds on a free worker; behind other jobs a wait can last hours.
+const std::vector<double>& CoordinatorMetrics::QueueWaitBuckets() {
+  static const std::vector<double> b{0.01, 0.05, 0.1,  0.5,  1,    5,     10,    30,   60,
+                                     300,  600,  1800, 3600, 7200, 14400, 28800, 86400};
+  return b;
+}
+// Seconds (a tiny grid) to days (a large search plus a long final training, queued behind others).
+const std::vector<double>& CoordinatorMetrics::JobDurationBuckets() {
+  static const std::vector<double> b{1,    10,   30,    60,    300,   600,    1800,
+                                     3600, 7200, 14400, 28800, 86400, 172800, 604800};
+  return b;
+}
+// Candidates trained per job: a handful (tight limits) to hundreds (loose limits, max_k unset).
+const std::vector<double>& CoordinatorMetrics::CandidateCountBuckets() {
+  static const std::vector<double> b{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+  return b;
+}
 
 CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
   auto& jobs = prometheus::BuildGauge()
@@ -12,8 +47,10 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
                    .Help("Jobs known to the coordinator, by state.")
                    .Register(registry);
   const std::pair<v1::JobState, const char*> job_states[] = {
-      {v1::JOB_STATE_QUEUED, "queued"},       {v1::JOB_STATE_RUNNING, "running"},
-      {v1::JOB_STATE_SUCCEEDED, "succeeded"}, {v1::JOB_STATE_FAILED, "failed"},
+      {v1::JOB_STATE_QUEUED, "queued"},
+      {v1::JOB_STATE_RUNNING, "running"},
+      {v1::JOB_STATE_SUCCEEDED, "succeeded"},
+      {v1::JOB_STATE_FAILED, "failed"},
       {v1::JOB_STATE_CANCELLED, "cancelled"}};
   for (const auto& [state, name] : job_states) jobs_[state] = &jobs.Add({{"state", name}});
 
@@ -36,8 +73,7 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
            .Name("nanonas_coordinator_evaluation_duration_seconds")
            .Help("Wall time of candidate evaluations on workers, dispatch to result.")
            .Register(registry)
-           .Add({}, prometheus::Histogram::BucketBoundaries{0.5, 1, 2, 5, 10, 30, 60, 120, 300,
-                                                            600, 1800, 3600});
+           .Add({}, EvaluationBuckets());
   queue_depth_ = &prometheus::BuildGauge()
                       .Name("nanonas_coordinator_queue_depth")
                       .Help("Candidates waiting for a free worker slot.")
@@ -63,6 +99,39 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
                      .Help("Evaluations sent to workers, retries included.")
                      .Register(registry)
                      .Add({});
+  auto& waits = prometheus::BuildHistogram()
+                    .Name("nanonas_queue_wait_seconds")
+                    .Help(
+                        "Time from a candidate or final training becoming PENDING to its "
+                        "dispatch to a worker, by kind.")
+                    .Register(registry);
+  queue_wait_candidate_ = &waits.Add({{"kind", "candidate"}}, QueueWaitBuckets());
+  queue_wait_final_ = &waits.Add({{"kind", "final_training"}}, QueueWaitBuckets());
+  auto& job_seconds = prometheus::BuildHistogram()
+                          .Name("nanonas_job_duration_seconds")
+                          .Help("Time from a job's submission to its end, by final state.")
+                          .Register(registry);
+  for (const auto& [state, name] : job_states) {
+    if (state == v1::JOB_STATE_QUEUED || state == v1::JOB_STATE_RUNNING) continue;
+    job_seconds_[state] = &job_seconds.Add({{"state", name}}, JobDurationBuckets());
+  }
+  job_candidates_ = &prometheus::BuildHistogram()
+                         .Name("nanonas_job_candidates_evaluated")
+                         .Help("Candidates a job trained to an accuracy, observed at its end.")
+                         .Register(registry)
+                         .Add({}, CandidateCountBuckets());
+  final_training_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("nanonas_final_training_duration_seconds")
+           .Help("Duration of the final trainings that finished (DONE) on a worker.")
+           .Register(registry)
+           .Add({}, EvaluationBuckets());
+  prometheus::BuildGauge()
+      .Name("nanonas_build_info")
+      .Help("Always 1; the labels name the version and git commit of this build.")
+      .Register(registry)
+      .Add({{"version", kBuildVersion}, {"commit", kBuildCommit}})
+      .Set(1);
 }
 
 void CoordinatorMetrics::SetJobs(v1::JobState state, double count) {
@@ -83,5 +152,63 @@ void CoordinatorMetrics::SetWorkers(double connected, double busy) {
 }
 void CoordinatorMetrics::CountWorkerLoss() { worker_losses_->Increment(); }
 void CoordinatorMetrics::CountDispatch() { dispatches_->Increment(); }
+
+void CoordinatorMetrics::ObserveEvent(const v1::Job& job, const v1::JobEvent& event) {
+  const absl::Time time = TimeOf(event.time());
+  switch (event.kind_case()) {
+    case v1::JobEvent::kCandidate: {
+      const v1::Candidate& c = event.candidate();
+      TrackWait({job.id(), 0, c.k(), c.c()}, c.state(), time);
+      break;
+    }
+    case v1::JobEvent::kFinalTraining: {
+      const v1::FinalTraining& ft = event.final_training();
+      TrackWait({job.id(), 1, ft.k(), ft.c()}, ft.state(), time);
+      if (ft.state() == v1::CANDIDATE_STATE_DONE) {
+        final_training_seconds_->Observe(ft.duration_seconds());
+      }
+      break;
+    }
+    case v1::JobEvent::kJobState:
+      EndJob(job, event.job_state(), time);
+      break;
+    default:
+      break;
+  }
+}
+
+void CoordinatorMetrics::TrackWait(const WaitKey& key, v1::CandidateState state, absl::Time time) {
+  absl::MutexLock lock(&mu_);
+  if (state == v1::CANDIDATE_STATE_PENDING) {
+    pending_since_[key] = time;  // a re-queued evaluation waits again
+    return;
+  }
+  auto it = pending_since_.find(key);
+  if (it == pending_since_.end()) return;
+  if (state == v1::CANDIDATE_STATE_RUNNING) {
+    const double seconds = std::max(0.0, absl::ToDoubleSeconds(time - it->second));
+    (std::get<1>(key) == 0 ? queue_wait_candidate_ : queue_wait_final_)->Observe(seconds);
+  }
+  pending_since_.erase(it);  // dispatched, or settled without a worker
+}
+
+void CoordinatorMetrics::EndJob(const v1::Job& job, v1::JobState state, absl::Time time) {
+  auto hist = job_seconds_.find(state);
+  if (hist == job_seconds_.end()) return;  // not an end
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_since_.lower_bound(WaitKey{job.id(), 0, 0, 0});
+    while (it != pending_since_.end() && std::get<0>(it->first) == job.id()) {
+      it = pending_since_.erase(it);
+    }
+  }
+  if (job.has_created()) {
+    hist->second->Observe(std::max(0.0, absl::ToDoubleSeconds(time - TimeOf(job.created()))));
+  }
+  int evaluated = 0;
+  for (const v1::Candidate& c : job.candidates())
+    evaluated += c.state() == v1::CANDIDATE_STATE_DONE;
+  job_candidates_->Observe(evaluated);
+}
 
 }  // namespace nanonas::coordinator
