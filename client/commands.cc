@@ -332,6 +332,7 @@ struct Cli::WatchScreen {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_draw = start - std::chrono::seconds(10);
   std::vector<std::string> shown;  // the frame on screen (terminal)
+  TerminalGeometry size{0, 0};     // the terminal's size when `shown` was drawn
   EventLog log;                    // plain output
   int final_epoch = 0;             // the final training's pace: epochs begun since final_t0
   int final_epoch0 = 0;
@@ -382,7 +383,11 @@ int Cli::Watch(const std::string& job_id) {
     const TerminalGeometry size = TerminalSize();
     std::vector<std::string> frame =
         RenderWatchFrame(job, p, screen.Timing(job, p), size.columns, size.lines);
-    if (screen.shown.empty()) out_ << "\033[H\033[2J";  // the first frame starts on a clear screen
+    if (size.columns != screen.size.columns || size.lines != screen.size.lines) {
+      screen.shown.clear();  // first frame or resized: start again on a clear screen
+      screen.size = size;
+    }
+    if (screen.shown.empty()) out_ << "\033[H\033[2J";
     out_ << FrameUpdate(screen.shown, frame);
     screen.shown = std::move(frame);
     out_.flush();
