@@ -435,12 +435,15 @@ int Cli::Watch(const std::string& job_id) {
   }
   if (!global_.json) {
     if (interactive_) {
-      // The last frame in full (every row, so the scrollback keeps the whole search path).
+      // The last frame with every row: what fits the screen replaces the live frame in place,
+      // the rest follows line by line (the top scrolls into the scrollback, once).
       const TerminalGeometry size = TerminalSize();
       std::vector<std::string> frame =
           RenderWatchFrame(job, nullptr, screen.Timing(job, nullptr), size.columns, 1 << 20);
-      out_ << (screen.shown.empty() ? "" : "\033[H\033[J");
-      for (const std::string& line : frame) out_ << line << "\n";
+      const size_t fit =
+          screen.shown.empty() ? 0 : std::min<size_t>(frame.size(), std::max(size.lines - 1, 1));
+      out_ << FrameUpdate(screen.shown, {frame.begin(), frame.begin() + fit});
+      for (size_t i = fit; i < frame.size(); ++i) out_ << frame[i] << "\n";
       for (const auto& a : job.artifacts()) {
         out_ << "artifact " << a.name() << " (" << FormatBytes(a.size_bytes()) << ")\n";
       }

@@ -104,6 +104,24 @@ std::string FitWidth(const std::string& text, int width) {
   return out + "…";
 }
 
+std::vector<std::string> WrapWidth(const std::string& text, int width) {
+  std::vector<std::string> lines;
+  std::string rest = text;
+  width = std::max(width, 1);
+  while (DisplayWidth(rest) > width) {
+    size_t cut = 0;  // byte offset of the width-th column
+    for (int cols = 0; cut < rest.size(); ++cut) {
+      if ((static_cast<unsigned char>(rest[cut]) & 0xC0) != 0x80 && cols++ == width) break;
+    }
+    size_t space = rest.rfind(' ', cut);
+    const bool at_space = space != std::string::npos && space > 2;  // past the indent
+    lines.push_back(rest.substr(0, at_space ? space : cut));
+    rest = "  " + rest.substr(at_space ? space + 1 : cut);
+  }
+  lines.push_back(rest);
+  return lines;
+}
+
 std::string FormatDuration(double seconds) {
   const int64_t s = static_cast<int64_t>(std::llround(std::max(seconds, 0.0)));
   if (s < 60) return absl::StrCat(s, "s");
@@ -239,7 +257,8 @@ std::vector<std::string> RenderWatchFrame(const v1::Job& job, const v1::Candidat
 
   // Rows that fit: at most height - 1 lines in all (the cursor's line stays free: no scrolling).
   const int rows = job.candidates_size();
-  const int foot_lines = foot.empty() ? 0 : static_cast<int>(foot.size()) + 1;  // + a blank
+  int foot_lines = foot.empty() ? 0 : 1;  // a blank line, then each line wrapped to the width
+  for (const auto& f : foot) foot_lines += static_cast<int>(WrapWidth(f, width).size());
   int room = height - 1 - static_cast<int>(head.size()) - foot_lines;
   room = std::max(room, 1);
   std::vector<std::string> lines;
@@ -251,7 +270,9 @@ std::vector<std::string> RenderWatchFrame(const v1::Job& job, const v1::Candidat
   }
   for (int i = first; i < rows; ++i) lines.push_back(CandidateRow(job.candidates(i), width));
   if (!foot.empty()) lines.push_back("");
-  for (const auto& f : foot) lines.push_back(FitWidth(f, width));
+  for (const auto& f : foot) {
+    for (std::string& part : WrapWidth(f, width)) lines.push_back(std::move(part));
+  }
   if (static_cast<int>(lines.size()) > height - 1) lines.resize(std::max(height - 1, 1));
   return lines;
 }

@@ -27,6 +27,9 @@ int DisplayWidth(const std::string& text);
 // `text` cut to `width` columns, ending in "…" when something was cut.
 std::string FitWidth(const std::string& text, int width);
 
+// `text` broken at spaces into lines of at most `width` columns (continuations indented by 2).
+std::vector<std::string> WrapWidth(const std::string& text, int width);
+
 // Elapsed time and what is left.
 struct WatchTiming {
   double elapsed_seconds = 0;
@@ -57,7 +60,8 @@ std::string FinalTrainingLine(const nanonas::v1::FinalTraining& final_training,
 // One terminal frame: the job line (state, elapsed, ETA), the limits, the candidate table (in
 // `width` columns), the running evaluation's progress, the result and the final training. With
 // more rows than `height` allows, the header stays and the latest rows are shown after a
-// "… N earlier" line. Every line fits `width` columns; at most height - 1 lines.
+// "… N earlier" line. Table lines are cut to `width` columns ("…"), the lines under it (result,
+// final training) wrapped; at most height - 1 lines.
 std::vector<std::string> RenderWatchFrame(const nanonas::v1::Job& job,
                                           const nanonas::v1::CandidateProgress* progress,
                                           const WatchTiming& timing, int width, int height);

@@ -95,6 +95,23 @@ TEST(WatchFrameTest, KeepsTheHeaderAndTheLatestRowsWhenTheTerminalIsShort) {
   }
 }
 
+TEST(WatchFrameTest, WrapsTheResultLinesInsteadOfCuttingThem) {
+  v1::Job job = JobWithCandidates(3);
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  job.mutable_result()->set_stop_reason(
+      "row k=2 peaked at c=0 (0.2667), not better than row k=1's best c=2 (0.5833)");
+  std::vector<std::string> frame = RenderWatchFrame(job, nullptr, WatchTiming{}, 60, 40);
+  std::string all;
+  for (const std::string& line : frame) {
+    EXPECT_LE(DisplayWidth(line), 60) << line;
+    all += line + "\n";
+  }
+  EXPECT_THAT(all, HasSubstr("stopped: row k=2 peaked at c=0 (0.2667), not better than row\n"
+                             "  k=1's best c=2 (0.5833)\n"));
+  EXPECT_THAT(RenderWatchFrame(job, nullptr, WatchTiming{}, 80, 40)[0],
+              HasSubstr("SUCCEEDED  elapsed 0s  done"));
+}
+
 TEST(WatchFrameTest, RedrawsOnlyTheLinesThatChangedWithoutClearingTheScreen) {
   std::vector<std::string> a = {"job x RUNNING", "row 1", "row 2"};
   std::vector<std::string> b = {"job x RUNNING", "row 1 DONE", "row 2"};
