@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,6 +15,7 @@
 #include "absl/time/time.h"
 #include "client/tar_writer.h"
 #include "client/targets.h"
+#include "client/watch_view.h"
 #include "common/api/violations.h"
 #include "common/base/sha256.h"
 #include "common/base/units.h"
@@ -189,15 +191,17 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
     }
     if (!r.stop_reason().empty()) absl::StrAppend(&o, "stopped: ", r.stop_reason(), "\n");
   }
-  if (job.has_final_training() && job.final_training().state() != v1::CANDIDATE_STATE_UNSPECIFIED) {
+  if (job.final_training().state() != v1::CANDIDATE_STATE_DONE) {
+    // Pending, running or failed: no accuracy figure until there is one.
+    std::string line = FinalTrainingLine(job.final_training(), progress);
+    if (!line.empty()) absl::StrAppend(&o, line, "\n");
+  } else {
     const auto& f = job.final_training();
     absl::StrAppendFormat(&o, "final training: %s, best validation accuracy %.4f",
                           CandidateStateName(f.state()), f.best_validation_accuracy());
     if (f.state() == v1::CANDIDATE_STATE_DONE) {
       absl::StrAppendFormat(&o, " (epoch %d of %d), uint8 validation accuracy %.4f", f.best_epoch(),
                             f.epochs_size(), f.quantized_validation_accuracy());
-    } else if (f.state() == v1::CANDIDATE_STATE_RUNNING && f.epochs_size() > 0) {
-      absl::StrAppendFormat(&o, " (epoch %d of %d)", f.epochs_size(), f.epochs_planned());
     }
     if (f.has_test_accuracy()) {
       absl::StrAppendFormat(&o, ", test accuracy float %.4f / uint8 %.4f", f.float_test_accuracy(),
@@ -322,66 +326,70 @@ int Cli::Submit(const Command& c) {
   return kExitOk;
 }
 
+// Watch state for one `nanonas watch`: the clock, the final training's measured pace, and
+// what the terminal shows (or what the log printed).
+struct Cli::WatchScreen {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_draw = start - std::chrono::seconds(10);
+  std::vector<std::string> shown;  // the frame on screen (terminal)
+  TerminalGeometry size{0, 0};     // the terminal's size when `shown` was drawn
+  EventLog log;                    // plain output
+  int final_epoch = 0;             // the final training's pace: epochs begun since final_t0
+  int final_epoch0 = 0;
+  std::chrono::steady_clock::time_point final_t0;
+
+  WatchTiming Timing(const v1::Job& job, const v1::CandidateProgress* progress) {
+    const auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - start).count();
+    const int64_t now_unix = absl::ToUnixSeconds(absl::Now());
+    if (job.started().seconds() > 0 && now_unix >= job.started().seconds()) {
+      const int64_t end = job.finished().seconds() > 0 ? job.finished().seconds() : now_unix;
+      elapsed = static_cast<double>(std::max<int64_t>(end - job.started().seconds(), 0));
+    }
+    double final_rate = 0;
+    if (progress != nullptr && progress->final_training() && progress->epoch() != final_epoch) {
+      if (final_epoch == 0) {
+        final_epoch0 = progress->epoch();
+        final_t0 = now;
+      }
+      final_epoch = progress->epoch();
+    }
+    if (final_epoch > final_epoch0) {
+      final_rate =
+          std::chrono::duration<double>(now - final_t0).count() / (final_epoch - final_epoch0);
+    }
+    return EstimateTiming(job, progress, elapsed, final_rate);
+  }
+};
+
 int Cli::Watch(const std::string& job_id) {
   v1::Job job;
   v1::CandidateProgress progress;
   bool has_progress = false, have_job = false;
   int64_t after = 0;
   int reconnects = 0;
-  auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(10);
-  std::map<int, v1::CandidateState> printed;  // non-interactive: the last state printed per row
-  v1::CandidateState final_state = v1::CANDIDATE_STATE_UNSPECIFIED;
-  int final_epochs = 0;
+  WatchScreen screen;
   auto draw = [&](bool force) {
     if (global_.json || !have_job) return;
-    auto now = std::chrono::steady_clock::now();
-    if (interactive_) {
-      if (!force && now - last_draw < std::chrono::milliseconds(200)) return;
-      last_draw = now;
-      out_ << "\033[H\033[2J" << RenderJob(job, has_progress ? &progress : nullptr);
+    const v1::CandidateProgress* p = has_progress ? &progress : nullptr;
+    if (!interactive_) {  // plain output (logs, pipes): one line per event
+      out_ << screen.log.Update(job, p, screen.Timing(job, p));
       out_.flush();
       return;
     }
-    // Plain output (logs, pipes): one line per candidate state change.
-    for (const v1::Candidate& c : job.candidates()) {
-      auto it = printed.find(c.sequence());
-      if (it != printed.end() && it->second == c.state()) continue;
-      printed[c.sequence()] = c.state();
-      out_ << absl::StrFormat("candidate #%d k=%d c=%d %s", c.sequence(), c.k(), c.c(),
-                              CandidateStateName(c.state()));
-      if (c.state() == v1::CANDIDATE_STATE_DONE) {
-        out_ << absl::StrFormat(" acc %.4f in %.1fs", c.best_validation_accuracy(),
-                                c.duration_seconds());
-      }
-      if (!c.error().empty()) {
-        out_ << " (" << c.error() << ")";
-      } else {
-        for (const auto& v : c.violations()) out_ << " (" << ViolationBrief(v, false) << ")";
-      }
-      out_ << "\n";
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - screen.last_draw < std::chrono::milliseconds(200)) return;
+    screen.last_draw = now;
+    const TerminalGeometry size = TerminalSize();
+    std::vector<std::string> frame =
+        RenderWatchFrame(job, p, screen.Timing(job, p), size.columns, size.lines);
+    if (size.columns != screen.size.columns || size.lines != screen.size.lines) {
+      screen.shown.clear();  // first frame or resized: start again on a clear screen
+      screen.size = size;
     }
-    // The final training: its state changes and each finished epoch.
-    const v1::FinalTraining& f = job.final_training();
-    if (f.state() != v1::CANDIDATE_STATE_UNSPECIFIED) {
-      if (f.state() != final_state) {
-        out_ << absl::StrFormat("final training k=%d c=%d %s", f.k(), f.c(),
-                                CandidateStateName(f.state()));
-        if (f.state() == v1::CANDIDATE_STATE_DONE) {
-          out_ << absl::StrFormat(" best validation %.4f (epoch %d), uint8 %.4f in %.1fs",
-                                  f.best_validation_accuracy(), f.best_epoch(),
-                                  f.quantized_validation_accuracy(), f.duration_seconds());
-        }
-        if (!f.error().empty()) out_ << " (" << f.error() << ")";
-        out_ << "\n";
-      } else if (f.state() == v1::CANDIDATE_STATE_RUNNING && has_progress &&
-                 progress.final_training() && progress.epoch() > final_epochs) {
-        out_ << absl::StrFormat("final training epoch %d/%d\n", progress.epoch(),
-                                progress.epochs());
-        final_epochs = progress.epoch();
-      }
-      if (f.state() != final_state) final_epochs = 0;
-      final_state = f.state();
-    }
+    if (screen.shown.empty()) out_ << "\033[H\033[2J";
+    out_ << FrameUpdate(screen.shown, frame);
+    screen.shown = std::move(frame);
     out_.flush();
   };
   while (true) {
@@ -427,12 +435,23 @@ int Cli::Watch(const std::string& job_id) {
   }
   if (!global_.json) {
     if (interactive_) {
-      out_ << "\033[H\033[2J";
+      // The last frame with every row: what fits the screen replaces the live frame in place,
+      // the rest follows line by line (the top scrolls into the scrollback, once).
+      const TerminalGeometry size = TerminalSize();
+      std::vector<std::string> frame =
+          RenderWatchFrame(job, nullptr, screen.Timing(job, nullptr), size.columns, 1 << 20);
+      const size_t fit =
+          screen.shown.empty() ? 0 : std::min<size_t>(frame.size(), std::max(size.lines - 1, 1));
+      out_ << FrameUpdate(screen.shown, {frame.begin(), frame.begin() + fit});
+      for (size_t i = fit; i < frame.size(); ++i) out_ << frame[i] << "\n";
+      for (const auto& a : job.artifacts()) {
+        out_ << "artifact " << a.name() << " (" << FormatBytes(a.size_bytes()) << ")\n";
+      }
+      if (!job.artifacts().empty()) out_ << "download: nanonas get " << job.id() << " --out DIR\n";
     } else {
       draw(true);
-      out_ << "\n";
+      out_ << "\n" << RenderJob(job, nullptr);
     }
-    out_ << RenderJob(job, nullptr);
     out_.flush();
   }
   return job.state() == v1::JOB_STATE_SUCCEEDED ? kExitOk : kExitJobFailed;

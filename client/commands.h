@@ -48,6 +48,7 @@ class Cli {
   int Upload(const std::string& dir, const std::string& name, nanonas::v1::DatasetInfo* info);
 
  private:
+  struct WatchScreen;
   void SetDeadline(grpc::ClientContext* ctx, double seconds) const;
 
   std::shared_ptr<nanonas::v1::Coordinator::StubInterface> stub_;

@@ -13,12 +13,16 @@
 #   DEMO_OUT=DIR scripts/demo.sh    where the artifacts go (default ${TMPDIR:-/tmp}/nanonas-demo-output)
 #   SKIP_SETUP=1 scripts/demo.sh    do not run scripts/setup.sh (dependencies already installed)
 #   SKIP_BUILD=1 scripts/demo.sh    use the binaries already built under $NANONAS_BUILD_DIR (build)
+#   SKIP_INSTALL=1 scripts/demo.sh  do not install the binaries into /usr/local/bin (scripts/install.sh)
+# Run as root or as a user with sudo (apt-get and the install into /usr/local use it when not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 if [ "${SKIP_SETUP:-0}" != 1 ]; then scripts/setup.sh; fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then scripts/build.sh; fi
+# The README's later commands (nanonas ..., nanonas-coordinator ..., nanonas-worker ...) by name.
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then scripts/install.sh; fi
 BUILD_DIR=${NANONAS_BUILD_DIR:-build}
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build and runtime dependency of nanonas from Debian bookworm packages.
 # Idempotent and non-interactive: packages already present are left alone, so a second run
-# costs one dpkg query. Run as root (or with sudo available).
+# costs one dpkg query. Run as root or as a user with sudo (used only when not root).
 #
 #   scripts/setup.sh                  build + test dependencies (the default profile, "all")
 #   scripts/setup.sh --profile build  only what compiling the binaries needs (image builder)

@@ -4,11 +4,12 @@
 
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <iterator>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "client/commands.h"
 #include "client/health.h"
 #include "client/targets.h"
@@ -491,6 +492,20 @@ TEST_F(CliServerTest, WatchResumesAfterABrokenStreamAndExitsZeroOnSuccess) {
   EXPECT_THAT(out_.str(), HasSubstr("result: k=1 c=0"));
   std::lock_guard<std::mutex> lock(fake_.mu);
   EXPECT_THAT(fake_.watch_after, testing::ElementsAre(0, 2));  // resumed after event 2
+}
+
+TEST_F(CliServerTest, WatchPrintsOneLinePerEventWhenStdoutIsNotATerminal) {
+  ASSERT_EQ(Run({"watch", "job-1"}), kExitOk) << err_.str();
+  const std::string out = out_.str();
+  EXPECT_EQ(out.find('\033'), std::string::npos);  // no frames, no cursor movement
+  // The log (before the blank line and the summary): job RUNNING, the candidate RUNNING, DONE
+  // (the progress event prints nothing), job SUCCEEDED.
+  std::vector<std::string> log = absl::StrSplit(out.substr(0, out.find("\n\n")), '\n');
+  ASSERT_EQ(log.size(), 4u) << out;
+  EXPECT_THAT(log[0], testing::StartsWith("job job-1 RUNNING"));
+  EXPECT_EQ(log[1], "candidate #0 k=1 c=0 RUNNING");
+  EXPECT_THAT(log[2], testing::StartsWith("candidate #0 k=1 c=0 DONE acc 0.7500"));
+  EXPECT_THAT(log[3], testing::StartsWith("job job-1 SUCCEEDED"));
 }
 
 TEST_F(CliServerTest, WatchExitsOneWhenTheJobFails) {

@@ -69,6 +69,43 @@ TEST(WorkerConfigTest, MemoryBudgetComesFromTheCgroupLimit) {
   fs::remove_all(root);
 }
 
+TEST(WorkerConfigTest, SlotsComeFromTheCgroupCpuQuotaCappedAtTheCores) {
+  namespace fs = std::filesystem;
+  fs::path root = fs::temp_directory_path() / ("nanonas-cgroup-cpu-" + std::to_string(getpid()));
+  fs::create_directories(root);
+  // No cgroup files: the cores.
+  EXPECT_EQ(CgroupCpuLimit(root.string()), 0);
+  EXPECT_EQ(DefaultSlots(8, root.string()).slots, 8);
+  EXPECT_THAT(DefaultSlots(8, root.string()).source, testing::HasSubstr("8 usable cores"));
+  // cgroup v2: a 1-CPU quota on a 2-core host is 1 slot, and the log says why.
+  std::ofstream(root / "cpu.max") << "100000 100000\n";
+  EXPECT_EQ(CgroupCpuLimit(root.string()), 1);
+  DefaultSlotCount one = DefaultSlots(2, root.string());
+  EXPECT_EQ(one.slots, 1);
+  EXPECT_THAT(one.source, testing::HasSubstr("cgroup CPU quota (100000 us per 100000 us = 1 CPU)"));
+  std::ofstream(root / "cpu.max") << "250000 100000\n";  // 2.5 CPUs: floor
+  EXPECT_EQ(DefaultSlots(8, root.string()).slots, 2);
+  std::ofstream(root / "cpu.max") << "50000 100000\n";  // half a CPU: still one slot
+  EXPECT_EQ(DefaultSlots(8, root.string()).slots, 1);
+  std::ofstream(root / "cpu.max") << "800000 100000\n";  // more than the cores: capped
+  EXPECT_EQ(DefaultSlots(4, root.string()).slots, 4);
+  EXPECT_THAT(DefaultSlots(4, root.string()).source, testing::HasSubstr("capped at 4 cores"));
+  std::ofstream(root / "cpu.max") << "max 100000\n";  // no quota
+  EXPECT_EQ(CgroupCpuLimit(root.string()), 0);
+  EXPECT_EQ(DefaultSlots(3, root.string()).slots, 3);
+  // cgroup v1: cpu/cpu.cfs_quota_us and cpu.cfs_period_us; -1 is no quota.
+  fs::remove(root / "cpu.max");
+  fs::create_directories(root / "cpu");
+  std::ofstream(root / "cpu" / "cpu.cfs_quota_us") << "300000\n";
+  std::ofstream(root / "cpu" / "cpu.cfs_period_us") << "100000\n";
+  EXPECT_EQ(CgroupCpuLimit(root.string()), 3);
+  EXPECT_EQ(DefaultSlots(16, root.string()).slots, 3);
+  std::ofstream(root / "cpu" / "cpu.cfs_quota_us") << "-1\n";
+  EXPECT_EQ(CgroupCpuLimit(root.string()), 0);
+  EXPECT_EQ(DefaultSlots(16, root.string()).slots, 16);
+  fs::remove_all(root);
+}
+
 TEST(WorkerConfigTest, LocalAddressTowardLoopbackIsLoopback) {
   auto a = LocalAddressToward("127.0.0.1:50051");
   ASSERT_TRUE(a.ok()) << a.status();

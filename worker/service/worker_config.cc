@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -188,6 +189,53 @@ int64_t DefaultMemoryBudget(const std::string& cgroup_root) {
     return phys > 0 ? std::min(limit, phys) : limit;
   }
   return phys;
+}
+
+namespace {
+// Reads "QUOTA PERIOD" (v2) or the two v1 files; false when no quota is set.
+bool ReadCpuQuota(const std::string& cgroup_root, int64_t* quota, int64_t* period) {
+  {
+    std::ifstream in(cgroup_root + "/cpu.max");
+    std::string q, p;
+    if (in >> q) {
+      if (q == "max") return false;
+      if (!(in >> p)) p = "100000";  // the kernel's default period
+      return absl::SimpleAtoi(q, quota) && absl::SimpleAtoi(p, period) && *quota > 0 && *period > 0;
+    }
+  }
+  for (const char* dir : {"/cpu/", "/cpu,cpuacct/", "/"}) {
+    std::ifstream qin(cgroup_root + dir + "cpu.cfs_quota_us");
+    std::ifstream pin(cgroup_root + dir + "cpu.cfs_period_us");
+    std::string q, p;
+    if (!(qin >> q) || !(pin >> p)) continue;
+    return absl::SimpleAtoi(q, quota) && absl::SimpleAtoi(p, period) && *quota > 0 &&
+           *period > 0;  // a quota of -1: none
+  }
+  return false;
+}
+}  // namespace
+
+int CgroupCpuLimit(const std::string& cgroup_root) {
+  int64_t quota = 0, period = 0;
+  if (!ReadCpuQuota(cgroup_root, &quota, &period)) return 0;
+  return static_cast<int>(std::clamp<int64_t>(quota / period, 1, 1 << 20));
+}
+
+DefaultSlotCount DefaultSlots(int cores, const std::string& cgroup_root) {
+  DefaultSlotCount d;
+  cores = std::max(cores, 1);
+  int64_t quota = 0, period = 0;
+  if (ReadCpuQuota(cgroup_root, &quota, &period)) {
+    const int cpus = CgroupCpuLimit(cgroup_root);
+    d.slots = std::min(cpus, cores);
+    d.source = absl::StrCat("the cgroup CPU quota (", quota, " us per ", period, " us = ", cpus,
+                            " CPU", cpus == 1 ? "" : "s",
+                            cpus > cores ? absl::StrCat(", capped at ", cores, " cores") : "", ")");
+  } else {
+    d.slots = cores;
+    d.source = absl::StrCat(cores, " usable core", cores == 1 ? "" : "s", " (no cgroup CPU quota)");
+  }
+  return d;
 }
 
 int AvailableCores() {

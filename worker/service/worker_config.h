@@ -36,6 +36,20 @@ int64_t DefaultMemoryBudget(const std::string& cgroup_root = "/sys/fs/cgroup");
 // Usable cores (sched affinity).
 int AvailableCores();
 
+// The CPUs this process's cgroup may use, from its CPU quota: floor(quota / period) (at least 1),
+// from cgroup v2 `cpu.max` ("QUOTA PERIOD"; "max ..." = none), else cgroup v1
+// `cpu/cpu.cfs_quota_us` + `cpu.cfs_period_us` (also under `cpu,cpuacct/`; -1 = none).
+// 0 when no quota is set or the files are unreadable. `cgroup_root` is for tests.
+int CgroupCpuLimit(const std::string& cgroup_root = "/sys/fs/cgroup");
+
+// The default --slots: the cgroup CPU quota capped at `cores` when one is set, else `cores`;
+// `source` says where the number came from, for the log.
+struct DefaultSlotCount {
+  int slots = 1;
+  std::string source;  // e.g. "cgroup CPU quota 100000/100000 us" or "2 usable cores"
+};
+DefaultSlotCount DefaultSlots(int cores, const std::string& cgroup_root = "/sys/fs/cgroup");
+
 // The local IP address of the socket this host would use to reach `host_port` (UDP connect, no
 // packet sent): what the coordinator can dial back. UNAVAILABLE when it does not resolve.
 absl::StatusOr<std::string> LocalAddressToward(const std::string& host_port);

@@ -49,7 +49,12 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
   WorkerConfig config = flags;
   if (config.memory_budget_bytes <= 0) config.memory_budget_bytes = DefaultMemoryBudget();
   const int cores = AvailableCores();
-  if (config.slots <= 0) config.slots = cores;
+  std::string slots_source = "--slots";
+  if (config.slots <= 0) {
+    const DefaultSlotCount slots = DefaultSlots(cores);
+    config.slots = slots.slots;
+    slots_source = slots.source;
+  }
   if (config.cache_dir.empty()) {
     const char* tmp = getenv("TMPDIR");
     config.cache_dir = absl::StrCat(tmp ? tmp : "/tmp", "/nanonas-worker-cache-", getuid());
@@ -140,9 +145,10 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
 
   NANONAS_LOG(INFO) << "nanonas-worker " << self.id() << " serving on " << config.listen
                     << " (port " << port << "), advertised as " << address << ", " << config.slots
-                    << " slot(s), memory budget " << FormatBytes(config.memory_budget_bytes)
-                    << ", metrics on " << config.metrics_listen << ", dataset cache "
-                    << config.cache_dir << " (" << FormatBytes(config.cache_bytes) << ")";
+                    << " slot(s) (from " << slots_source << "), memory budget "
+                    << FormatBytes(config.memory_budget_bytes) << ", metrics on "
+                    << config.metrics_listen << ", dataset cache " << config.cache_dir << " ("
+                    << FormatBytes(config.cache_bytes) << ")";
 
   link =
       std::make_unique<CoordinatorLink>(channel, self, [&runner] { return runner.busy_slots(); });
