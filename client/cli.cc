@@ -14,6 +14,7 @@
 #include "common/api/defaults.h"
 #include "common/arch/architecture.h"
 #include "common/base/status_macros.h"
+#include "common/cli/parse.h"
 #include "common/base/units.h"
 
 namespace nanonas {
@@ -364,16 +365,7 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args,
   if (env_server != nullptr && env_server[0] != '\0') cmd.global.server = env_server;
   RawArgs raw;
   std::unique_ptr<CLI::App> app = BuildApp(&raw);
-  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
-  try {
-    app->parse(reversed);
-  } catch (const CLI::ArgumentMismatch& e) {
-    const std::string what = e.what();
-    return absl::InvalidArgumentError(
-        absl::StrCat(what.substr(0, what.find(':')), " needs a value (see nanonas --help)"));
-  } catch (const CLI::ParseError& e) {
-    return absl::InvalidArgumentError(absl::StrCat(e.what(), " (see nanonas --help)"));
-  }
+  NANONAS_RETURN_IF_ERROR(ParseCommandLineArgs(*app, args, "see nanonas --help"));
   NANONAS_RETURN_IF_ERROR(ParseGlobal(raw, &cmd.global));
   const std::vector<CLI::App*> subs = app->get_subcommands();
   const std::string name = subs.empty() ? "" : subs[0]->get_name();

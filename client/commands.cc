@@ -146,17 +146,8 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
                         "c", "state", "MACC", "Flash", "RAM", "best acc", "epochs", "peak mem",
                         "time", "worker / note");
   for (const v1::Candidate& c : job.candidates()) {
-    std::string acc = c.state() == v1::CANDIDATE_STATE_DONE
-                          ? absl::StrFormat("%.4f", c.best_validation_accuracy())
-                          : "-";
-    std::string note = c.worker();
-    if (!c.error().empty()) {
-      note = c.error();
-    } else {
-      for (const auto& v : c.violations()) {
-        absl::StrAppend(&note, note.empty() ? "" : "; ", ViolationBrief(v, /*with_excess=*/true));
-      }
-    }
+    const std::string acc = AccuracyText(c);
+    const std::string note = CandidateNote(c, /*with_excess=*/true);
     absl::StrAppendFormat(
         &o, "%3d %3d %2d  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", c.sequence(), c.k(), c.c(),
         CandidateStateName(c.state()), c.macc() > 0 ? FormatCount(c.macc()) : "-",
@@ -167,11 +158,8 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
         c.duration_seconds() > 0 ? absl::StrFormat("%.1fs", c.duration_seconds()) : "-", note);
   }
   if (progress != nullptr && !IsTerminal(job.state())) {
-    const int64_t per_epoch = std::max<int64_t>(progress->batches_per_epoch(), 1);
     const int epochs = std::max(progress->epochs(), 1);
-    double frac = (static_cast<double>(std::max(progress->epoch() - 1, 0)) * per_epoch +
-                   static_cast<double>(progress->batch())) /
-                  (static_cast<double>(epochs) * per_epoch);
+    const double frac = ProgressFraction(*progress);
     absl::StrAppendFormat(&o, "\n  %s k=%d c=%d  epoch %d/%d  %s  loss %.4f  acc %.4f\n",
                           progress->final_training() ? "final training" : "training", progress->k(),
                           progress->c(), progress->epoch(), epochs, ProgressBar(frac, 30),

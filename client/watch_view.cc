@@ -35,29 +35,9 @@ std::string ShortState(v1::CandidateState state) {
   return CandidateStateName(state);
 }
 
-// The fraction of the running evaluation done, from its progress.
-double ProgressFraction(const v1::CandidateProgress& p) {
-  const int64_t per_epoch = std::max<int64_t>(p.batches_per_epoch(), 1);
-  const int epochs = std::max(p.epochs(), 1);
-  double frac = (static_cast<double>(std::max(p.epoch() - 1, 0)) * per_epoch +
-                 static_cast<double>(p.batch())) /
-                (static_cast<double>(epochs) * per_epoch);
-  return std::clamp(frac, 0.0, 1.0);
-}
-
 std::string CandidateRow(const v1::Candidate& c, int width) {
-  std::string acc = c.state() == v1::CANDIDATE_STATE_DONE
-                        ? absl::StrFormat("%.4f", c.best_validation_accuracy())
-                        : "-";
-  std::string note = c.worker();
-  if (!c.error().empty()) {
-    note = c.error();
-  } else if (c.violations_size() > 0) {
-    note.clear();
-    for (const auto& v : c.violations()) {
-      absl::StrAppend(&note, note.empty() ? "" : "; ", ViolationBrief(v, /*with_excess=*/false));
-    }
-  }
+  const std::string acc = AccuracyText(c);
+  const std::string note = CandidateNote(c, /*with_excess=*/false);
   std::string row =
       absl::StrFormat("%3d %3d %2d %-10s %8s %10s %10s %6s %6s", c.sequence(), c.k(), c.c(),
                       ShortState(c.state()), c.macc() > 0 ? FormatCount(c.macc()) : "-",
@@ -69,6 +49,31 @@ std::string CandidateRow(const v1::Candidate& c, int width) {
 }
 
 }  // namespace
+
+double ProgressFraction(const v1::CandidateProgress& p) {
+  const int64_t per_epoch = std::max<int64_t>(p.batches_per_epoch(), 1);
+  const int epochs = std::max(p.epochs(), 1);
+  double frac = (static_cast<double>(std::max(p.epoch() - 1, 0)) * per_epoch +
+                 static_cast<double>(p.batch())) /
+                (static_cast<double>(epochs) * per_epoch);
+  return std::clamp(frac, 0.0, 1.0);
+}
+
+std::string AccuracyText(const v1::Candidate& c) {
+  return c.state() == v1::CANDIDATE_STATE_DONE
+             ? absl::StrFormat("%.4f", c.best_validation_accuracy())
+             : "-";
+}
+
+std::string CandidateNote(const v1::Candidate& c, bool with_excess) {
+  if (!c.error().empty()) return c.error();
+  if (c.violations_size() == 0) return c.worker();
+  std::string note;
+  for (const auto& v : c.violations()) {
+    absl::StrAppend(&note, note.empty() ? "" : "; ", ViolationBrief(v, with_excess));
+  }
+  return note;
+}
 
 TerminalGeometry TerminalSize() {
   TerminalGeometry g;

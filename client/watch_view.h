@@ -19,6 +19,14 @@ struct TerminalGeometry {
   int lines = 24;
 };
 
+// The fraction (0..1) of a running evaluation done, from its progress.
+double ProgressFraction(const nanonas::v1::CandidateProgress& progress);
+// A candidate's best validation accuracy as a table shows it ("0.8123", "-" unless DONE).
+std::string AccuracyText(const nanonas::v1::Candidate& candidate);
+// What a table's note column says of a candidate: its error, else its violations (brief form,
+// with the excess when `with_excess`), else its worker.
+std::string CandidateNote(const nanonas::v1::Candidate& candidate, bool with_excess);
+
 // stdout's size (ioctl TIOCGWINSZ), else $COLUMNS / $LINES, else 80x24.
 TerminalGeometry TerminalSize();
 

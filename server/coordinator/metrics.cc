@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/base/build_info.h"
+#include "common/metrics/build_info_metric.h"
 #include "prometheus/family.h"
 
 namespace nanonas::coordinator {
@@ -126,12 +126,7 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
            .Help("Duration of the final trainings that finished (DONE) on a worker.")
            .Register(registry)
            .Add({}, EvaluationBuckets());
-  prometheus::BuildGauge()
-      .Name("nanonas_build_info")
-      .Help("Always 1; the labels name the version and git commit of this build.")
-      .Register(registry)
-      .Add({{"version", kBuildVersion}, {"commit", kBuildCommit}})
-      .Set(1);
+  RegisterBuildInfo(registry);
 }
 
 void CoordinatorMetrics::SetJobs(v1::JobState state, double count) {

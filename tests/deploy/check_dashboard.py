@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-METRICS_SOURCES = ("server/coordinator/metrics.cc", "worker/service/worker_metrics.cc")
+METRICS_SOURCES = ("server/coordinator/metrics.cc", "worker/service/worker_metrics.cc",
+                   "common/metrics/build_info_metric.cc")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 

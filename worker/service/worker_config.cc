@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/base/status_macros.h"
+#include "common/cli/parse.h"
 #include "common/base/units.h"
 
 namespace nanonas {
@@ -136,16 +137,7 @@ std::vector<std::string> WorkerFlags() {
 absl::StatusOr<WorkerConfig> ParseWorkerFlags(const std::vector<std::string>& args) {
   RawWorkerFlags raw;
   std::unique_ptr<CLI::App> app = BuildWorkerApp(&raw);
-  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
-  try {
-    app->parse(reversed);
-  } catch (const CLI::ArgumentMismatch& e) {
-    const std::string what = e.what();
-    return absl::InvalidArgumentError(
-        absl::StrCat(what.substr(0, what.find(':')), " needs a value (see --help)"));
-  } catch (const CLI::ParseError& e) {
-    return absl::InvalidArgumentError(absl::StrCat(e.what(), " (see --help)"));
-  }
+  NANONAS_RETURN_IF_ERROR(ParseCommandLineArgs(*app, args, "see --help"));
   WorkerConfig c;
   if (raw.help) {
     c.help = true;

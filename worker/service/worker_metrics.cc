@@ -1,6 +1,6 @@
 #include "worker/service/worker_metrics.h"
 
-#include "common/base/build_info.h"
+#include "common/metrics/build_info_metric.h"
 
 namespace nanonas {
 
@@ -72,12 +72,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
                       .Help("Dataset lookups by result: cache hit, fetched (miss), error.")
                       .Register(registry);
   for (const char* r : {"hit", "miss", "error"}) fetches_[r] = &fetches.Add({{"result", r}});
-  prometheus::BuildGauge()
-      .Name("nanonas_build_info")
-      .Help("Always 1; the labels name the version and git commit of this build.")
-      .Register(registry)
-      .Add({{"version", kBuildVersion}, {"commit", kBuildCommit}})
-      .Set(1);
+  RegisterBuildInfo(registry);
 }
 
 void WorkerMetrics::RecordEvaluation(const std::string& outcome, double seconds,
