@@ -68,7 +68,7 @@ TEST(WebApiTest, JobsAreSummarisedNewestFirstAndFilteredByState) {
   EXPECT_EQ(jobs[0]["dataset_id"], "sha256:" + Hex64('a'));
   EXPECT_EQ(jobs[0]["target"]["ram_bytes"], 1'000'000);
 
-  for (const std::string& spelling : {"cancelled", "CANCELLED", "JOB_STATE_CANCELLED"}) {
+  for (const char* spelling : {"cancelled", "CANCELLED", "JOB_STATE_CANCELLED"}) {
     json only = Parse(api.Get("/api/v1/jobs", {{"state", spelling}}))["jobs"];
     ASSERT_EQ(only.size(), 1u) << spelling;
     EXPECT_EQ(only[0]["id"], a->id());
@@ -96,7 +96,7 @@ TEST(WebApiTest, BadParametersAre400WithAJsonError) {
 TEST(WebApiTest, UnknownJobsAndRoutesAre404) {
   Harness h;
   WebApi api(h.core.get(), nullptr);
-  for (const std::string& path :
+  for (const char* path :
        {"/api/v1/jobs/nope", "/api/v1/jobs/nope/events", "/api/v1/jobs/nope/artifacts",
         "/api/v1/jobs/nope/artifacts/model.tflite", "/api/v1/nothing", "/api/v2/jobs"}) {
     ApiResponse r = api.Get(path, {});

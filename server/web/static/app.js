@@ -1,6 +1,6 @@
 // nanonas web view: a small single-page app over the JSON API (/api/v1/). Every text that comes
 // from the server (job names, dataset sources, errors, class names) goes into the page through
-// textContent / setAttribute, never through innerHTML.
+// textContent / setAttribute (text nodes), never parsed as HTML markup.
 'use strict';
 (function () {
   const app = document.getElementById('app');
@@ -257,7 +257,7 @@
       ['created', job.created || ''], ['finished', job.finished || ''],
       ['result', r && (r.found || r.stop_reason) ? (r.found ? `(${num(r.k)}, ${num(r.c)}) validation ${pct(r.validation_accuracy)}, `
         + `MACC ${count(r.macc)}, Flash ${bytes(r.flash_bytes)}, RAM ${bytes(r.ram_bytes)}` : 'no model fits') +
-        (r.stop_reason ? ' — ' + r.stop_reason : '') : ''],
+        (r.stop_reason ? ' - ' + r.stop_reason : '') : ''],
       ['error', job.error]]));
     const grid = searchGrid(job);
     parts.grid.replaceChildren(grid);
