@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the nanonas coordinator: runs NanoNAS searches on registered workers.\n"
       "  nanonas-coordinator --listen HOST:PORT --metrics-listen HOST:PORT "
-      "[--http-listen HOST:PORT] --state-dir DIR [--data-dir DIR] [--max-upload-bytes N] [--worker-timeout-ms N] [--max-attempts N]\n"
+      "[--http-listen HOST:PORT] --state-dir DIR [--data-dir DIR] [--max-upload-bytes N] "
+      "[--worker-timeout-ms N] [--max-attempts N]\n"
       "  [--speculate=false]\n"
       "Flags may be spelled with dashes or underscores (--state-dir = --state_dir).");
   absl::FlagsUsageConfig usage;

@@ -20,9 +20,9 @@ namespace nanonas::coordinator {
 // A registered worker as the web view shows it (read-only copy).
 struct WorkerView {
   nanonas::v1::WorkerDescription desc;
-  absl::Time last_seen;   // last registration or heartbeat
-  int running = 0;        // evaluations dispatched to it, not finished
-  bool said_busy = false; // said "all slots busy" a moment ago
+  absl::Time last_seen;    // last registration or heartbeat
+  int running = 0;         // evaluations dispatched to it, not finished
+  bool said_busy = false;  // said "all slots busy" a moment ago
 };
 
 class WorkerPool {

@@ -119,20 +119,25 @@ nlohmann::json JobSummary(const v1::Job& job, absl::Time now) {
       {"elapsed_seconds", ElapsedSeconds(job, now)},
   };
   const bool ended = job.state() != v1::JOB_STATE_QUEUED && job.state() != v1::JOB_STATE_RUNNING;
-  out["phase"] = ended ? "ended"
+  out["phase"] = ended                                 ? "ended"
                  : job.state() == v1::JOB_STATE_QUEUED ? "queued"
                  : InFinalTraining(job)                ? "final_training"
                                                        : "search";
   json running = nullptr;
   if (InFinalTraining(job) && job.final_training().state() == v1::CANDIDATE_STATE_RUNNING) {
     const v1::FinalTraining& f = job.final_training();
-    running = {{"k", f.k()}, {"c", f.c()}, {"epoch", f.epochs_size()},
-               {"epochs", f.epochs_planned() > 0 ? f.epochs_planned()
-                                                 : job.spec().final_training().epochs()},
+    running = {{"k", f.k()},
+               {"c", f.c()},
+               {"epoch", f.epochs_size()},
+               {"epochs",
+                f.epochs_planned() > 0 ? f.epochs_planned() : job.spec().final_training().epochs()},
                {"final_training", true}};
   } else if (const v1::Candidate* c = RunningCandidate(job); c != nullptr) {
-    running = {{"k", c->k()}, {"c", c->c()}, {"epoch", c->epochs_size()},
-               {"epochs", job.spec().evaluation().epochs()}, {"final_training", false}};
+    running = {{"k", c->k()},
+               {"c", c->c()},
+               {"epoch", c->epochs_size()},
+               {"epochs", job.spec().evaluation().epochs()},
+               {"final_training", false}};
   }
   const int evaluated = static_cast<int>(
       std::count_if(job.candidates().begin(), job.candidates().end(),

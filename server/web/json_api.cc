@@ -190,8 +190,8 @@ absl::StatusOr<std::string> WebApi::Events(const std::string& id,
   bool ended = false;
   // Waits in slices so that Stop() (server shutdown) is not held up by a long poll.
   while (true) {
-    const absl::Duration slice = std::max(
-        absl::ZeroDuration(), std::min(options_.wait_slice, deadline - absl::Now()));
+    const absl::Duration slice =
+        std::max(absl::ZeroDuration(), std::min(options_.wait_slice, deadline - absl::Now()));
     auto got = core_->NextEvents(id, &cursor, slice, &ended);
     if (!got.ok()) return got.status();
     for (auto& e : *got) events.push_back(std::move(e));
@@ -239,7 +239,8 @@ absl::StatusOr<ApiResponse> WebApi::Download(const std::string& id, const std::s
   }
   ApiResponse r;
   r.content_type = ArtifactContentType(name);
-  r.headers.emplace_back("Content-Disposition", absl::StrCat("attachment; filename=\"", name, "\""));
+  r.headers.emplace_back("Content-Disposition",
+                         absl::StrCat("attachment; filename=\"", name, "\""));
   if (!it->sha256().empty()) r.headers.emplace_back("X-Nanonas-Sha256", it->sha256());
   const int64_t chunk = options_.chunk_bytes;
   coordinator::Coordinator* core = core_;
@@ -301,13 +302,13 @@ absl::StatusOr<std::string> WebApi::Datasets() {
                        {"state", v1::JobState_Name(job.state())},
                        {"role", train ? "train" : "test"}});
     }
-    list.push_back({{"id", d.id()},
-                    {"size_bytes", d.size_bytes()},
-                    {"source", d.source()},
-                    {"num_images", d.num_images()},
-                    {"class_names", std::vector<std::string>(d.class_names().begin(),
-                                                             d.class_names().end())},
-                    {"jobs", std::move(users)}});
+    list.push_back(
+        {{"id", d.id()},
+         {"size_bytes", d.size_bytes()},
+         {"source", d.source()},
+         {"num_images", d.num_images()},
+         {"class_names", std::vector<std::string>(d.class_names().begin(), d.class_names().end())},
+         {"jobs", std::move(users)}});
   }
   return json{{"datasets", std::move(list)}}.dump();
 }

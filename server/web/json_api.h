@@ -59,7 +59,7 @@ struct ApiResponse {
 };
 
 struct WebApiOptions {
-  absl::Duration max_wait = absl::Seconds(10);         // longest long poll
+  absl::Duration max_wait = absl::Seconds(10);          // longest long poll
   absl::Duration wait_slice = absl::Milliseconds(250);  // Stop() is noticed this fast
   int64_t chunk_bytes = 64 << 10;                       // download chunk size
 };

@@ -1,6 +1,7 @@
 #include "server/web/web_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -105,6 +106,12 @@ absl::StatusOr<int> WebServer::Start(const std::string& host_port) {
   // Long polls hold a thread each: more threads than the default.
   server_->new_task_queue = [] { return new httplib::ThreadPool(32); };
   server_->set_payload_max_length(64 << 10);  // only GETs are served
+  // httplib's default also sets SO_REUSEPORT, which lets a second coordinator bind the same port
+  // and take half of the connections: SO_REUSEADDR only (a restart may rebind at once).
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string& path = req.path;
     if (absl::StartsWith(path, "/api/")) {
@@ -127,8 +134,8 @@ absl::StatusOr<int> WebServer::Start(const std::string& host_port) {
     res.status = 404;
     res.set_content(absl::StrCat("not found: ", path, "\n"), "text/plain; charset=utf-8");
   });
-  const int bound = port == 0 ? server_->bind_to_any_port(host)
-                              : (server_->bind_to_port(host, port) ? port : -1);
+  const int bound =
+      port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
     server_.reset();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", host_port));

@@ -175,9 +175,9 @@ TEST(WebApiTest, StopEndsALongPollEarly) {
   json first = Parse(api.Get("/api/v1/jobs/" + job->id() + "/events", {}));
   api.Stop();
   const absl::Time before = absl::Now();
-  ApiResponse r = api.Get("/api/v1/jobs/" + job->id() + "/events",
-                          {{"sequence", std::to_string(first["sequence"].get<int64_t>())},
-                           {"wait_ms", "30000"}});
+  ApiResponse r = api.Get(
+      "/api/v1/jobs/" + job->id() + "/events",
+      {{"sequence", std::to_string(first["sequence"].get<int64_t>())}, {"wait_ms", "30000"}});
   EXPECT_EQ(r.status, 200);
   EXPECT_LT(absl::Now() - before, absl::Seconds(5));
 }

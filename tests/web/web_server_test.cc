@@ -116,8 +116,7 @@ TEST_F(WebServerTest, ArtifactDownloadStreamsTheFileAsAnAttachment) {
   EXPECT_EQ(res->body.size(), static_cast<size_t>(kBytes));
   EXPECT_EQ(res->body, *want);
   EXPECT_EQ(res->get_header_value("Content-Type"), "application/octet-stream");
-  EXPECT_EQ(res->get_header_value("Content-Disposition"),
-            "attachment; filename=\"model.tflite\"");
+  EXPECT_EQ(res->get_header_value("Content-Disposition"), "attachment; filename=\"model.tflite\"");
   EXPECT_EQ(res->get_header_value("Content-Length"), std::to_string(kBytes));
 }
 
@@ -139,6 +138,18 @@ TEST_F(WebServerTest, StopDoesNotWaitForPendingLongPolls) {
   server_->Stop();
   EXPECT_LT(absl::Now() - before, absl::Seconds(5));
   poller.join();
+}
+
+TEST(WebServerPortTest, ASecondServerCannotTakeAPortInUse) {
+  Harness h;
+  WebApi api(h.core.get(), nullptr);
+  WebServer first(&api);
+  auto port = first.Start("127.0.0.1:0");
+  ASSERT_TRUE(port.ok()) << port.status();
+  WebServer second(&api);
+  auto again = second.Start("127.0.0.1:" + std::to_string(*port));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kUnavailable)
+      << "two coordinators must not share (and split) one web port";
 }
 
 TEST(ParseHostPortTest, AcceptsHostPortAndRefusesTheRest) {
