@@ -32,6 +32,8 @@ build_pkgs=(
   zlib1g-dev nlohmann-json3-dev libarchive-dev
   # command lines (CLI11, header-only), SHA-256 (OpenSSL's EVP)
   libcli11-dev libssl-dev
+  # the coordinator's web view (HTTP server)
+  libcpp-httplib-dev
 )
 # What the tests and the local demo need on top.
 test_pkgs=(
@@ -40,6 +42,7 @@ test_pkgs=(
   clang-format  # scripts/check-format.sh (ctest format.clang_format)
   dataset-fashion-mnist
   python3-pyarmnn libarmnn-cpuref-backend22 python3-numpy  # export: Arm NN cross-check of .tflite files
+  chromium curl  # tests/web/browser_test.sh: the web view's pages in headless Chromium
 )
 case "$profile" in
   build) pkgs=("${build_pkgs[@]}") ;;

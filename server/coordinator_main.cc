@@ -1,7 +1,7 @@
 // nanonas-coordinator: the coordinator service (jobs, search, worker pool, datasets, metrics).
 //
 //   nanonas-coordinator --listen 0.0.0.0:50051 --metrics-listen 0.0.0.0:9090
-//       --state-dir /var/lib/nanonas
+//       --http-listen 0.0.0.0:8080 --state-dir /var/lib/nanonas
 #include <pthread.h>
 #include <signal.h>
 
@@ -38,9 +38,15 @@
 #include "server/grpc/coordinator_service.h"
 #include "server/grpc/worker_connector.h"
 #include "server/store/sqlite_job_store.h"
+#include "server/web/json_api.h"
+#include "server/web/web_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "HOST:PORT for the gRPC API");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090", "HOST:PORT for Prometheus /metrics");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
+          "HOST:PORT for the web view (pages and the JSON API under /api/v1/); empty: none. When "
+          "the default port is taken the coordinator runs without it (a warning); when the flag "
+          "is given, that is an error");
 ABSL_FLAG(std::string, state_dir, "", "folder for the job database and datasets (required)");
 ABSL_FLAG(std::string, data_dir, "",
           "folder whose sub-folders clients may register as datasets (RegisterDatasetPath)");
@@ -110,8 +116,9 @@ std::string NormalizeFlags(std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the nanonas coordinator: runs NanoNAS searches on registered workers.\n"
-      "  nanonas-coordinator --listen HOST:PORT --metrics-listen HOST:PORT --state-dir DIR "
-      "[--data-dir DIR] [--max-upload-bytes N] [--worker-timeout-ms N] [--max-attempts N]\n"
+      "  nanonas-coordinator --listen HOST:PORT --metrics-listen HOST:PORT "
+      "[--http-listen HOST:PORT] --state-dir DIR [--data-dir DIR] [--max-upload-bytes N] "
+      "[--worker-timeout-ms N] [--max-attempts N]\n"
       "  [--speculate=false]\n"
       "Flags may be spelled with dashes or underscores (--state-dir = --state_dir).");
   absl::FlagsUsageConfig usage;
@@ -122,6 +129,9 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> args(argv, argv + argc);
   if (std::string error = NormalizeFlags(args); !error.empty()) return Fail(error);
+  const bool http_listen_given = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--http_listen" || absl::StartsWith(a, "--http_listen=");
+  });
   std::vector<char*> arg_ptrs;
   for (auto& a : args) arg_ptrs.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
@@ -130,6 +140,14 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_max_upload_bytes) <= 0) return Fail("--max-upload-bytes must be > 0");
   if (absl::GetFlag(FLAGS_worker_timeout_ms) <= 0) return Fail("--worker-timeout-ms must be > 0");
   if (absl::GetFlag(FLAGS_max_attempts) <= 0) return Fail("--max-attempts must be > 0");
+  const std::string http_listen = absl::GetFlag(FLAGS_http_listen);
+  if (!http_listen.empty()) {
+    std::string host;
+    int http_port = 0;
+    if (auto st = nanonas::web::ParseHostPort(http_listen, &host, &http_port); !st.ok()) {
+      return Fail(absl::StrCat("--http-listen: ", st.message()));
+    }
+  }
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (!data_dir.empty() && !std::filesystem::is_directory(data_dir)) {
     return Fail(absl::StrCat("--data-dir ", data_dir, " is not a folder"));
@@ -212,11 +230,29 @@ int main(int argc, char** argv) {
   if (server == nullptr || port == 0) {
     return Fail(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen)));
   }
+  // The web view (read-only): pages and the JSON API over the same core.
+  nanonas::web::WebApi web_api(core.get(), &datasets);
+  nanonas::web::WebServer web(&web_api);
+  std::string web_note = "no web view";
+  if (!http_listen.empty()) {
+    auto web_port = web.Start(http_listen);
+    if (!web_port.ok() && http_listen_given) {
+      server->Shutdown();
+      return Fail(absl::StrCat("--http-listen: ", web_port.status().message()));
+    }
+    if (web_port.ok()) {
+      web_note = absl::StrCat("web view on ", http_listen, " (port ", *web_port, ")");
+    } else {
+      NANONAS_LOG(WARNING) << "no web view: " << web_port.status().message()
+                           << " (choose a port with --http-listen)";
+    }
+  }
   server->GetHealthCheckService()->SetServingStatus(v1::Coordinator::service_full_name(), true);
   server->GetHealthCheckService()->SetServingStatus(true);
   NANONAS_LOG(INFO) << "nanonas-coordinator listening on " << absl::GetFlag(FLAGS_listen)
                     << " (port " << port << "), metrics on "
-                    << absl::GetFlag(FLAGS_metrics_listen) << ", state in " << state_dir;
+                    << absl::GetFlag(FLAGS_metrics_listen) << ", " << web_note << ", state in "
+                    << state_dir;
 
   std::atomic<bool> stopping{false};
   absl::Notification stop_ticks;
@@ -232,6 +268,7 @@ int main(int argc, char** argv) {
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   });
   server->Wait();
+  web.Stop();  // before the core goes: its handlers call it
   stop_ticks.Notify();
   ticker.join();
   if (!stopping.exchange(true)) pthread_kill(signal_waiter.native_handle(), SIGTERM);

@@ -371,6 +371,27 @@ void Coordinator::UpdateMetrics() {
   deps_.metrics->SetWorkers(static_cast<double>(workers_.size()), workers_.Busy());
 }
 
+std::vector<WorkerStatus> Coordinator::ListWorkers() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<WorkerStatus> out;
+  std::map<std::string, size_t> index;
+  for (WorkerView& w : workers_.List(Now())) {
+    index[w.desc.id()] = out.size();
+    out.push_back(WorkerStatus{std::move(w), {}});
+  }
+  for (const auto& [eval_id, e] : evals_) {
+    auto it = index.find(e.worker_id);
+    if (it == index.end()) continue;
+    out[it->second].evaluations.push_back(WorkerStatus::Work{
+        e.job_id, e.k, e.c, !e.speculative && e.target.is_final(), e.speculative, e.started});
+  }
+  for (WorkerStatus& w : out) {
+    std::stable_sort(w.evaluations.begin(), w.evaluations.end(),
+                     [](const auto& a, const auto& b) { return a.started < b.started; });
+  }
+  return out;
+}
+
 int Coordinator::NumWorkers() const {
   absl::MutexLock lock(&mu_);
   return workers_.size();

@@ -87,6 +87,19 @@ struct CoordinatorDeps {
   const SchedulingPolicy* policy = nullptr;  // optional: OldestJobFirstPolicy without it
 };
 
+// A worker and what runs on it now (ListWorkers; read-only copies).
+struct WorkerStatus {
+  struct Work {
+    std::string job_id;
+    int k = 0, c = 0;
+    bool final_training = false;
+    bool speculative = false;  // ahead of the search (not on the path yet)
+    absl::Time started;
+  };
+  WorkerView worker;
+  std::vector<Work> evaluations;  // oldest first
+};
+
 // NormalizeSpec (job_spec.h) and FindViolations (feasibility.h) are part of this API.
 
 class Coordinator {
@@ -138,7 +151,11 @@ class Coordinator {
   // queue) and dispatches queued candidates to free worker slots. Call every few hundred ms.
   void Tick();
 
-  // ---- introspection (tests, metrics)
+  // ---- introspection (tests, metrics, the web view)
+  // Every registered worker with its evaluations, in id order.
+  std::vector<WorkerStatus> ListWorkers() const;
+  // The coordinator's clock (CoordinatorOptions::clock).
+  absl::Time CurrentTime() const { return Now(); }
   int NumWorkers() const;
   int QueueDepth() const;
   int RunningEvaluations() const;

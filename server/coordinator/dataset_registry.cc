@@ -402,6 +402,30 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Get(const std::string& id) {
   return info;
 }
 
+absl::StatusOr<std::vector<v1::DatasetInfo>> DatasetRegistry::List() {
+  const fs::path dir = fs::path(options_.state_dir) / "datasets";
+  std::error_code ec;
+  std::vector<std::string> hexes;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const fs::path& p = entry.path();
+    if (p.extension() == ".info" && DatasetHex(p.stem().string()).ok()) {
+      hexes.push_back(p.stem().string());
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", dir.string(), ": ", ec.message()));
+  std::sort(hexes.begin(), hexes.end());
+  std::vector<v1::DatasetInfo> out;
+  for (const std::string& hex : hexes) {
+    auto info = Get("sha256:" + hex);
+    if (info.ok()) {
+      out.push_back(*std::move(info));
+    } else {
+      NANONAS_LOG(WARNING) << "skipping dataset " << hex << ": " << info.status().message();
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
                                                        const InputShape& input) {
   const std::string key = absl::StrCat(id, "@", FormatInputShape(input));

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -83,6 +84,10 @@ class DatasetRegistry {
 
   // NOT_FOUND (naming the id) for an unknown dataset.
   absl::StatusOr<nanonas::v1::DatasetInfo> Get(const std::string& id);
+
+  // Every registered dataset (uploaded or registered path), in id order. A corrupt record is
+  // skipped (logged); an unreadable folder is an error.
+  absl::StatusOr<std::vector<nanonas::v1::DatasetInfo>> List();
 
   // Decodes dataset `id` at `input` (channels 1 = grayscale, 3 = RGB) and stores the result by its
   // content hash. Repeated calls with the same arguments reuse the stored file.

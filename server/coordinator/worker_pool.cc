@@ -72,4 +72,12 @@ int WorkerPool::Busy() const {
   return busy;
 }
 
+std::vector<WorkerView> WorkerPool::List(absl::Time now) const {
+  std::vector<WorkerView> out;
+  for (const auto& [id, w] : workers_) {
+    out.push_back(WorkerView{w.desc, w.last_seen, w.running, now < w.busy_until});
+  }
+  return out;
+}
+
 }  // namespace nanonas::coordinator

@@ -17,6 +17,14 @@
 
 namespace nanonas::coordinator {
 
+// A registered worker as the web view shows it (read-only copy).
+struct WorkerView {
+  nanonas::v1::WorkerDescription desc;
+  absl::Time last_seen;    // last registration or heartbeat
+  int running = 0;         // evaluations dispatched to it, not finished
+  bool said_busy = false;  // said "all slots busy" a moment ago
+};
+
 class WorkerPool {
  public:
   // Adds the worker or replaces its description; true when it is new.
@@ -44,6 +52,8 @@ class WorkerPool {
   int size() const { return static_cast<int>(workers_.size()); }
   // Workers running at least one evaluation.
   int Busy() const;
+  // Every worker with its state, in id order.
+  std::vector<WorkerView> List(absl::Time now) const;
 
  private:
   struct Entry {

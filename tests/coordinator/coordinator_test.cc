@@ -645,5 +645,33 @@ TEST(CoordinatorTest, ABusyWorkerIsNotAFailedAttemptAndIsSkippedForAMoment) {
   EXPECT_EQ(j->candidates(0).state(), v1::CANDIDATE_STATE_DONE);
 }
 
+TEST(CoordinatorTest, ListWorkersShowsWhatRunsOnEachWorker) {
+  Harness h;
+  h.AddWorker("w2", 2);
+  h.AddWorker("w1");
+  auto job = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(job.ok()) << job.status();
+  h.core->Tick();
+  h.now += absl::Seconds(3);
+  auto workers = h.core->ListWorkers();
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_EQ(workers[0].worker.desc.id(), "w1") << "in id order";
+  EXPECT_EQ(workers[1].worker.desc.slots(), 2);
+  int running = 0;
+  for (const auto& w : workers) {
+    running += w.worker.running;
+    for (const auto& e : w.evaluations) {
+      EXPECT_EQ(e.job_id, job->id());
+      EXPECT_EQ(e.k, 1);
+      EXPECT_EQ(e.c, 0);
+      EXPECT_FALSE(e.final_training);
+      EXPECT_FALSE(e.speculative);
+      EXPECT_EQ(h.now - e.started, absl::Seconds(3));
+    }
+  }
+  EXPECT_EQ(running, 1) << "one candidate on the way";
+  EXPECT_EQ(h.core->CurrentTime(), h.now);
+}
+
 }  // namespace
 }  // namespace nanonas::coordinator::testing

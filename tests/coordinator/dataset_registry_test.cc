@@ -112,6 +112,21 @@ TEST_F(DatasetRegistryTest, UploadIsContentAddressedAndDeduplicated) {
   EXPECT_EQ(got->num_images(), 6);
 }
 
+TEST_F(DatasetRegistryTest, ListsEveryRegisteredDatasetOnce) {
+  auto empty = registry_->List();
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->empty());
+  auto uploaded = Upload(MakeTar(TwoClasses()));
+  ASSERT_TRUE(uploaded.ok()) << uploaded.status();
+  ASSERT_TRUE(Upload(MakeTar(TwoClasses())).ok());  // the same content: still one dataset
+  auto listed = registry_->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id(), uploaded->id());
+  EXPECT_EQ((*listed)[0].num_images(), 6);
+  EXPECT_THAT((*listed)[0].class_names(), ::testing::ElementsAre("cats", "dogs"));
+}
+
 TEST_F(DatasetRegistryTest, DecodesAtTheJobsInputSizeForWorkers) {
   auto info = Upload(MakeTar(TwoClasses()));
   ASSERT_TRUE(info.ok()) << info.status();

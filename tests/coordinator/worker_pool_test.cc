@@ -55,5 +55,25 @@ TEST(WorkerPoolTest, SlotsCountRunningEvaluationsAndBusyWorkersSitOut) {
   EXPECT_EQ(pool.Busy(), 0);
 }
 
+TEST(WorkerPoolTest, ListShowsEachWorkersHeartbeatRunningAndBusyState) {
+  WorkerPool pool;
+  pool.Register(Worker("b", 2), kNow);
+  pool.Register(Worker("a", 1), kNow);
+  pool.Touch("a", kNow + absl::Seconds(5));
+  pool.Started("b", 1);
+  pool.Started("b", 2);
+  pool.BusyUntil("a", kNow + absl::Seconds(10));
+  auto list = pool.List(kNow + absl::Seconds(6));
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].desc.id(), "a") << "in id order";
+  EXPECT_EQ(list[0].last_seen, kNow + absl::Seconds(5));
+  EXPECT_EQ(list[0].running, 0);
+  EXPECT_TRUE(list[0].said_busy);
+  EXPECT_EQ(list[1].desc.slots(), 2);
+  EXPECT_EQ(list[1].running, 2);
+  EXPECT_FALSE(list[1].said_busy);
+  EXPECT_FALSE(pool.List(kNow + absl::Seconds(11))[0].said_busy) << "busy only until then";
+}
+
 }  // namespace
 }  // namespace nanonas::coordinator
