@@ -408,7 +408,7 @@ absl::StatusOr<std::vector<v1::DatasetInfo>> DatasetRegistry::List() {
   std::vector<std::string> hexes;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const fs::path& p = entry.path();
-    if (p.extension() == ".info" && DatasetHex(p.stem().string()).ok()) {
+    if (p.extension() == ".info" && DatasetIdHex(p.stem().string()).ok()) {
       hexes.push_back(p.stem().string());
     }
   }
@@ -416,7 +416,7 @@ absl::StatusOr<std::vector<v1::DatasetInfo>> DatasetRegistry::List() {
   std::sort(hexes.begin(), hexes.end());
   std::vector<v1::DatasetInfo> out;
   for (const std::string& hex : hexes) {
-    auto info = Get("sha256:" + hex);
+    auto info = Get(DatasetIdFromHex(hex));
     if (info.ok()) {
       out.push_back(*std::move(info));
     } else {
