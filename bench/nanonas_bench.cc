@@ -3,7 +3,8 @@
 // Each mode prints one JSON object on stdout; bench/run.py runs the modes in alternation with the
 // PyTorch peer (bench/torch_peer.py) and prints the tables. Not a test: it never fails on a figure.
 //
-//   nanonas-bench throughput --k 4 --c 2 --input 50x50x3 --threads 2 [--seconds 1 --infer-seconds 0.5]
+//   nanonas-bench throughput --k 4 --c 2 --input 50x50x3 --threads 2 [--seconds 1 --infer-seconds
+//   0.5]
 //       Steady-state training images/s of Evaluate() on synthetic data (batch 16, Adam 1e-3), timed
 //       between the per-batch progress callbacks after a warm-up (setup, validation and epoch ends
 //       excluded), then cancelled: over the whole window and from the median step; inference
@@ -83,16 +84,16 @@ class Flags {
   absl::StatusOr<int64_t> Int(const std::string& name) const {
     int64_t v = 0;
     if (!absl::SimpleAtoi(Str(name), &v)) {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " wants an integer, got '",
-                                                     Str(name), "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " wants an integer, got '", Str(name), "'"));
     }
     return v;
   }
   absl::StatusOr<double> Double(const std::string& name) const {
     double v = 0;
     if (!absl::SimpleAtod(Str(name), &v)) {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " wants a number, got '",
-                                                     Str(name), "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " wants a number, got '", Str(name), "'"));
     }
     return v;
   }
@@ -300,19 +301,19 @@ absl::StatusOr<Json> Accuracy(const Flags& f) {
   if (!f.Str("split-out").empty()) NANONAS_RETURN_IF_ERROR(WriteSplit(split, f.Str("split-out")));
   NANONAS_ASSIGN_OR_RETURN(const TrainOptions opt, TrainOptionsFromFlags(f, seed));
   NANONAS_ASSIGN_OR_RETURN(TrainResult r, Evaluate(arch, data, split, opt));
-  Json out = {{"framework", "nanonas"},
-              {"k", arch.k()},
-              {"c", arch.c()},
-              {"seed", seed},
-              {"threads", opt.threads},
-              {"train_images", split.train.size()},
-              {"validation_images", split.validation.size()},
-              {"epochs", EpochsJson(r)},
-              {"best_validation_accuracy", r.best_validation_accuracy},
-              {"final_validation_accuracy",
-               r.epochs.empty() ? 0.0 : r.epochs.back().validation_accuracy},
-              {"seconds", r.seconds},
-              {"train_images_per_second", r.train_images_per_second}};
+  Json out = {
+      {"framework", "nanonas"},
+      {"k", arch.k()},
+      {"c", arch.c()},
+      {"seed", seed},
+      {"threads", opt.threads},
+      {"train_images", split.train.size()},
+      {"validation_images", split.validation.size()},
+      {"epochs", EpochsJson(r)},
+      {"best_validation_accuracy", r.best_validation_accuracy},
+      {"final_validation_accuracy", r.epochs.empty() ? 0.0 : r.epochs.back().validation_accuracy},
+      {"seconds", r.seconds},
+      {"train_images_per_second", r.train_images_per_second}};
   return out;
 }
 

@@ -14,8 +14,8 @@
 #include "common/api/defaults.h"
 #include "common/arch/architecture.h"
 #include "common/base/status_macros.h"
-#include "common/cli/parse.h"
 #include "common/base/units.h"
+#include "common/cli/parse.h"
 
 namespace nanonas {
 

@@ -163,8 +163,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto sqlite = nanonas::OpenSqliteJobStore(
-      (std::filesystem::path(state_dir) / "nanonas.db").string());
+  auto sqlite =
+      nanonas::OpenSqliteJobStore((std::filesystem::path(state_dir) / "nanonas.db").string());
   if (!sqlite.ok()) return Fail(std::string(sqlite.status().message()));
   const std::string artifact_root = (std::filesystem::path(state_dir) / "artifacts").string();
   coord::JobStoreAdapter store(std::move(sqlite).value(), artifact_root);
@@ -183,8 +183,8 @@ int main(int argc, char** argv) {
   try {
     exposer = std::make_unique<prometheus::Exposer>(absl::GetFlag(FLAGS_metrics_listen));
   } catch (const std::exception& e) {
-    return Fail(absl::StrCat("cannot serve metrics on ", absl::GetFlag(FLAGS_metrics_listen),
-                             ": ", e.what()));
+    return Fail(absl::StrCat("cannot serve metrics on ", absl::GetFlag(FLAGS_metrics_listen), ": ",
+                             e.what()));
   }
   exposer->RegisterCollectable(registry);
 
@@ -250,9 +250,8 @@ int main(int argc, char** argv) {
   server->GetHealthCheckService()->SetServingStatus(v1::Coordinator::service_full_name(), true);
   server->GetHealthCheckService()->SetServingStatus(true);
   NANONAS_LOG(INFO) << "nanonas-coordinator listening on " << absl::GetFlag(FLAGS_listen)
-                    << " (port " << port << "), metrics on "
-                    << absl::GetFlag(FLAGS_metrics_listen) << ", " << web_note << ", state in "
-                    << state_dir;
+                    << " (port " << port << "), metrics on " << absl::GetFlag(FLAGS_metrics_listen)
+                    << ", " << web_note << ", state in " << state_dir;
 
   std::atomic<bool> stopping{false};
   absl::Notification stop_ticks;

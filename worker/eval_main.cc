@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "common/api/defaults.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "common/api/defaults.h"
 #include "worker/eval/command_line.h"
 #include "worker/eval/eval_tool.h"
 
@@ -39,11 +39,13 @@ ABSL_FLAG(std::string, input, "",
           "input size HxWxC, e.g. 50x50x3 or 28x28x1 (default: 50x50x3 for folders, the data's "
           "own size for fashion-mnist; images are resized bilinearly)");
 ABSL_FLAG(int, classes, 0, "number of classes (default: the dataset's; 2 with --estimate-only)");
-ABSL_FLAG(std::string, variant, nanonas::defaults::kVariant, "search-space variant: 2023 (paper) or 2024");
+ABSL_FLAG(std::string, variant, nanonas::defaults::kVariant,
+          "search-space variant: 2023 (paper) or 2024");
 ABSL_FLAG(int, epochs, nanonas::defaults::kEpochs, "training epochs");
 ABSL_FLAG(double, lr, nanonas::defaults::kLearningRate, "Adam learning rate");
 ABSL_FLAG(int, batch, nanonas::defaults::kBatchSize, "batch size");
-ABSL_FLAG(uint64_t, seed, nanonas::defaults::kSeed, "seed of the split, the initialisation and the shuffles");
+ABSL_FLAG(uint64_t, seed, nanonas::defaults::kSeed,
+          "seed of the split, the initialisation and the shuffles");
 ABSL_FLAG(double, val_split, nanonas::defaults::kValidationSplit, "validation fraction in (0, 1)");
 ABSL_FLAG(int, threads, 1, "oneDNN threads");
 ABSL_FLAG(bool, json, false, "print one JSON object instead of text");

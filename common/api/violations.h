@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "google/protobuf/repeated_ptr_field.h"
 #include "common/resources/figures.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas {

@@ -44,15 +44,24 @@ std::string FormatInputShape(const InputShape& s) {
 
 const char* LayerKindName(LayerKind kind) {
   switch (kind) {
-    case LayerKind::kRescale: return "Rescale";
-    case LayerKind::kBatchNorm: return "BatchNorm";
-    case LayerKind::kConv3x3: return "Conv3x3";
-    case LayerKind::kReLU: return "ReLU";
-    case LayerKind::kMaxPool2x2: return "MaxPool2x2";
-    case LayerKind::kGlobalAvgPool: return "GlobalAvgPool";
-    case LayerKind::kDropout: return "Dropout";
-    case LayerKind::kDense: return "Dense";
-    case LayerKind::kSoftmax: return "Softmax";
+    case LayerKind::kRescale:
+      return "Rescale";
+    case LayerKind::kBatchNorm:
+      return "BatchNorm";
+    case LayerKind::kConv3x3:
+      return "Conv3x3";
+    case LayerKind::kReLU:
+      return "ReLU";
+    case LayerKind::kMaxPool2x2:
+      return "MaxPool2x2";
+    case LayerKind::kGlobalAvgPool:
+      return "GlobalAvgPool";
+    case LayerKind::kDropout:
+      return "Dropout";
+    case LayerKind::kDense:
+      return "Dense";
+    case LayerKind::kSoftmax:
+      return "Softmax";
   }
   return "?";
 }
@@ -94,11 +103,12 @@ absl::StatusOr<Architecture> BuildArchitecture(const CandidateSpec& spec) {
         absl::StrCat("a classifier needs at least 2 classes, got ", spec.classes));
   }
   if (spec.k < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("k=", spec.k, " is outside the search space: the first conv needs k >= 1 kernels"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "k=", spec.k, " is outside the search space: the first conv needs k >= 1 kernels"));
   }
   if (spec.c < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("c=", spec.c, " is outside the search space: c >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("c=", spec.c, " is outside the search space: c >= 0"));
   }
   const int max_cells = MaxCells(in);
   if (spec.c > max_cells) {
@@ -155,9 +165,9 @@ absl::StatusOr<Architecture> BuildArchitecture(const CandidateSpec& spec) {
 }
 
 std::string DescribeArchitecture(const Architecture& arch) {
-  return absl::StrCat("k=", arch.spec.k, " c=", arch.spec.c, " (", absl::StrJoin(arch.channels, ","),
-                      ") ", FormatInputShape(arch.spec.input), " -> ", arch.spec.classes,
-                      " classes, ", VariantName(arch.spec.variant));
+  return absl::StrCat("k=", arch.spec.k, " c=", arch.spec.c, " (",
+                      absl::StrJoin(arch.channels, ","), ") ", FormatInputShape(arch.spec.input),
+                      " -> ", arch.spec.classes, " classes, ", VariantName(arch.spec.variant));
 }
 
 }  // namespace nanonas

@@ -53,13 +53,13 @@ struct CandidateSpec {
 };
 
 enum class LayerKind {
-  kRescale,     // x / 255 (2023 only)
-  kBatchNorm,   // per-channel, training uses batch statistics
-  kConv3x3,     // SAME padding, stride 1, bias
+  kRescale,    // x / 255 (2023 only)
+  kBatchNorm,  // per-channel, training uses batch statistics
+  kConv3x3,    // SAME padding, stride 1, bias
   kReLU,
   kMaxPool2x2,  // stride 2, VALID
   kGlobalAvgPool,
-  kDropout,     // rate 0.5, training only
+  kDropout,  // rate 0.5, training only
   kDense,
   kSoftmax,
 };
@@ -71,7 +71,7 @@ struct Layer {
   int in_h, in_w, in_c;
   int out_h, out_w, out_c;
   bool fused_relu = false;  // kConv3x3 in the 2023 variant: Conv + ReLU
-  int64_t macc = 0;          // multiply-accumulates of this layer (conv and dense only)
+  int64_t macc = 0;         // multiply-accumulates of this layer (conv and dense only)
 };
 
 struct Architecture {

@@ -51,9 +51,12 @@ class GraphBuilder {
 
 const char* McuTensorTypeName(McuTensorType t) {
   switch (t) {
-    case McuTensorType::kUint8: return "UINT8";
-    case McuTensorType::kInt8: return "INT8";
-    case McuTensorType::kInt32: return "INT32";
+    case McuTensorType::kUint8:
+      return "UINT8";
+    case McuTensorType::kInt8:
+      return "INT8";
+    case McuTensorType::kInt32:
+      return "INT32";
   }
   return "?";
 }
@@ -117,8 +120,8 @@ McuGraph DescribeMcuGraph(const Architecture& arch) {
     conv(cell + "/conv", arch.channels[i]);
   }
   const int ch = b.shape()[3];
-  McuGraphOp& mean = b.Op("MEAN", {b.Const("gap/axes", {2}, McuTensorType::kInt32)}, "gap/mean",
-                          {1, ch});
+  McuGraphOp& mean =
+      b.Op("MEAN", {b.Const("gap/axes", {2}, McuTensorType::kInt32)}, "gap/mean", {1, ch});
   mean.scratch_bytes = 4LL * ch;  // int32 accumulators
   const int classes = arch.spec.classes;
   b.Op("FULLY_CONNECTED",
@@ -236,14 +239,23 @@ namespace {
 // Parsed builtin options (TfLite*Params on a 64-bit host) and their alignment.
 void BuiltinDataSize(const std::string& op, int64_t* size, int* align) {
   *align = 4;
-  if (op == "MUL") *size = 4;
-  else if (op == "ADD") *size = 8;
-  else if (op == "CONV_2D") *size = 24;
-  else if (op == "MAX_POOL_2D") *size = 40;
-  else if (op == "SOFTMAX") *size = 4;
-  else if (op == "FULLY_CONNECTED") *size = 12;
-  else if (op == "MEAN") { *size = 1; *align = 1; }
-  else *size = 0;  // QUANTIZE: no builtin data
+  if (op == "MUL")
+    *size = 4;
+  else if (op == "ADD")
+    *size = 8;
+  else if (op == "CONV_2D")
+    *size = 24;
+  else if (op == "MAX_POOL_2D")
+    *size = 40;
+  else if (op == "SOFTMAX")
+    *size = 4;
+  else if (op == "FULLY_CONNECTED")
+    *size = 12;
+  else if (op == "MEAN") {
+    *size = 1;
+    *align = 1;
+  } else
+    *size = 0;  // QUANTIZE: no builtin data
 }
 
 // Kernel OpData allocated in Init (align 16).

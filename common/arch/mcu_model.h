@@ -1,7 +1,8 @@
 // The MCU resource model: from an Architecture to the figures NanoNAS's reference tool (ST's
 // stm32tflm, a TFLite Micro interpreter built for x86-64) reports for the full-integer uint8 TFLite
-// graph of that architecture. Every rule here is in tests/data/reference-models/mcu-memory-model.md;
-// RAM is byte-for-byte, Flash is the converter estimate until an exporter supplies its file size.
+// graph of that architecture. Every rule here is in
+// tests/data/reference-models/mcu-memory-model.md; RAM is byte-for-byte, Flash is the converter
+// estimate until an exporter supplies its file size.
 //
 // Pure functions, no I/O, thread-compatible.
 //
@@ -24,10 +25,10 @@ const char* McuTensorTypeName(McuTensorType t);  // "UINT8", "INT8", "INT32" (TF
 
 // One tensor of the converted graph.
 struct McuTensor {
-  std::string name;          // role, e.g. "conv2/weights", "cell1/maxpool"
-  std::vector<int> shape;    // TFLite shape: activations [1,H,W,C], dense [1,N], scalar []
+  std::string name;        // role, e.g. "conv2/weights", "cell1/maxpool"
+  std::vector<int> shape;  // TFLite shape: activations [1,H,W,C], dense [1,N], scalar []
   McuTensorType type = McuTensorType::kInt8;
-  bool constant = false;     // weights, biases, BN vectors, axes: stay in Flash
+  bool constant = false;  // weights, biases, BN vectors, axes: stay in Flash
   int64_t num_elements() const;
   int64_t bytes() const;
 };
@@ -35,7 +36,7 @@ struct McuTensor {
 // One op of the converted graph, named as TFLite's BuiltinOperator ("CONV_2D", "MEAN", ...).
 struct McuGraphOp {
   std::string op;
-  std::vector<int> inputs, outputs;                       // tensor indices
+  std::vector<int> inputs, outputs;                           // tensor indices
   std::vector<std::vector<int>> input_shapes, output_shapes;  // the same tensors' shapes
   int64_t scratch_bytes = 0;  // scratch buffer requested in Prepare (0: none)
   bool fused_relu = false;    // CONV_2D
@@ -69,7 +70,7 @@ inline int64_t AlignUp16(int64_t bytes) { return (bytes + 15) / 16 * 16; }
 
 // A buffer for the planner: alive from op first_op to op last_op inclusive.
 struct PlannedBuffer {
-  int64_t size = 0;   // already aligned by the caller (A16)
+  int64_t size = 0;  // already aligned by the caller (A16)
   int first_op = 0;
   int last_op = 0;
   int64_t offset = -1;  // set by PlanGreedyArena
@@ -127,10 +128,10 @@ struct McuResources {
   int64_t macc = 0;
   int64_t flash_bytes = 0;
   int64_t ram_bytes = 0;
-  int64_t arena_bytes = 0;       // planned, non-persistent
+  int64_t arena_bytes = 0;  // planned, non-persistent
   int64_t persistent_bytes = 0;
   int64_t arena_used_bytes() const { return arena_bytes + persistent_bytes; }
-  bool flash_exact = false;      // false: EstimateConverterFlashBytes; true: options.flash_bytes
+  bool flash_exact = false;  // false: EstimateConverterFlashBytes; true: options.flash_bytes
 };
 
 struct McuModelOptions {

@@ -29,10 +29,14 @@ std::atomic<int>& MinLevel() {
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "D";
-    case LogLevel::kInfo: return "I";
-    case LogLevel::kWarning: return "W";
-    case LogLevel::kError: return "E";
+    case LogLevel::kDebug:
+      return "D";
+    case LogLevel::kInfo:
+      return "I";
+    case LogLevel::kWarning:
+      return "W";
+    case LogLevel::kError:
+      return "E";
   }
   return "?";
 }
@@ -44,7 +48,8 @@ void SetMinLogLevel(LogLevel level) { MinLevel().store(static_cast<int>(level));
 
 LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(level) {
   const char* base = std::strrchr(file, '/');
-  stream_ << LevelName(level) << absl::FormatTime(" %Y-%m-%dT%H:%M:%E3S ", absl::Now(), absl::UTCTimeZone())
+  stream_ << LevelName(level)
+          << absl::FormatTime(" %Y-%m-%dT%H:%M:%E3S ", absl::Now(), absl::UTCTimeZone())
           << (base ? base + 1 : file) << ":" << line << "] ";
 }
 

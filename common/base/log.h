@@ -31,9 +31,9 @@ class LogMessage {
 #define NANONAS_LOG_LEVEL_INFO ::nanonas::LogLevel::kInfo
 #define NANONAS_LOG_LEVEL_WARNING ::nanonas::LogLevel::kWarning
 #define NANONAS_LOG_LEVEL_ERROR ::nanonas::LogLevel::kError
-#define NANONAS_LOG(level)                                          \
-  if (NANONAS_LOG_LEVEL_##level < ::nanonas::MinLogLevel()) {       \
-  } else                                                            \
+#define NANONAS_LOG(level)                                    \
+  if (NANONAS_LOG_LEVEL_##level < ::nanonas::MinLogLevel()) { \
+  } else                                                      \
     ::nanonas::LogMessage(NANONAS_LOG_LEVEL_##level, __FILE__, __LINE__).stream()
 
 #endif  // NANONAS_COMMON_BASE_LOG_H_

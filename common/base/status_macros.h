@@ -9,10 +9,10 @@
 #define NANONAS_CONCAT_(a, b) NANONAS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define NANONAS_RETURN_IF_ERROR(expr)                       \
-  do {                                                      \
-    ::absl::Status nanonas_status_ = (expr);                \
-    if (!nanonas_status_.ok()) return nanonas_status_;      \
+#define NANONAS_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::absl::Status nanonas_status_ = (expr);           \
+    if (!nanonas_status_.ok()) return nanonas_status_; \
   } while (0)
 
 // `lhs = value of expr` where expr is an absl::StatusOr<T>; returns its status on error.

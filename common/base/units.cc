@@ -23,8 +23,8 @@ absl::StatusOr<Split> SplitNumber(absl::string_view text, absl::string_view what
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
   double number = 0;
   if (i == 0 || !absl::SimpleAtod(s.substr(0, i), &number)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", text, "' is not a valid ", what, " (expected a number like 40KiB or 2.73M)"));
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a valid ", what,
+                                                   " (expected a number like 40KiB or 2.73M)"));
   }
   return Split{number, std::string(absl::StripAsciiWhitespace(absl::string_view(s).substr(i)))};
 }
@@ -44,16 +44,23 @@ absl::StatusOr<int64_t> ParseBytes(absl::string_view text) {
   if (!split.ok()) return split.status();
   const std::string& u = split->suffix;
   double mult = 0;
-  if (u.empty() || u == "B" || u == "b") mult = 1;
-  else if (u == "KiB" || u == "K" || u == "k") mult = 1024.0;
-  else if (u == "MiB" || u == "M") mult = 1024.0 * 1024;
-  else if (u == "GiB" || u == "G") mult = 1024.0 * 1024 * 1024;
-  else if (u == "kB" || u == "KB") mult = 1000.0;
-  else if (u == "MB") mult = 1e6;
-  else if (u == "GB") mult = 1e9;
+  if (u.empty() || u == "B" || u == "b")
+    mult = 1;
+  else if (u == "KiB" || u == "K" || u == "k")
+    mult = 1024.0;
+  else if (u == "MiB" || u == "M")
+    mult = 1024.0 * 1024;
+  else if (u == "GiB" || u == "G")
+    mult = 1024.0 * 1024 * 1024;
+  else if (u == "kB" || u == "KB")
+    mult = 1000.0;
+  else if (u == "MB")
+    mult = 1e6;
+  else if (u == "GB")
+    mult = 1e9;
   else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", text, "': unknown size unit '", u, "' (use B, KiB, MiB, GiB, kB, MB or GB)"));
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "': unknown size unit '", u,
+                                                   "' (use B, KiB, MiB, GiB, kB, MB or GB)"));
   }
   return Finish(split->number * mult, text, "size");
 }
@@ -63,10 +70,14 @@ absl::StatusOr<int64_t> ParseCount(absl::string_view text) {
   if (!split.ok()) return split.status();
   const std::string& u = split->suffix;
   double mult = 0;
-  if (u.empty()) mult = 1;
-  else if (u == "k" || u == "K") mult = 1e3;
-  else if (u == "M" || u == "m") mult = 1e6;
-  else if (u == "G" || u == "g") mult = 1e9;
+  if (u.empty())
+    mult = 1;
+  else if (u == "k" || u == "K")
+    mult = 1e3;
+  else if (u == "M" || u == "m")
+    mult = 1e6;
+  else if (u == "G" || u == "g")
+    mult = 1e9;
   else {
     return absl::InvalidArgumentError(
         absl::StrCat("'", text, "': unknown multiplier '", u, "' (use k, M or G)"));

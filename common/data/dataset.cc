@@ -5,6 +5,8 @@
 //             | u32 classes | classes x (u32 length | name bytes) | N x i32 label | N*H*W*C pixels
 //   blob    = body | u32 CRC-32 (zlib) of body
 //   ContentHash = hex SHA-256 of body
+#include "common/data/dataset.h"
+
 #include <zlib.h>
 
 #include <cmath>
@@ -16,7 +18,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
 #include "common/base/sha256.h"
-#include "common/data/dataset.h"
 
 namespace nanonas {
 namespace {
@@ -128,16 +129,16 @@ uint64_t Below(std::mt19937_64& rng, uint64_t n) {
 absl::StatusOr<Split> SplitTrainValidation(const Dataset& data, double validation_fraction,
                                            uint64_t seed) {
   if (!(validation_fraction >= 0.0 && validation_fraction < 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat("validation fraction ", validation_fraction,
-                                                   " is outside [0, 1)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("validation fraction ", validation_fraction, " is outside [0, 1)"));
   }
   const int64_t n = data.size();
   int64_t n_val = static_cast<int64_t>(std::floor(static_cast<double>(n) * validation_fraction));
   if (validation_fraction > 0 && n_val < 1) n_val = 1;
   if (n - n_val < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot split ", n, " images with validation fraction ", validation_fraction,
-        ": the training side would be empty"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot split ", n, " images with validation fraction ", validation_fraction,
+                     ": the training side would be empty"));
   }
   std::vector<int64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[i] = i;
@@ -205,8 +206,8 @@ absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes) {
                                 " bytes after its header"));
   }
   if (r.remaining() != n * (4 + image_bytes)) {
-    return Corrupt(absl::StrCat("length ", bytes.size(), " does not match its header (",
-                                n, " images of ", h, "x", w, "x", c, ")"));
+    return Corrupt(absl::StrCat("length ", bytes.size(), " does not match its header (", n,
+                                " images of ", h, "x", w, "x", c, ")"));
   }
   const uint32_t stored_crc = static_cast<uint32_t>(static_cast<uint8_t>(bytes[body])) |
                               (static_cast<uint32_t>(static_cast<uint8_t>(bytes[body + 1])) << 8) |
@@ -219,8 +220,8 @@ absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes) {
     r.U32(&v);
     const auto label = static_cast<int32_t>(v);
     if (label < 0 || static_cast<uint32_t>(label) >= classes) {
-      return Corrupt(absl::StrCat("label ", label, " of image ", i, " is outside the ", classes,
-                                  " classes"));
+      return Corrupt(
+          absl::StrCat("label ", label, " of image ", i, " is outside the ", classes, " classes"));
     }
     d.labels[i] = label;
   }

@@ -16,9 +16,9 @@ namespace nanonas {
 
 // A labelled image set. images holds N*H*W*C bytes, NHWC, RGB order for 3 channels.
 struct Dataset {
-  InputShape shape;                  // H, W, C of every image
-  std::vector<uint8_t> images;       // (N, H, W, C)
-  std::vector<int32_t> labels;       // (N), 0 .. classes-1
+  InputShape shape;                      // H, W, C of every image
+  std::vector<uint8_t> images;           // (N, H, W, C)
+  std::vector<int32_t> labels;           // (N), 0 .. classes-1
   std::vector<std::string> class_names;  // sorted; label i is class_names[i]
 
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
@@ -38,8 +38,9 @@ struct Split {
 enum class ColorMode { kRgb, kGrayscale };
 
 struct FolderOptions {
-  InputShape size;               // resize target; channels 3 = RGB, 1 = grayscale
-  int64_t max_image_pixels = 64LL * 1024 * 1024;  // larger images are rejected (decompression bombs)
+  InputShape size;  // resize target; channels 3 = RGB, 1 = grayscale
+  int64_t max_image_pixels =
+      64LL * 1024 * 1024;  // larger images are rejected (decompression bombs)
   int64_t max_images = 2'000'000;
   // Decoding threads (>= 1). The result is identical for any count; with several failing files
   // the error names the first in load order.
@@ -73,8 +74,8 @@ absl::StatusOr<Dataset> LoadIdx(const std::string& images_path, const std::strin
 // Fashion-MNIST from the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist):
 // train = true for the 60,000 training images, false for the 10,000 test images. Class names are
 // Fashion-MNIST's ("T-shirt/top", "Trouser", ...).
-absl::StatusOr<Dataset> LoadFashionMnist(bool train,
-                                         const std::string& dir = "/usr/share/datasets/fashion-mnist");
+absl::StatusOr<Dataset> LoadFashionMnist(
+    bool train, const std::string& dir = "/usr/share/datasets/fashion-mnist");
 
 // Resizes (bilinear) and converts every image to `size` (a new dataset).
 absl::StatusOr<Dataset> ResizeDataset(const Dataset& in, const InputShape& size);

@@ -64,13 +64,13 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int want_dims) {
         "IDX file ", path, " has a bad magic number (first two bytes must be 0; not an IDX file)"));
   }
   if (magic[2] != 0x08) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "IDX file ", path, " holds data type 0x", absl::Hex(magic[2], absl::kZeroPad2),
-        ", only unsigned bytes (0x08) are supported"));
+    return absl::InvalidArgumentError(absl::StrCat("IDX file ", path, " holds data type 0x",
+                                                   absl::Hex(magic[2], absl::kZeroPad2),
+                                                   ", only unsigned bytes (0x08) are supported"));
   }
   if (magic[3] != want_dims) {
-    return absl::InvalidArgumentError(absl::StrCat("IDX file ", path, " has ", magic[3],
-                                                   " dimensions, expected ", want_dims));
+    return absl::InvalidArgumentError(
+        absl::StrCat("IDX file ", path, " has ", magic[3], " dimensions, expected ", want_dims));
   }
   IdxArray a;
   int64_t total = 1;
@@ -101,8 +101,8 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int want_dims) {
   return a;
 }
 
-const char* const kFashionMnistClasses[] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                            "Coat",        "Sandal",  "Shirt",    "Sneaker",
+const char* const kFashionMnistClasses[] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                            "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                             "Bag",         "Ankle boot"};
 
 }  // namespace
@@ -117,8 +117,8 @@ absl::StatusOr<Dataset> LoadIdx(const std::string& images_path, const std::strin
                                                    labels_path, " hold ", labels.dims[0]));
   }
   if (images.dims[1] > 65535 || images.dims[2] > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("IDX images ", images_path, " are ",
-                                                   images.dims[1], "x", images.dims[2]));
+    return absl::InvalidArgumentError(
+        absl::StrCat("IDX images ", images_path, " are ", images.dims[1], "x", images.dims[2]));
   }
   Dataset ds;
   ds.shape = {static_cast<int>(images.dims[1]), static_cast<int>(images.dims[2]), 1};
@@ -131,9 +131,9 @@ absl::StatusOr<Dataset> LoadIdx(const std::string& images_path, const std::strin
   for (size_t i = 0; i < labels.data.size(); ++i) {
     const int label = labels.data[i];
     if (label >= static_cast<int>(ds.class_names.size())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("IDX labels ", labels_path, ": label ", label, " at index ", i,
-                       " is outside the ", ds.class_names.size(), " classes"));
+      return absl::InvalidArgumentError(absl::StrCat("IDX labels ", labels_path, ": label ", label,
+                                                     " at index ", i, " is outside the ",
+                                                     ds.class_names.size(), " classes"));
     }
     ds.labels.push_back(label);
   }
@@ -152,13 +152,13 @@ absl::StatusOr<Dataset> LoadFashionMnist(bool train, const std::string& dir) {
   const std::string labels = pick(prefix + "-labels-idx1-ubyte");
   std::error_code ec;
   if (!std::filesystem::exists(images, ec) || !std::filesystem::exists(labels, ec)) {
-    return absl::NotFoundError(absl::StrCat(
-        "Fashion-MNIST not found in ", dir, " (install the Debian package dataset-fashion-mnist,",
-        " e.g. scripts/setup.sh)"));
+    return absl::NotFoundError(absl::StrCat("Fashion-MNIST not found in ", dir,
+                                            " (install the Debian package dataset-fashion-mnist,",
+                                            " e.g. scripts/setup.sh)"));
   }
-  return LoadIdx(images, labels,
-                 std::vector<std::string>(std::begin(kFashionMnistClasses),
-                                          std::end(kFashionMnistClasses)));
+  return LoadIdx(
+      images, labels,
+      std::vector<std::string>(std::begin(kFashionMnistClasses), std::end(kFashionMnistClasses)));
 }
 
 }  // namespace nanonas

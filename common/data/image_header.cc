@@ -66,8 +66,8 @@ absl::StatusOr<ImageHeader> ReadJpeg(const uint8_t* d, size_t n) {
   while (true) {
     // Markers may be preceded by any number of 0xFF fill bytes.
     if (i >= n || d[i] != 0xFF) {
-      return absl::InvalidArgumentError(
-          i >= n ? "JPEG is cut short before its image data" : "JPEG has a malformed segment");
+      return absl::InvalidArgumentError(i >= n ? "JPEG is cut short before its image data"
+                                               : "JPEG has a malformed segment");
     }
     while (i < n && d[i] == 0xFF) ++i;
     if (i >= n) return Short("JPEG");
@@ -125,8 +125,8 @@ absl::StatusOr<ImageHeader> ReadImageHeader(const uint8_t* data, size_t size) {
   }
   if (!h.ok()) return h;
   if (h->width <= 0 || h->height <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(ImageFormatName(h->format), " has size ",
-                                                   h->width, "x", h->height));
+    return absl::InvalidArgumentError(
+        absl::StrCat(ImageFormatName(h->format), " has size ", h->width, "x", h->height));
   }
   return h;
 }

@@ -43,8 +43,8 @@ int32_t RoundingHalfSum(int32_t a, int32_t b) {
 
 // exp(a) for a in [-1/4, 0), Q0.31 in and out (Taylor series around -1/8).
 int32_t ExpOnIntervalNegativeQuarterTo0(int32_t a) {
-  const int32_t constant_term = 1895147668;     // exp(-1/8) in Q0.31
-  const int32_t constant_1_over_3 = 715827883;  // 1/3 in Q0.31
+  const int32_t constant_term = 1895147668;        // exp(-1/8) in Q0.31
+  const int32_t constant_1_over_3 = 715827883;     // 1/3 in Q0.31
   const int32_t x = WrapAdd(a, int32_t{1} << 28);  // a + 1/8
   const int32_t x2 = SaturatingRoundingDoublingHighMul(x, x);
   const int32_t x3 = SaturatingRoundingDoublingHighMul(x2, x);
@@ -104,23 +104,24 @@ int32_t MultiplyByQuantizedMultiplierSmallerThanOneExp(int32_t x, int32_t multip
   return RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, multiplier), -left_shift);
 }
 
-int32_t MultiplyByQuantizedMultiplierGreaterThanOne(int32_t x, int32_t multiplier,
-                                                    int left_shift) {
+int32_t MultiplyByQuantizedMultiplierGreaterThanOne(int32_t x, int32_t multiplier, int left_shift) {
   return SaturatingRoundingDoublingHighMul(WrapShiftLeft(x, left_shift), multiplier);
 }
 
 void PreprocessSoftmaxScaling(double beta, double input_scale, int input_integer_bits,
                               int32_t* multiplier, int* left_shift) {
   const double max_real_multiplier = static_cast<double>((int64_t{1} << 31) - 1);
-  const double real = std::min<double>(
-      beta * input_scale * static_cast<double>(1 << (31 - input_integer_bits)), max_real_multiplier);
+  const double real =
+      std::min<double>(beta * input_scale * static_cast<double>(1 << (31 - input_integer_bits)),
+                       max_real_multiplier);
   QuantizeMultiplier(real, multiplier, left_shift);
 }
 
 int CalculateInputRadius(int input_integer_bits, int input_left_shift, int total_signed_bits) {
-  const double max_input_rescaled = 1.0 * ((1 << input_integer_bits) - 1) *
-                                    static_cast<double>(int64_t{1} << (total_signed_bits - input_integer_bits)) /
-                                    static_cast<double>(int64_t{1} << input_left_shift);
+  const double max_input_rescaled =
+      1.0 * ((1 << input_integer_bits) - 1) *
+      static_cast<double>(int64_t{1} << (total_signed_bits - input_integer_bits)) /
+      static_cast<double>(int64_t{1} << input_left_shift);
   return static_cast<int>(std::floor(max_input_rescaled));
 }
 
@@ -159,7 +160,7 @@ int32_t ExpOnNegativeValuesQ5(int32_t a) {
 
 int32_t OneOverOnePlusXForXIn01(int32_t a) {
   const int32_t half_denominator = RoundingHalfSum(a, kInt32Max);
-  const int32_t constant_48_over_17 = 1515870810;     // Q2.29
+  const int32_t constant_48_over_17 = 1515870810;       // Q2.29
   const int32_t constant_neg_32_over_17 = -1010580540;  // Q2.29
   const int32_t one_q2 = int32_t{1} << 29;
   int32_t x = WrapAdd(constant_48_over_17,
@@ -176,8 +177,8 @@ int32_t OneOverOnePlusXForXIn01(int32_t a) {
 int32_t GetReciprocal(int32_t x, int x_integer_digits, int* num_bits_over_unit) {
   const int headroom_plus_one = CountLeadingZeros32(static_cast<uint32_t>(x));
   *num_bits_over_unit = x_integer_digits - headroom_plus_one;
-  const int32_t shifted_sum_minus_one = static_cast<int32_t>(
-      (static_cast<uint32_t>(x) << headroom_plus_one) - (uint32_t{1} << 31));
+  const int32_t shifted_sum_minus_one =
+      static_cast<int32_t>((static_cast<uint32_t>(x) << headroom_plus_one) - (uint32_t{1} << 31));
   return OneOverOnePlusXForXIn01(shifted_sum_minus_one);
 }
 

@@ -28,8 +28,7 @@ int32_t MultiplyByQuantizedMultiplier(int32_t x, int32_t multiplier, int shift);
 // For multipliers < 1 (shift <= 0) and > 1 (shift >= 0), as the ADD and SOFTMAX kernels use them.
 int32_t MultiplyByQuantizedMultiplierSmallerThanOneExp(int32_t x, int32_t multiplier,
                                                        int left_shift);
-int32_t MultiplyByQuantizedMultiplierGreaterThanOne(int32_t x, int32_t multiplier,
-                                                    int left_shift);
+int32_t MultiplyByQuantizedMultiplierGreaterThanOne(int32_t x, int32_t multiplier, int left_shift);
 
 // Softmax preprocessing (TFLite's PreprocessSoftmaxScaling / CalculateInputRadius).
 void PreprocessSoftmaxScaling(double beta, double input_scale, int input_integer_bits,
@@ -44,7 +43,8 @@ int32_t OneOverOnePlusXForXIn01(int32_t raw_q0_31);
 // TFLite's GetReciprocal: for x in Q(x_integer_digits).(31-x_integer_digits), returns a Q0.31
 // value s and num_bits_over_unit so that 1/x = s * 2^-num_bits_over_unit.
 int32_t GetReciprocal(int32_t x, int x_integer_digits, int* num_bits_over_unit);
-// Q(src).(31-src) -> Q(dst).(31-dst) with saturation (left) or rounding (right), as gemmlowp's Rescale.
+// Q(src).(31-src) -> Q(dst).(31-dst) with saturation (left) or rounding (right), as gemmlowp's
+// Rescale.
 int32_t RescaleFixedPoint(int32_t raw, int src_integer_bits, int dst_integer_bits);
 
 // Number of leading zero bits of a 32/64-bit unsigned value (32/64 for 0).

@@ -9,34 +9,50 @@ namespace nanonas {
 
 const char* ElementTypeName(ElementType type) {
   switch (type) {
-    case ElementType::kFloat32: return "float32";
-    case ElementType::kUint8: return "uint8";
-    case ElementType::kInt8: return "int8";
-    case ElementType::kInt32: return "int32";
+    case ElementType::kFloat32:
+      return "float32";
+    case ElementType::kUint8:
+      return "uint8";
+    case ElementType::kInt8:
+      return "int8";
+    case ElementType::kInt32:
+      return "int32";
   }
   return "?";
 }
 
 int ElementTypeBytes(ElementType type) {
   switch (type) {
-    case ElementType::kFloat32: return 4;
-    case ElementType::kUint8: return 1;
-    case ElementType::kInt8: return 1;
-    case ElementType::kInt32: return 4;
+    case ElementType::kFloat32:
+      return 4;
+    case ElementType::kUint8:
+      return 1;
+    case ElementType::kInt8:
+      return 1;
+    case ElementType::kInt32:
+      return 4;
   }
   return 0;
 }
 
 const char* OpKindName(OpKind kind) {
   switch (kind) {
-    case OpKind::kQuantize: return "QUANTIZE";
-    case OpKind::kMul: return "MUL";
-    case OpKind::kAdd: return "ADD";
-    case OpKind::kConv2D: return "CONV_2D";
-    case OpKind::kMaxPool2D: return "MAX_POOL_2D";
-    case OpKind::kMean: return "MEAN";
-    case OpKind::kFullyConnected: return "FULLY_CONNECTED";
-    case OpKind::kSoftmax: return "SOFTMAX";
+    case OpKind::kQuantize:
+      return "QUANTIZE";
+    case OpKind::kMul:
+      return "MUL";
+    case OpKind::kAdd:
+      return "ADD";
+    case OpKind::kConv2D:
+      return "CONV_2D";
+    case OpKind::kMaxPool2D:
+      return "MAX_POOL_2D";
+    case OpKind::kMean:
+      return "MEAN";
+    case OpKind::kFullyConnected:
+      return "FULLY_CONNECTED";
+    case OpKind::kSoftmax:
+      return "SOFTMAX";
   }
   return "?";
 }
@@ -64,8 +80,9 @@ absl::Status CheckBatchNorm(const std::string& what, const BatchNormWeights& bn,
   }
   for (const auto* v : {&bn.gamma, &bn.beta, &bn.moving_mean, &bn.moving_variance}) {
     if (static_cast<int>(v->size()) != channels) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "weights: ", what, " has a parameter vector of ", v->size(), " values, needs ", channels));
+      return absl::InvalidArgumentError(absl::StrCat("weights: ", what,
+                                                     " has a parameter vector of ", v->size(),
+                                                     " values, needs ", channels));
     }
   }
   for (int i = 0; i < channels; ++i) {
@@ -82,7 +99,8 @@ void BatchNormAffine(const BatchNormWeights& bn, std::vector<float>* mul, std::v
   mul->resize(bn.channels);
   add->resize(bn.channels);
   for (int i = 0; i < bn.channels; ++i) {
-    const double m = bn.gamma[i] / std::sqrt(static_cast<double>(bn.moving_variance[i]) + bn.epsilon);
+    const double m =
+        bn.gamma[i] / std::sqrt(static_cast<double>(bn.moving_variance[i]) + bn.epsilon);
     (*mul)[i] = static_cast<float>(m);
     (*add)[i] = static_cast<float>(bn.beta[i] - bn.moving_mean[i] * m);
   }
@@ -106,14 +124,16 @@ class GraphBuilder {
     t.values = std::move(values);
     return Add(std::move(t));
   }
-  int Int32Constant(const std::string& name, std::vector<int> shape, const std::vector<int32_t>& v) {
+  int Int32Constant(const std::string& name, std::vector<int> shape,
+                    const std::vector<int32_t>& v) {
     GraphTensor t;
     t.name = name;
     t.shape = std::move(shape);
     t.constant = true;
     t.type = ElementType::kInt32;
     for (int32_t x : v) {
-      for (int b = 0; b < 4; ++b) t.data.push_back(static_cast<uint8_t>((static_cast<uint32_t>(x) >> (8 * b)) & 0xff));
+      for (int b = 0; b < 4; ++b)
+        t.data.push_back(static_cast<uint8_t>((static_cast<uint32_t>(x) >> (8 * b)) & 0xff));
     }
     return Add(std::move(t));
   }
@@ -135,12 +155,12 @@ class GraphBuilder {
 absl::Status CheckWeights(const Architecture& arch, const ModelWeights& w) {
   const int c = arch.c();
   if (static_cast<int>(w.convs.size()) != c + 1) {
-    return absl::InvalidArgumentError(absl::StrCat("weights: ", w.convs.size(),
-                                                   " convolutions, the architecture has ", c + 1));
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights: ", w.convs.size(), " convolutions, the architecture has ", c + 1));
   }
   if (static_cast<int>(w.batch_norms.size()) != c + 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "weights: ", w.batch_norms.size(), " batch norms, the architecture has ", c + 1));
+    return absl::InvalidArgumentError(absl::StrCat("weights: ", w.batch_norms.size(),
+                                                   " batch norms, the architecture has ", c + 1));
   }
   int cin = arch.spec.input.channels;
   for (int i = 0; i <= c; ++i) {
@@ -149,8 +169,8 @@ absl::Status CheckWeights(const Architecture& arch, const ModelWeights& w) {
     const std::string name = absl::StrCat("conv ", i);
     if (cw.in_channels != cin || cw.out_channels != cout) {
       return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " is ", cw.in_channels,
-                                                     "->", cw.out_channels, ", the architecture needs ",
-                                                     cin, "->", cout));
+                                                     "->", cw.out_channels,
+                                                     ", the architecture needs ", cin, "->", cout));
     }
     absl::Status s = CheckSize(name + " kernel", cw.kernel.size(), int64_t{cout} * 9 * cin);
     if (!s.ok()) return s;
@@ -278,7 +298,8 @@ std::string FormatGraph(const Graph& g) {
   std::string out;
   auto describe = [&](int i) {
     const GraphTensor& t = g.tensor(i);
-    std::string s = absl::StrCat(t.name, "[", absl::StrJoin(t.shape, ","), "]", ElementTypeName(t.type));
+    std::string s =
+        absl::StrCat(t.name, "[", absl::StrJoin(t.shape, ","), "]", ElementTypeName(t.type));
     if (!t.quant.empty()) {
       absl::StrAppend(&s, "(s=", t.quant.scale[0], ",zp=", t.quant.zero_point[0],
                       t.quant.scale.size() > 1 ? ",per-channel" : "", ")");

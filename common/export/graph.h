@@ -31,13 +31,13 @@ struct QuantParams {
 };
 
 struct GraphTensor {
-  std::string name;         // short, structural ("conv1/w"); never depends on values
-  std::vector<int> shape;   // NHWC with batch 1 for activations; [] for a scalar
+  std::string name;        // short, structural ("conv1/w"); never depends on values
+  std::vector<int> shape;  // NHWC with batch 1 for activations; [] for a scalar
   ElementType type = ElementType::kFloat32;
   bool constant = false;
-  std::vector<float> values;   // float constants (float graphs)
-  std::vector<uint8_t> data;   // raw little-endian bytes of quantized constants
-  QuantParams quant;           // empty in float graphs (and for the MEAN axes)
+  std::vector<float> values;  // float constants (float graphs)
+  std::vector<uint8_t> data;  // raw little-endian bytes of quantized constants
+  QuantParams quant;          // empty in float graphs (and for the MEAN axes)
 
   int64_t num_elements() const;
   int64_t bytes() const { return num_elements() * ElementTypeBytes(type); }
@@ -48,9 +48,9 @@ const char* OpKindName(OpKind kind);  // TFLite's names: "CONV_2D", ...
 
 struct GraphOp {
   OpKind kind;
-  std::vector<int> inputs;   // tensor indices, TFLite's operand order
+  std::vector<int> inputs;  // tensor indices, TFLite's operand order
   std::vector<int> outputs;
-  bool fused_relu = false;   // CONV_2D
+  bool fused_relu = false;  // CONV_2D
 };
 
 struct Graph {

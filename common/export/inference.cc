@@ -51,13 +51,13 @@ absl::Status CheckOp(const Graph& g, const GraphOp& op, size_t inputs) {
   }
   for (int i : op.inputs) {
     if (i < 0 || i >= static_cast<int>(g.tensors.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(OpKindName(op.kind), " reads tensor ", i,
-                                                     " outside the graph"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(OpKindName(op.kind), " reads tensor ", i, " outside the graph"));
     }
   }
   if (op.outputs[0] < 0 || op.outputs[0] >= static_cast<int>(g.tensors.size())) {
-    return absl::InvalidArgumentError(absl::StrCat(OpKindName(op.kind), " writes tensor ",
-                                                   op.outputs[0], " outside the graph"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(OpKindName(op.kind), " writes tensor ", op.outputs[0], " outside the graph"));
   }
   return absl::OkStatus();
 }
@@ -66,8 +66,12 @@ std::vector<int32_t> DecodeInt(const GraphTensor& t) {
   std::vector<int32_t> v(static_cast<size_t>(t.num_elements()));
   for (size_t i = 0; i < v.size(); ++i) {
     switch (t.type) {
-      case ElementType::kInt8: v[i] = static_cast<int8_t>(t.data[i]); break;
-      case ElementType::kUint8: v[i] = t.data[i]; break;
+      case ElementType::kInt8:
+        v[i] = static_cast<int8_t>(t.data[i]);
+        break;
+      case ElementType::kUint8:
+        v[i] = t.data[i];
+        break;
       case ElementType::kInt32: {
         uint32_t u = 0;
         for (int b = 0; b < 4; ++b) u |= static_cast<uint32_t>(t.data[4 * i + b]) << (8 * b);
@@ -91,7 +95,8 @@ std::vector<int32_t> DecodeInt(const GraphTensor& t) {
 // Float kernels (NHWC, batch 1).
 
 void FloatConv3x3Same(const std::vector<float>& in, Dims4 d, const std::vector<float>& w,
-                      const std::vector<float>& bias, int cout, bool relu, std::vector<float>* out) {
+                      const std::vector<float>& bias, int cout, bool relu,
+                      std::vector<float>* out) {
   out->assign(static_cast<size_t>(d.h) * d.w * cout, 0.0f);
   for (int y = 0; y < d.h; ++y) {
     for (int x = 0; x < d.w; ++x) {
@@ -149,7 +154,8 @@ void FloatDense(const std::vector<float>& in, const std::vector<float>& w,
   out->assign(n_out, 0.0f);
   for (int o = 0; o < n_out; ++o) {
     double acc = bias[o];
-    for (int i = 0; i < n_in; ++i) acc += static_cast<double>(w[static_cast<size_t>(o) * n_in + i]) * in[i];
+    for (int i = 0; i < n_in; ++i)
+      acc += static_cast<double>(w[static_cast<size_t>(o) * n_in + i]) * in[i];
     (*out)[o] = static_cast<float>(acc);
   }
 }
@@ -228,7 +234,8 @@ void IntAdd(const std::vector<int32_t>& a, const GraphTensor& ta, const std::vec
   int s1, s2, so;
   fp::QuantizeMultiplier(static_cast<double>(Scale(ta)) / twice_max, &m1, &s1);
   fp::QuantizeMultiplier(static_cast<double>(Scale(tb)) / twice_max, &m2, &s2);
-  fp::QuantizeMultiplier(twice_max / ((1 << left_shift) * static_cast<double>(Scale(to))), &mo, &so);
+  fp::QuantizeMultiplier(twice_max / ((1 << left_shift) * static_cast<double>(Scale(to))), &mo,
+                         &so);
   int32_t lo, hi;
   ActivationRange(to, false, &lo, &hi);
   const int32_t off_a = -ZeroPoint(ta), off_b = -ZeroPoint(tb), off_o = ZeroPoint(to);
@@ -252,9 +259,9 @@ void IntConv(const std::vector<int32_t>& in, const GraphTensor& ti, Dims4 d,
   std::vector<int> shift(cout);
   for (int o = 0; o < cout; ++o) {
     const float ws = tw.quant.scale.size() > 1 ? tw.quant.scale[o] : tw.quant.scale[0];
-    fp::QuantizeMultiplier(static_cast<double>(Scale(ti)) * static_cast<double>(ws) /
-                               static_cast<double>(Scale(to)),
-                           &mult[o], &shift[o]);
+    fp::QuantizeMultiplier(
+        static_cast<double>(Scale(ti)) * static_cast<double>(ws) / static_cast<double>(Scale(to)),
+        &mult[o], &shift[o]);
   }
   int32_t lo, hi;
   ActivationRange(to, relu, &lo, &hi);
@@ -326,7 +333,8 @@ void IntMean(const std::vector<int32_t>& in, const GraphTensor& ti, Dims4 d, con
   shift -= extra;
   for (int c = 0; c < d.c; ++c) {
     const int32_t shifted_sum = static_cast<int32_t>(sum[c] - ZeroPoint(ti) * n);
-    const int32_t v = fp::MultiplyByQuantizedMultiplier(shifted_sum, multiplier, shift) + ZeroPoint(to);
+    const int32_t v =
+        fp::MultiplyByQuantizedMultiplier(shifted_sum, multiplier, shift) + ZeroPoint(to);
     (*out)[c] = std::clamp<int32_t>(v, -128, 127);
   }
 }
@@ -347,7 +355,8 @@ void IntFullyConnected(const std::vector<int32_t>& in, const GraphTensor& ti,
   out->resize(n_out);
   for (int o = 0; o < n_out; ++o) {
     int32_t acc = 0;
-    for (int i = 0; i < n_in; ++i) acc += w[static_cast<size_t>(o) * n_in + i] * (in[i] + in_offset);
+    for (int i = 0; i < n_in; ++i)
+      acc += w[static_cast<size_t>(o) * n_in + i] * (in[i] + in_offset);
     acc += bias[o];
     acc = fp::MultiplyByQuantizedMultiplier(acc, multiplier, shift) + out_offset;
     (*out)[o] = std::clamp(acc, lo, hi);
@@ -369,8 +378,10 @@ void IntSoftmax(const std::vector<int32_t>& in, const GraphTensor& ti, std::vect
   for (int32_t v : in) {
     const int32_t diff = v - max_in;
     if (diff >= diff_min) {
-      const int32_t scaled = fp::MultiplyByQuantizedMultiplierGreaterThanOne(diff, multiplier, left_shift);
-      sum_of_exps += fp::RescaleFixedPoint(fp::ExpOnNegativeValuesQ5(scaled), 0, kAccumulationIntegerBits);
+      const int32_t scaled =
+          fp::MultiplyByQuantizedMultiplierGreaterThanOne(diff, multiplier, left_shift);
+      sum_of_exps +=
+          fp::RescaleFixedPoint(fp::ExpOnNegativeValuesQ5(scaled), 0, kAccumulationIntegerBits);
     }
   }
   int num_bits_over_unit;
@@ -381,10 +392,11 @@ void IntSoftmax(const std::vector<int32_t>& in, const GraphTensor& ti, std::vect
   for (size_t i = 0; i < in.size(); ++i) {
     const int32_t diff = in[i] - max_in;
     if (diff >= diff_min) {
-      const int32_t scaled = fp::MultiplyByQuantizedMultiplierGreaterThanOne(diff, multiplier, left_shift);
+      const int32_t scaled =
+          fp::MultiplyByQuantizedMultiplierGreaterThanOne(diff, multiplier, left_shift);
       const int32_t e = fp::ExpOnNegativeValuesQ5(scaled);
-      const int32_t unsat = fp::RoundingDivideByPOT(fp::SaturatingRoundingDoublingHighMul(shifted_scale, e),
-                                                    exponent);
+      const int32_t unsat = fp::RoundingDivideByPOT(
+          fp::SaturatingRoundingDoublingHighMul(shifted_scale, e), exponent);
       (*out)[i] = std::clamp<int32_t>(unsat - 128, -128, 127);
     } else {
       (*out)[i] = -128;
@@ -408,7 +420,8 @@ absl::Status CheckImageGraph(const Graph& g) {
 absl::StatusOr<std::vector<float>> RunFloatGraph(const Graph& g, const uint8_t* image,
                                                  std::vector<std::vector<float>>* activations) {
   if (g.quantized) {
-    return absl::FailedPreconditionError("RunFloatGraph needs a float graph; this one is quantized");
+    return absl::FailedPreconditionError(
+        "RunFloatGraph needs a float graph; this one is quantized");
   }
   NANONAS_RETURN_IF_ERROR(CheckImageGraph(g));
   std::vector<std::vector<float>> v(g.tensors.size());
@@ -443,11 +456,21 @@ absl::StatusOr<std::vector<float>> RunFloatGraph(const Graph& g, const uint8_t* 
         FloatConv3x3Same(a, d, v[op.inputs[1]], v[op.inputs[2]], g.tensor(op.inputs[1]).shape[0],
                          op.fused_relu, &v[o]);
         break;
-      case OpKind::kMaxPool2D: FloatMaxPool2x2(a, d, &v[o]); break;
-      case OpKind::kMean: FloatMean(a, d, &v[o]); break;
-      case OpKind::kFullyConnected: FloatDense(a, v[op.inputs[1]], v[op.inputs[2]], &v[o]); break;
-      case OpKind::kSoftmax: FloatSoftmax(a, &v[o]); break;
-      case OpKind::kQuantize: v[o] = a; break;
+      case OpKind::kMaxPool2D:
+        FloatMaxPool2x2(a, d, &v[o]);
+        break;
+      case OpKind::kMean:
+        FloatMean(a, d, &v[o]);
+        break;
+      case OpKind::kFullyConnected:
+        FloatDense(a, v[op.inputs[1]], v[op.inputs[2]], &v[o]);
+        break;
+      case OpKind::kSoftmax:
+        FloatSoftmax(a, &v[o]);
+        break;
+      case OpKind::kQuantize:
+        v[o] = a;
+        break;
     }
   }
   std::vector<float> result = v[g.output];
@@ -455,13 +478,15 @@ absl::StatusOr<std::vector<float>> RunFloatGraph(const Graph& g, const uint8_t* 
   return result;
 }
 
-absl::StatusOr<std::vector<uint8_t>> RunIntegerGraph(const Graph& g, const uint8_t* image,
-                                                     std::vector<std::vector<int32_t>>* raw_values) {
+absl::StatusOr<std::vector<uint8_t>> RunIntegerGraph(
+    const Graph& g, const uint8_t* image, std::vector<std::vector<int32_t>>* raw_values) {
   if (!g.quantized) {
-    return absl::FailedPreconditionError("RunIntegerGraph needs a quantized graph; this one is float");
+    return absl::FailedPreconditionError(
+        "RunIntegerGraph needs a quantized graph; this one is float");
   }
   NANONAS_RETURN_IF_ERROR(CheckImageGraph(g));
-  if (g.tensor(g.input).type != ElementType::kUint8 || g.tensor(g.output).type != ElementType::kUint8) {
+  if (g.tensor(g.input).type != ElementType::kUint8 ||
+      g.tensor(g.output).type != ElementType::kUint8) {
     return absl::InvalidArgumentError("quantized graph input and output must be uint8");
   }
   std::vector<std::vector<int32_t>> v(g.tensors.size());
@@ -486,19 +511,32 @@ absl::StatusOr<std::vector<uint8_t>> RunIntegerGraph(const Graph& g, const uint8
     const std::vector<int32_t>& a = v[op.inputs[0]];
     const Dims4 d = Nhwc(ti);
     switch (op.kind) {
-      case OpKind::kQuantize: IntQuantize(a, ti, to, &v[o]); break;
-      case OpKind::kMul: IntMul(a, ti, v[op.inputs[1]], g.tensor(op.inputs[1]), to, &v[o]); break;
-      case OpKind::kAdd: IntAdd(a, ti, v[op.inputs[1]], g.tensor(op.inputs[1]), to, &v[o]); break;
+      case OpKind::kQuantize:
+        IntQuantize(a, ti, to, &v[o]);
+        break;
+      case OpKind::kMul:
+        IntMul(a, ti, v[op.inputs[1]], g.tensor(op.inputs[1]), to, &v[o]);
+        break;
+      case OpKind::kAdd:
+        IntAdd(a, ti, v[op.inputs[1]], g.tensor(op.inputs[1]), to, &v[o]);
+        break;
       case OpKind::kConv2D:
         IntConv(a, ti, d, v[op.inputs[1]], g.tensor(op.inputs[1]), v[op.inputs[2]], to,
                 op.fused_relu, &v[o]);
         break;
-      case OpKind::kMaxPool2D: IntMaxPool(a, d, &v[o]); break;
-      case OpKind::kMean: IntMean(a, ti, d, to, &v[o]); break;
-      case OpKind::kFullyConnected:
-        IntFullyConnected(a, ti, v[op.inputs[1]], g.tensor(op.inputs[1]), v[op.inputs[2]], to, &v[o]);
+      case OpKind::kMaxPool2D:
+        IntMaxPool(a, d, &v[o]);
         break;
-      case OpKind::kSoftmax: IntSoftmax(a, ti, &v[o]); break;
+      case OpKind::kMean:
+        IntMean(a, ti, d, to, &v[o]);
+        break;
+      case OpKind::kFullyConnected:
+        IntFullyConnected(a, ti, v[op.inputs[1]], g.tensor(op.inputs[1]), v[op.inputs[2]], to,
+                          &v[o]);
+        break;
+      case OpKind::kSoftmax:
+        IntSoftmax(a, ti, &v[o]);
+        break;
     }
   }
   std::vector<uint8_t> result(v[g.output].begin(), v[g.output].end());
@@ -522,10 +560,10 @@ absl::StatusOr<std::vector<float>> FloatReferenceForward(const Architecture& arc
         const BatchNormWeights& bn = w.batch_norms[bn_i++];
         for (size_t i = 0; i < x.size(); ++i) {
           const int c = static_cast<int>(i % d.c);
-          x[i] = static_cast<float>((x[i] - bn.moving_mean[c]) /
-                                        std::sqrt(static_cast<double>(bn.moving_variance[c]) + bn.epsilon) *
-                                        bn.gamma[c] +
-                                    bn.beta[c]);
+          x[i] = static_cast<float>(
+              (x[i] - bn.moving_mean[c]) /
+                  std::sqrt(static_cast<double>(bn.moving_variance[c]) + bn.epsilon) * bn.gamma[c] +
+              bn.beta[c]);
         }
         break;
       }
@@ -550,7 +588,8 @@ absl::StatusOr<std::vector<float>> FloatReferenceForward(const Architecture& arc
         x.swap(y);
         d.h = d.w = 1;
         break;
-      case LayerKind::kDropout: break;
+      case LayerKind::kDropout:
+        break;
       case LayerKind::kDense:
         FloatDense(x, w.dense.kernel, w.dense.bias, &y);
         x.swap(y);
@@ -566,15 +605,17 @@ absl::StatusOr<std::vector<float>> FloatReferenceForward(const Architecture& arc
 }
 
 namespace {
-absl::Status CheckDataset(const Graph& g, const Dataset& data, const std::vector<int64_t>& indices) {
+absl::Status CheckDataset(const Graph& g, const Dataset& data,
+                          const std::vector<int64_t>& indices) {
   const GraphTensor& in = g.tensor(g.input);
   if (in.shape.size() != 4 || in.shape[1] != data.shape.height || in.shape[2] != data.shape.width ||
       in.shape[3] != data.shape.channels) {
-    return absl::InvalidArgumentError(absl::StrCat("dataset images are ", FormatInputShape(data.shape),
-                                                   " but the model's input is ",
-                                                   FormatInputShape(g.spec.input)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset images are ", FormatInputShape(data.shape),
+                     " but the model's input is ", FormatInputShape(g.spec.input)));
   }
-  if (indices.empty()) return absl::InvalidArgumentError("no images to evaluate (empty index list)");
+  if (indices.empty())
+    return absl::InvalidArgumentError("no images to evaluate (empty index list)");
   for (int64_t i : indices) {
     if (i < 0 || i >= data.size()) {
       return absl::InvalidArgumentError(

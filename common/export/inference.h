@@ -20,8 +20,9 @@ namespace nanonas {
 // (class probabilities). When `activations` is given it receives every tensor's float values
 // (constants included), indexed like graph.tensors: what calibration records.
 // FAILED_PRECONDITION if the graph is quantized.
-absl::StatusOr<std::vector<float>> RunFloatGraph(const Graph& graph, const uint8_t* image,
-                                                 std::vector<std::vector<float>>* activations = nullptr);
+absl::StatusOr<std::vector<float>> RunFloatGraph(
+    const Graph& graph, const uint8_t* image,
+    std::vector<std::vector<float>>* activations = nullptr);
 
 // Runs a quantized graph on one image with integer arithmetic as TFLite Micro's reference kernels
 // (tflite-micro, early 2023): QUANTIZE (requantize), MUL, ADD, CONV_2D per-channel, MAX_POOL_2D,
@@ -29,7 +30,8 @@ absl::StatusOr<std::vector<float>> RunFloatGraph(const Graph& graph, const uint8
 // output (probabilities in 1/256). `raw_values`, when given, receives every tensor's raw integer
 // values (as int32, constants included). FAILED_PRECONDITION if the graph is not quantized.
 absl::StatusOr<std::vector<uint8_t>> RunIntegerGraph(
-    const Graph& graph, const uint8_t* image, std::vector<std::vector<int32_t>>* raw_values = nullptr);
+    const Graph& graph, const uint8_t* image,
+    std::vector<std::vector<int32_t>>* raw_values = nullptr);
 
 // Float inference straight from the trained weights, layer by layer as the architecture lists
 // them (BatchNorm with its statistics, not folded): an independent check of BuildFloatGraph.
@@ -48,8 +50,8 @@ int Argmax(const std::vector<T>& v) {
 }
 
 // Accuracy (0..1) of the quantized graph's integer inference / the float graph on the images
-// `indices` of `data`. INVALID_ARGUMENT if the dataset's image shape differs from the graph's input,
-// an index is out of range or `indices` is empty.
+// `indices` of `data`. INVALID_ARGUMENT if the dataset's image shape differs from the graph's
+// input, an index is out of range or `indices` is empty.
 absl::StatusOr<double> QuantizedAccuracy(const Graph& quantized, const Dataset& data,
                                          const std::vector<int64_t>& indices);
 absl::StatusOr<double> FloatAccuracy(const Graph& float_graph, const Dataset& data,

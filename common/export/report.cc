@@ -1,4 +1,3 @@
-#include "common/api/states.h"
 #include "common/export/report.h"
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/api/states.h"
 #include "nlohmann/json.hpp"
 
 namespace nanonas {
@@ -18,7 +18,8 @@ using nlohmann::json;
 
 std::string Time(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return "";
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
 }
 
 json Epochs(const google::protobuf::RepeatedPtrField<v1::EpochResult>& epochs) {
@@ -47,10 +48,18 @@ std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
       default:
         if (static_cast<unsigned char>(c) >= 0x20 || c == '\t') out.push_back(c);
     }
@@ -82,11 +91,15 @@ std::string SearchReportJson(const v1::Job& job) {
               {"started", Time(job.started())},
               {"finished", Time(job.finished())},
               {"num_classes", job.num_classes()},
-              {"class_names", std::vector<std::string>(job.class_names().begin(), job.class_names().end())}};
+              {"class_names",
+               std::vector<std::string>(job.class_names().begin(), job.class_names().end())}};
   const v1::JobSpec& s = job.spec();
   j["spec"] = {{"dataset_id", s.dataset_id()},
                {"test_dataset_id", s.test_dataset_id()},
-               {"input", {{"height", s.input().height()}, {"width", s.input().width()}, {"channels", s.input().channels()}}},
+               {"input",
+                {{"height", s.input().height()},
+                 {"width", s.input().width()},
+                 {"channels", s.input().channels()}}},
                {"variant", s.variant().empty() ? "2023" : s.variant()},
                {"validation_split", s.validation_split()},
                {"constraints",
@@ -104,7 +117,10 @@ std::string SearchReportJson(const v1::Job& job) {
   for (const v1::Candidate* c : PathInOrder(job)) {
     json violations = json::array();
     for (const v1::Violation& v : c->violations()) {
-      violations.push_back({{"resource", v.resource()}, {"value", v.value()}, {"limit", v.limit()}, {"excess", v.excess()}});
+      violations.push_back({{"resource", v.resource()},
+                            {"value", v.value()},
+                            {"limit", v.limit()},
+                            {"excess", v.excess()}});
     }
     path.push_back({{"sequence", c->sequence()},
                     {"k", c->k()},
@@ -154,7 +170,8 @@ std::string SearchReportJson(const v1::Job& job) {
   }
   json artifacts = json::array();
   for (const v1::Artifact& a : job.artifacts()) {
-    artifacts.push_back({{"name", a.name()}, {"size_bytes", a.size_bytes()}, {"sha256", a.sha256()}});
+    artifacts.push_back(
+        {{"name", a.name()}, {"size_bytes", a.size_bytes()}, {"sha256", a.sha256()}});
   }
   j["artifacts"] = artifacts;
   return j.dump(2) + "\n";
@@ -186,35 +203,42 @@ std::string SearchPathSvg(const v1::Job& job) {
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
       "font-family=\"sans-serif\">\n",
       width, height, width, height);
-  absl::StrAppend(&s, "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" "
-                      "markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" "
-                      "fill=\"#1f4e79\"/></marker></defs>\n");
+  absl::StrAppend(
+      &s,
+      "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" "
+      "markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" "
+      "fill=\"#1f4e79\"/></marker></defs>\n");
   absl::StrAppend(&s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
   const std::string title = job.spec().name().empty() ? job.id() : job.spec().name();
-  absl::StrAppend(&s, "<text x=\"", left, "\" y=\"26\" font-size=\"16\" font-weight=\"bold\">NanoNAS search path: ",
+  absl::StrAppend(&s, "<text x=\"", left,
+                  "\" y=\"26\" font-size=\"16\" font-weight=\"bold\">NanoNAS search path: ",
                   Escape(title), "</text>\n");
   const v1::Constraints& lim = job.spec().constraints();
-  absl::StrAppend(&s, "<text x=\"", left, "\" y=\"46\" font-size=\"11\" fill=\"#444\">",
-                  Escape(absl::StrCat("limits: RAM ", Limit(lim.ram_bytes(), " B"), ", Flash ",
-                                      Limit(lim.flash_bytes(), " B"), ", MACC ", Limit(lim.macc(), ""),
-                                      lim.target().empty() ? "" : " (" + lim.target() + ")")),
-                  "</text>\n");
+  absl::StrAppend(
+      &s, "<text x=\"", left, "\" y=\"46\" font-size=\"11\" fill=\"#444\">",
+      Escape(absl::StrCat("limits: RAM ", Limit(lim.ram_bytes(), " B"), ", Flash ",
+                          Limit(lim.flash_bytes(), " B"), ", MACC ", Limit(lim.macc(), ""),
+                          lim.target().empty() ? "" : " (" + lim.target() + ")")),
+      "</text>\n");
   // Grid and axes.
   for (int k = k_min; k <= k_max; ++k) {
     for (int c = 0; c <= c_max; ++c) {
-      absl::StrAppend(&s, "<rect x=\"", cx(k) - cell / 2, "\" y=\"", cy(c) - cell / 2, "\" width=\"", cell,
-                      "\" height=\"", cell, "\" fill=\"none\" stroke=\"#ddd\"/>\n");
+      absl::StrAppend(&s, "<rect x=\"", cx(k) - cell / 2, "\" y=\"", cy(c) - cell / 2,
+                      "\" width=\"", cell, "\" height=\"", cell,
+                      "\" fill=\"none\" stroke=\"#ddd\"/>\n");
     }
     absl::StrAppend(&s, "<text x=\"", cx(k), "\" y=\"", top + rows * cell + 18,
                     "\" font-size=\"12\" text-anchor=\"middle\">", k, "</text>\n");
   }
   for (int c = 0; c <= c_max; ++c) {
-    absl::StrAppend(&s, "<text x=\"", left - 10, "\" y=\"", cy(c) + 4, "\" font-size=\"12\" text-anchor=\"end\">", c,
-                    "</text>\n");
+    absl::StrAppend(&s, "<text x=\"", left - 10, "\" y=\"", cy(c) + 4,
+                    "\" font-size=\"12\" text-anchor=\"end\">", c, "</text>\n");
   }
-  absl::StrAppend(&s, "<text x=\"", left + cols * cell / 2, "\" y=\"", top + rows * cell + 38,
-                  "\" font-size=\"13\" text-anchor=\"middle\">k (kernels of the first layer)</text>\n");
-  absl::StrAppend(&s, "<text x=\"18\" y=\"", top + rows * cell / 2, "\" font-size=\"13\" text-anchor=\"middle\" transform=\"rotate(-90 18 ",
+  absl::StrAppend(
+      &s, "<text x=\"", left + cols * cell / 2, "\" y=\"", top + rows * cell + 38,
+      "\" font-size=\"13\" text-anchor=\"middle\">k (kernels of the first layer)</text>\n");
+  absl::StrAppend(&s, "<text x=\"18\" y=\"", top + rows * cell / 2,
+                  "\" font-size=\"13\" text-anchor=\"middle\" transform=\"rotate(-90 18 ",
                   top + rows * cell / 2, ")\">c (cells)</text>\n");
   // Arrows along the search order (drawn first so that the markers sit on top).
   for (size_t i = 1; i < path.size(); ++i) {
@@ -224,9 +248,11 @@ std::string SearchPathSvg(const v1::Job& job) {
     if (len < 1) continue;
     const double r = 24;  // stop at the node's edge
     const double ux = (x1 - x0) / len, uy = (y1 - y0) / len;
-    absl::StrAppend(&s, absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#1f4e79\" "
-                                        "stroke-width=\"2\" marker-end=\"url(#arrow)\"/>\n",
-                                        x0 + ux * r, y0 + uy * r, x1 - ux * r, y1 - uy * r));
+    absl::StrAppend(
+        &s,
+        absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#1f4e79\" "
+                        "stroke-width=\"2\" marker-end=\"url(#arrow)\"/>\n",
+                        x0 + ux * r, y0 + uy * r, x1 - ux * r, y1 - uy * r));
   }
   const v1::SearchResult& result = job.result();
   for (const v1::Candidate* c : path) {
@@ -242,8 +268,9 @@ std::string SearchPathSvg(const v1::Job& job) {
         fill = "#f8d7da";
         stroke = "#b02a37";
         label = "\xE2\x9C\x97";  // ✗
-        sub = c->violations_size() > 0 ? ShortResource(c->violations(0).resource())
-                                       : (c->state() == v1::CANDIDATE_STATE_HOST_INFEASIBLE ? "host" : "limit");
+        sub = c->violations_size() > 0
+                  ? ShortResource(c->violations(0).resource())
+                  : (c->state() == v1::CANDIDATE_STATE_HOST_INFEASIBLE ? "host" : "limit");
         break;
       case v1::CANDIDATE_STATE_FAILED:
         fill = "#e2e3e5";
@@ -260,30 +287,36 @@ std::string SearchPathSvg(const v1::Job& job) {
       fill = "#fff3b0";
       stroke = "#d4a017";
     }
-    absl::StrAppend(&s, "<g class=\"candidate\" data-k=\"", c->k(), "\" data-c=\"", c->c(), "\" data-state=\"",
-                    CandidateStateName(c->state()), "\"", winner ? " data-winner=\"true\"" : "", ">");
-    absl::StrAppend(&s, "<circle cx=\"", x, "\" cy=\"", y, "\" r=\"24\" fill=\"", fill, "\" stroke=\"", stroke,
-                    "\" stroke-width=\"", winner ? 4 : 2, "\"/>");
-    absl::StrAppend(&s, "<text x=\"", x, "\" y=\"", sub.empty() ? y + 4 : y, "\" font-size=\"11\" text-anchor=\"middle\">",
-                    Escape(label), "</text>");
+    absl::StrAppend(&s, "<g class=\"candidate\" data-k=\"", c->k(), "\" data-c=\"", c->c(),
+                    "\" data-state=\"", CandidateStateName(c->state()), "\"",
+                    winner ? " data-winner=\"true\"" : "", ">");
+    absl::StrAppend(&s, "<circle cx=\"", x, "\" cy=\"", y, "\" r=\"24\" fill=\"", fill,
+                    "\" stroke=\"", stroke, "\" stroke-width=\"", winner ? 4 : 2, "\"/>");
+    absl::StrAppend(&s, "<text x=\"", x, "\" y=\"", sub.empty() ? y + 4 : y,
+                    "\" font-size=\"11\" text-anchor=\"middle\">", Escape(label), "</text>");
     if (!sub.empty()) {
-      absl::StrAppend(&s, "<text x=\"", x, "\" y=\"", y + 12, "\" font-size=\"9\" text-anchor=\"middle\" fill=\"#b02a37\">",
-                      Escape(sub), "</text>");
+      absl::StrAppend(&s, "<text x=\"", x, "\" y=\"", y + 12,
+                      "\" font-size=\"9\" text-anchor=\"middle\" fill=\"#b02a37\">", Escape(sub),
+                      "</text>");
     }
-    absl::StrAppend(&s, "<text x=\"", x + 20, "\" y=\"", y - 18, "\" font-size=\"9\" fill=\"#666\">#", c->sequence(),
-                    "</text></g>\n");
+    absl::StrAppend(&s, "<text x=\"", x + 20, "\" y=\"", y - 18,
+                    "\" font-size=\"9\" fill=\"#666\">#", c->sequence(), "</text></g>\n");
   }
   // Legend.
   const int ly = top + rows * cell + 62;
-  absl::StrAppend(&s, "<circle cx=\"", left + 8, "\" cy=\"", ly, "\" r=\"7\" fill=\"#dbe9f6\" stroke=\"#1f4e79\"/>",
-                  "<text x=\"", left + 20, "\" y=\"", ly + 4, "\" font-size=\"11\">validation accuracy</text>\n");
-  absl::StrAppend(&s, "<circle cx=\"", left + 158, "\" cy=\"", ly, "\" r=\"7\" fill=\"#f8d7da\" stroke=\"#b02a37\"/>",
-                  "<text x=\"", left + 170, "\" y=\"", ly + 4, "\" font-size=\"11\">infeasible (limit broken)</text>\n");
-  absl::StrAppend(&s, "<circle cx=\"", left + 328, "\" cy=\"", ly, "\" r=\"7\" fill=\"#fff3b0\" stroke=\"#d4a017\" stroke-width=\"3\"/>",
-                  "<text x=\"", left + 340, "\" y=\"", ly + 4, "\" font-size=\"11\">",
-                  Escape(result.found() ? absl::StrFormat("result (k=%d, c=%d)", result.k(), result.c())
-                                        : std::string("no candidate fitted")),
-                  "</text>\n");
+  absl::StrAppend(&s, "<circle cx=\"", left + 8, "\" cy=\"", ly,
+                  "\" r=\"7\" fill=\"#dbe9f6\" stroke=\"#1f4e79\"/>", "<text x=\"", left + 20,
+                  "\" y=\"", ly + 4, "\" font-size=\"11\">validation accuracy</text>\n");
+  absl::StrAppend(&s, "<circle cx=\"", left + 158, "\" cy=\"", ly,
+                  "\" r=\"7\" fill=\"#f8d7da\" stroke=\"#b02a37\"/>", "<text x=\"", left + 170,
+                  "\" y=\"", ly + 4, "\" font-size=\"11\">infeasible (limit broken)</text>\n");
+  absl::StrAppend(
+      &s, "<circle cx=\"", left + 328, "\" cy=\"", ly,
+      "\" r=\"7\" fill=\"#fff3b0\" stroke=\"#d4a017\" stroke-width=\"3\"/>", "<text x=\"",
+      left + 340, "\" y=\"", ly + 4, "\" font-size=\"11\">",
+      Escape(result.found() ? absl::StrFormat("result (k=%d, c=%d)", result.k(), result.c())
+                            : std::string("no candidate fitted")),
+      "</text>\n");
   absl::StrAppend(&s, "</svg>\n");
   return s;
 }

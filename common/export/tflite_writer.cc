@@ -16,10 +16,14 @@ namespace fb = flatbuffers;
 
 tflite::TensorType ToTflite(ElementType t) {
   switch (t) {
-    case ElementType::kFloat32: return tflite::TensorType_FLOAT32;
-    case ElementType::kUint8: return tflite::TensorType_UINT8;
-    case ElementType::kInt8: return tflite::TensorType_INT8;
-    case ElementType::kInt32: return tflite::TensorType_INT32;
+    case ElementType::kFloat32:
+      return tflite::TensorType_FLOAT32;
+    case ElementType::kUint8:
+      return tflite::TensorType_UINT8;
+    case ElementType::kInt8:
+      return tflite::TensorType_INT8;
+    case ElementType::kInt32:
+      return tflite::TensorType_INT32;
   }
   return tflite::TensorType_FLOAT32;
 }
@@ -30,22 +34,32 @@ struct OpCodeInfo {
 };
 OpCodeInfo CodeOf(OpKind kind) {
   switch (kind) {
-    case OpKind::kQuantize: return {tflite::BuiltinOperator_QUANTIZE, 1};
-    case OpKind::kMul: return {tflite::BuiltinOperator_MUL, 2};
-    case OpKind::kAdd: return {tflite::BuiltinOperator_ADD, 2};
-    case OpKind::kConv2D: return {tflite::BuiltinOperator_CONV_2D, 3};
-    case OpKind::kMaxPool2D: return {tflite::BuiltinOperator_MAX_POOL_2D, 2};
-    case OpKind::kMean: return {tflite::BuiltinOperator_MEAN, 2};
-    case OpKind::kFullyConnected: return {tflite::BuiltinOperator_FULLY_CONNECTED, 4};
-    case OpKind::kSoftmax: return {tflite::BuiltinOperator_SOFTMAX, 2};
+    case OpKind::kQuantize:
+      return {tflite::BuiltinOperator_QUANTIZE, 1};
+    case OpKind::kMul:
+      return {tflite::BuiltinOperator_MUL, 2};
+    case OpKind::kAdd:
+      return {tflite::BuiltinOperator_ADD, 2};
+    case OpKind::kConv2D:
+      return {tflite::BuiltinOperator_CONV_2D, 3};
+    case OpKind::kMaxPool2D:
+      return {tflite::BuiltinOperator_MAX_POOL_2D, 2};
+    case OpKind::kMean:
+      return {tflite::BuiltinOperator_MEAN, 2};
+    case OpKind::kFullyConnected:
+      return {tflite::BuiltinOperator_FULLY_CONNECTED, 4};
+    case OpKind::kSoftmax:
+      return {tflite::BuiltinOperator_SOFTMAX, 2};
   }
   return {tflite::BuiltinOperator_ADD, 1};
 }
 
 // Builtin options of one op (type NONE and a null offset for QUANTIZE).
-std::pair<tflite::BuiltinOptions, fb::Offset<void>> Options(fb::FlatBufferBuilder& b, const GraphOp& op) {
+std::pair<tflite::BuiltinOptions, fb::Offset<void>> Options(fb::FlatBufferBuilder& b,
+                                                            const GraphOp& op) {
   switch (op.kind) {
-    case OpKind::kQuantize: return {tflite::BuiltinOptions_NONE, 0};
+    case OpKind::kQuantize:
+      return {tflite::BuiltinOptions_NONE, 0};
     case OpKind::kMul: {
       tflite::MulOptionsBuilder o(b);
       o.add_fused_activation_function(tflite::ActivationFunctionType_NONE);
@@ -103,7 +117,8 @@ std::pair<tflite::BuiltinOptions, fb::Offset<void>> Options(fb::FlatBufferBuilde
 
 absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
   if (!g.quantized) {
-    return absl::InvalidArgumentError("only quantized graphs are written as .tflite (quantize first)");
+    return absl::InvalidArgumentError(
+        "only quantized graphs are written as .tflite (quantize first)");
   }
   fb::FlatBufferBuilder b(16 * 1024);
   b.ForceDefaults(true);  // every scalar is written, so the size cannot depend on values
@@ -117,7 +132,8 @@ absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
     if (!t.constant) continue;
     if (static_cast<int64_t>(t.data.size()) != t.bytes()) {
       return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' holds ", t.data.size(),
-                                                     " bytes, its shape and type need ", t.bytes()));
+                                                     " bytes, its shape and type need ",
+                                                     t.bytes()));
     }
     b.ForceVectorAlignment(t.data.size(), sizeof(uint8_t), 16);
     const auto data = b.CreateVector(t.data);

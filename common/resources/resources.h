@@ -7,8 +7,8 @@
 //   ResourceVerdict v = JudgeCandidate(arch, limits, dataset_bytes, {.batch_size = 16});
 //   if (v.fit != ResourceVerdict::Fit::kFits) LOG << DescribeViolations(v.violations);  // api
 //
-// Texts of violations: common/api/violations.h. Order: MCU violations in the order RAM, Flash, MACC; the
-// host limit is checked only when every MCU limit holds.
+// Texts of violations: common/api/violations.h. Order: MCU violations in the order RAM, Flash,
+// MACC; the host limit is checked only when every MCU limit holds.
 //
 // Pure functions; thread-safe.
 #ifndef NANONAS_COMMON_RESOURCES_RESOURCES_H_

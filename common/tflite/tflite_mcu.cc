@@ -7,17 +7,17 @@ namespace nanonas {
 
 absl::StatusOr<McuGraph> McuGraphFromTflite(const TfliteGraph& graph) {
   if (graph.inputs.size() != 1 || graph.outputs.size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("graph has ", graph.inputs.size(), " inputs and ", graph.outputs.size(),
-                     " outputs: the MCU model needs one of each"));
+    return absl::InvalidArgumentError(absl::StrCat("graph has ", graph.inputs.size(),
+                                                   " inputs and ", graph.outputs.size(),
+                                                   " outputs: the MCU model needs one of each"));
   }
   McuGraph g;
   for (const TfliteTensor& t : graph.tensors) {
     for (int d : t.shape) {
       if (d < 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("tensor ", t.index, " ('", t.name, "') has a dynamic or empty dimension (",
-                         d, "): the MCU model needs static shapes"));
+        return absl::InvalidArgumentError(absl::StrCat("tensor ", t.index, " ('", t.name,
+                                                       "') has a dynamic or empty dimension (", d,
+                                                       "): the MCU model needs static shapes"));
       }
     }
     McuTensor m;
@@ -25,9 +25,15 @@ absl::StatusOr<McuGraph> McuGraphFromTflite(const TfliteGraph& graph) {
     m.shape = t.shape;
     m.constant = t.is_constant();
     switch (t.type) {
-      case tflite::TensorType_UINT8: m.type = McuTensorType::kUint8; break;
-      case tflite::TensorType_INT8: m.type = McuTensorType::kInt8; break;
-      case tflite::TensorType_INT32: m.type = McuTensorType::kInt32; break;
+      case tflite::TensorType_UINT8:
+        m.type = McuTensorType::kUint8;
+        break;
+      case tflite::TensorType_INT8:
+        m.type = McuTensorType::kInt8;
+        break;
+      case tflite::TensorType_INT32:
+        m.type = McuTensorType::kInt32;
+        break;
       default:
         return absl::InvalidArgumentError(absl::StrCat("tensor ", t.index, " ('", t.name,
                                                        "') has type ", TensorTypeName(t.type),
@@ -37,8 +43,8 @@ absl::StatusOr<McuGraph> McuGraphFromTflite(const TfliteGraph& graph) {
   }
   g.input = graph.inputs[0];
   g.output = graph.outputs[0];
-  static const char* kKnown[] = {"QUANTIZE", "MUL",  "ADD",  "CONV_2D", "MAX_POOL_2D",
-                                 "MEAN",     "FULLY_CONNECTED", "SOFTMAX"};
+  static const char* kKnown[] = {
+      "QUANTIZE", "MUL", "ADD", "CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"};
   for (size_t n = 0; n < graph.ops.size(); ++n) {
     const TfliteOp& op = graph.ops[n];
     bool known = false;

@@ -20,7 +20,7 @@
 namespace nanonas {
 
 struct TfliteQuantization {
-  std::vector<float> scale;       // one per tensor, or one per channel
+  std::vector<float> scale;  // one per tensor, or one per channel
   std::vector<int64_t> zero_point;
   int quantized_dimension = 0;
   bool empty() const { return scale.empty() && zero_point.empty(); }
@@ -29,10 +29,10 @@ struct TfliteQuantization {
 struct TfliteTensor {
   int index = 0;
   std::string name;
-  std::vector<int> shape;       // NHWC for activations; [] for a scalar
+  std::vector<int> shape;  // NHWC for activations; [] for a scalar
   tflite::TensorType type = tflite::TensorType_FLOAT32;
-  uint32_t buffer = 0;          // index into the model's buffers
-  int64_t constant_bytes = 0;   // size of the buffer's data; 0 for activations
+  uint32_t buffer = 0;         // index into the model's buffers
+  int64_t constant_bytes = 0;  // size of the buffer's data; 0 for activations
   TfliteQuantization quantization;
 
   bool is_constant() const { return constant_bytes > 0; }
@@ -41,19 +41,19 @@ struct TfliteTensor {
 };
 
 struct TfliteOp {
-  std::string op;       // builtin name, e.g. "CONV_2D" ("BUILTIN_<n>" outside the subset,
-                        // "CUSTOM:<code>" for custom ops)
-  int builtin_code = 0; // max(deprecated_builtin_code, builtin_code), as TFLite's runtimes read it
+  std::string op;        // builtin name, e.g. "CONV_2D" ("BUILTIN_<n>" outside the subset,
+                         // "CUSTOM:<code>" for custom ops)
+  int builtin_code = 0;  // max(deprecated_builtin_code, builtin_code), as TFLite's runtimes read it
   int version = 1;
-  std::vector<int> inputs;   // tensor indices (-1: omitted optional input)
+  std::vector<int> inputs;  // tensor indices (-1: omitted optional input)
   std::vector<int> outputs;
   // Options that matter for nanonas's graphs (zero when absent or not applicable).
   tflite::BuiltinOptions options_type = tflite::BuiltinOptions_NONE;
-  std::string padding;      // "SAME" / "VALID" (CONV_2D, pools)
+  std::string padding;  // "SAME" / "VALID" (CONV_2D, pools)
   int stride_h = 0, stride_w = 0;
   int filter_h = 0, filter_w = 0;  // pools
-  std::string activation;   // fused activation: "NONE", "RELU", ...
-  bool keep_dims = false;   // MEAN
+  std::string activation;          // fused activation: "NONE", "RELU", ...
+  bool keep_dims = false;          // MEAN
 };
 
 struct TfliteGraph {

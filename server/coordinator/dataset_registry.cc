@@ -242,13 +242,13 @@ absl::Status DatasetRegistry::Upload::Append(absl::string_view chunk) {
   if (!out_) return absl::InternalError("cannot write the upload's temporary file");
   received_ += static_cast<int64_t>(chunk.size());
   if (received_ > registry_->options_.max_upload_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("upload exceeds the server's limit of ", registry_->options_.max_upload_bytes,
-                     " bytes (--max-upload-bytes)"));
+    return absl::ResourceExhaustedError(absl::StrCat("upload exceeds the server's limit of ",
+                                                     registry_->options_.max_upload_bytes,
+                                                     " bytes (--max-upload-bytes)"));
   }
   if (header_.size_bytes() > 0 && received_ > header_.size_bytes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "upload is longer than the announced size_bytes ", header_.size_bytes()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("upload is longer than the announced size_bytes ", header_.size_bytes()));
   }
   out_.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
   hash_->Update(chunk);
@@ -261,14 +261,13 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Upload::Finish() {
   out_.close();
   if (received_ == 0) return absl::InvalidArgumentError("the upload is empty: send the archive");
   if (header_.size_bytes() > 0 && received_ != header_.size_bytes()) {
-    return absl::InvalidArgumentError(absl::StrCat("upload ended after ", received_,
-                                                   " bytes; the header announced ",
-                                                   header_.size_bytes()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upload ended after ", received_, " bytes; the header announced ", header_.size_bytes()));
   }
   const std::string hex = hash_->HexDigest();
   if (!header_.sha256().empty() && absl::AsciiStrToLower(header_.sha256()) != hex) {
-    return absl::InvalidArgumentError(absl::StrCat("upload digest mismatch: received sha256 ",
-                                                   hex, ", header says ", header_.sha256()));
+    return absl::InvalidArgumentError(absl::StrCat("upload digest mismatch: received sha256 ", hex,
+                                                   ", header says ", header_.sha256()));
   }
   // Deduplicate identical uploads.
   auto existing = registry_->Get(DatasetIdFromHex(hex));
@@ -294,15 +293,15 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Upload::Finish() {
     }
     if (data->num_classes() < 2) {
       cleanup();
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the dataset has ", data->num_classes(), " class; a classifier needs at least 2"));
+      return absl::InvalidArgumentError(absl::StrCat("the dataset has ", data->num_classes(),
+                                                     " class; a classifier needs at least 2"));
     }
     info.set_num_images(data->size());
     for (const auto& c : data->class_names) info.add_class_names(c);
     fs::rename(temp_path_, staging / "data.nnds", ec);
   } else {
-    absl::Status st = ExtractArchive(temp_path_, staging / "tree",
-                                     registry_->options_.max_extracted_bytes);
+    absl::Status st =
+        ExtractArchive(temp_path_, staging / "tree", registry_->options_.max_extracted_bytes);
     if (!st.ok()) {
       cleanup();
       return st;
@@ -342,8 +341,8 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::RegisterPath(const std::string&
   if (ec) return absl::InternalError(absl::StrCat("--data-dir ", options_.data_dir, " is missing"));
   fs::path root = fs::weakly_canonical(base / rel, ec);
   if (!fs::exists(root) || !fs::is_directory(root)) {
-    return absl::NotFoundError(absl::StrCat("dataset path '", relative_path,
-                                            "' is not a folder under the data dir"));
+    return absl::NotFoundError(
+        absl::StrCat("dataset path '", relative_path, "' is not a folder under the data dir"));
   }
   root = fs::canonical(root, ec);
   // Symlinks may still lead outside: compare canonical paths component-wise.
@@ -412,7 +411,8 @@ absl::StatusOr<std::vector<v1::DatasetInfo>> DatasetRegistry::List() {
       hexes.push_back(p.stem().string());
     }
   }
-  if (ec) return absl::InternalError(absl::StrCat("cannot list ", dir.string(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot list ", dir.string(), ": ", ec.message()));
   std::sort(hexes.begin(), hexes.end());
   std::vector<v1::DatasetInfo> out;
   for (const std::string& hex : hexes) {

@@ -22,25 +22,24 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "common/base/sha256.h"
 #include "common/arch/architecture.h"
+#include "common/base/sha256.h"
 #include "nanonas/v1/nanonas.pb.h"
 
 namespace nanonas::coordinator {
 
-
 struct DatasetRegistryOptions {
-  std::string state_dir;                       // required
-  std::string data_dir;                        // optional: RegisterPath is refused without it
-  int64_t max_upload_bytes = 1LL << 30;        // archive bytes of one upload
-  int64_t max_extracted_bytes = 4LL << 30;     // bytes written when extracting one archive
+  std::string state_dir;                    // required
+  std::string data_dir;                     // optional: RegisterPath is refused without it
+  int64_t max_upload_bytes = 1LL << 30;     // archive bytes of one upload
+  int64_t max_extracted_bytes = 4LL << 30;  // bytes written when extracting one archive
 };
 
 // A dataset decoded at one input size, ready for workers.
 struct DecodedDataset {
-  std::string id;          // "sha256:" + ContentHash of the decoded dataset
-  int64_t file_bytes = 0;  // size of the serialized file
-  int64_t pixel_bytes = 0; // N * H * W * C
+  std::string id;           // "sha256:" + ContentHash of the decoded dataset
+  int64_t file_bytes = 0;   // size of the serialized file
+  int64_t pixel_bytes = 0;  // N * H * W * C
   int64_t num_images = 0;
   std::vector<std::string> class_names;
 };

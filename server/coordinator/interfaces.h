@@ -32,8 +32,8 @@ class CoordinatorStore {
   // Every job, in creation order.
   virtual absl::StatusOr<std::vector<nanonas::v1::Job>> LoadJobs() = 0;
   // Events of a job with sequence > after_sequence, in order.
-  virtual absl::StatusOr<std::vector<nanonas::v1::JobEvent>> LoadEvents(
-      const std::string& job_id, int64_t after_sequence) = 0;
+  virtual absl::StatusOr<std::vector<nanonas::v1::JobEvent>> LoadEvents(const std::string& job_id,
+                                                                        int64_t after_sequence) = 0;
 };
 
 // Callbacks of one running evaluation. May be called from any thread, never after OnDone.

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "common/api/defaults.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/api/defaults.h"
 #include "common/arch/architecture.h"
 #include "nanonas/v1/nanonas.pb.h"
 #include "server/search/search.h"

@@ -36,10 +36,10 @@ absl::Status JobStoreAdapter::Commit(const v1::Job& job, const v1::JobEvent* eve
   if (create) known_.insert(job.id());
   if (event != nullptr &&
       (result.events.empty() || result.events.back().sequence() != event->sequence())) {
-    return absl::InternalError(absl::StrCat(
-        "store assigned event sequence ",
-        result.events.empty() ? -1 : result.events.back().sequence(), " to job ", job.id(),
-        ", the coordinator expected ", event->sequence()));
+    return absl::InternalError(
+        absl::StrCat("store assigned event sequence ",
+                     result.events.empty() ? -1 : result.events.back().sequence(), " to job ",
+                     job.id(), ", the coordinator expected ", event->sequence()));
   }
   return absl::OkStatus();
 }

@@ -32,8 +32,7 @@ class CoordinatorService final : public nanonas::v1::Coordinator::Service {
                                    nanonas::v1::DatasetInfo* resp) override;
   grpc::Status GetDataset(grpc::ServerContext* ctx, const nanonas::v1::GetDatasetRequest* req,
                           nanonas::v1::DatasetInfo* resp) override;
-  grpc::Status ListArtifacts(grpc::ServerContext* ctx,
-                             const nanonas::v1::ListArtifactsRequest* req,
+  grpc::Status ListArtifacts(grpc::ServerContext* ctx, const nanonas::v1::ListArtifactsRequest* req,
                              nanonas::v1::ListArtifactsResponse* resp) override;
   grpc::Status DownloadArtifact(grpc::ServerContext* ctx,
                                 const nanonas::v1::DownloadArtifactRequest* req,

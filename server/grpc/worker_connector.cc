@@ -3,11 +3,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc/status.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "nanonas/v1/nanonas.grpc.pb.h"
-#include "common/rpc/status.h"
 
 namespace nanonas::grpc_layer {
 
@@ -39,8 +39,7 @@ std::shared_ptr<grpc::Channel> GrpcWorkerConnector::ChannelFor(const std::string
   // Reconnect quickly after a worker restart on the same address.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  auto channel =
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   channels_[address] = channel;
   return channel;
 }

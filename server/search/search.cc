@@ -25,8 +25,8 @@ std::string Acc(double accuracy) { return absl::StrFormat("%.4f", accuracy); }
 
 absl::Status CheckAccuracy(double accuracy, int k, int c) {
   if (!(accuracy >= 0.0 && accuracy <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat("accuracy of ", Where(k, c), " is ",
-                                                   accuracy, ", outside [0, 1]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("accuracy of ", Where(k, c), " is ", accuracy, ", outside [0, 1]"));
   }
   return absl::OkStatus();
 }
@@ -171,9 +171,9 @@ absl::StatusOr<NanoNasSearch> NanoNasSearch::Restore(const Options& options,
   NANONAS_RETURN_IF_ERROR(search.Advance(&path, &pos));
   if (pos < path.size()) {
     const PathEntry& e = path[pos];
-    return absl::InvalidArgumentError(absl::StrCat(
-        "recorded path entry ", pos, " (", Where(e.k, e.c), ") comes after the search stopped (",
-        search.stop_reason_, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("recorded path entry ", pos, " (", Where(e.k, e.c),
+                     ") comes after the search stopped (", search.stop_reason_, ")"));
   }
   return search;
 }
@@ -189,13 +189,12 @@ std::optional<PendingCandidate> NanoNasSearch::Next() const {
 
 absl::Status NanoNasSearch::Report(int k, int c, const EvaluationOutcome& outcome) {
   if (state_ != State::kEvaluating) {
-    return absl::FailedPreconditionError(absl::StrCat("Report(", Where(k, c),
-                                                      "): no candidate is pending, the search is ",
-                                                      StateName(state_)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Report(", Where(k, c), "): no candidate is pending, the search is ", StateName(state_)));
   }
   if (k != k_ || c != c_) {
-    return absl::InvalidArgumentError(absl::StrCat("Report(", Where(k, c),
-                                                   "): the pending candidate is ", Where(k_, c_)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Report(", Where(k, c), "): the pending candidate is ", Where(k_, c_)));
   }
   if (outcome.outcome == Outcome::kInfeasible) {
     return absl::InvalidArgumentError(
@@ -273,8 +272,8 @@ void NanoNasSearch::Apply(PathEntry entry) {
     case Outcome::kDone:
       if (row_best_ && Score(e.accuracy) <= Score(path_[*row_best_].accuracy)) {
         const PathEntry& prev = path_[*row_best_];
-        EndRow(absl::StrCat(Where(k_, c_), " (", Acc(e.accuracy), ") did not improve on c=",
-                            prev.c, " (", Acc(prev.accuracy), ")"));
+        EndRow(absl::StrCat(Where(k_, c_), " (", Acc(e.accuracy), ") did not improve on c=", prev.c,
+                            " (", Acc(prev.accuracy), ")"));
         return;
       }
       row_best_ = idx;
@@ -314,8 +313,8 @@ void NanoNasSearch::EndRow(const std::string& why) {
   }
   const PathEntry& prev = path_[*prev_best_];
   if (!row_best_) {
-    Finish(absl::StrCat("row k=", k_, " has no trained candidate (", why, "); best is k=",
-                        prev.k, " c=", prev.c, " (", Acc(prev.accuracy), ")"));
+    Finish(absl::StrCat("row k=", k_, " has no trained candidate (", why, "); best is k=", prev.k,
+                        " c=", prev.c, " (", Acc(prev.accuracy), ")"));
     return;
   }
   const PathEntry& row = path_[*row_best_];
@@ -340,8 +339,8 @@ absl::Status NanoNasSearch::Advance(const std::vector<PathEntry>* replay, size_t
             " but the search walks to sequence ", pos, " ", Where(k_, c_), " there"));
       }
       if (e.outcome == Outcome::kCancelled && pos + 1 != replay->size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "recorded path entry ", pos, " is CANCELLED but is not the last entry"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("recorded path entry ", pos, " is CANCELLED but is not the last entry"));
       }
       if (e.outcome == Outcome::kDone) NANONAS_RETURN_IF_ERROR(CheckAccuracy(e.accuracy, e.k, e.c));
       ++*replay_pos;
@@ -379,8 +378,8 @@ absl::Status NanoNasSearch::TransitionState(State from, State to) {
                                         (from == State::kEvaluating && to == State::kCancelled));
   if (!legal) {
     return absl::InternalError(absl::StrCat("illegal search state transition ", StateName(from),
-                                            " -> ", StateName(to), " (state is ",
-                                            StateName(state_), ")"));
+                                            " -> ", StateName(to), " (state is ", StateName(state_),
+                                            ")"));
   }
   state_ = to;
   return absl::OkStatus();

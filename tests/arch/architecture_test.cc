@@ -34,7 +34,7 @@ TEST(ArchitectureTest, CellLimitFollowsSpatialSize) {
   EXPECT_EQ(MaxCells({28, 28, 1}), 4);  // 28 -> 14 -> 7 -> 3 -> 1
   EXPECT_EQ(MaxCells({1, 1, 1}), 0);
   EXPECT_EQ(MaxCells({2, 2, 1}), 1);
-  EXPECT_EQ(MaxCells({64, 3, 1}), 1);   // the smaller side limits
+  EXPECT_EQ(MaxCells({64, 3, 1}), 1);  // the smaller side limits
 }
 
 TEST(ArchitectureTest, Builds2023LayerSequenceWithShapes) {
@@ -48,10 +48,10 @@ TEST(ArchitectureTest, Builds2023LayerSequenceWithShapes) {
                                  LayerKind::kGlobalAvgPool, LayerKind::kDropout, LayerKind::kDense,
                                  LayerKind::kSoftmax));
   EXPECT_EQ(arch->final_h, 12);
-  EXPECT_EQ(arch->layers[5].in_c, 3);   // cell 1's conv: 3 -> 6 channels at 25x25
+  EXPECT_EQ(arch->layers[5].in_c, 3);  // cell 1's conv: 3 -> 6 channels at 25x25
   EXPECT_EQ(arch->layers[5].out_c, 6);
   EXPECT_EQ(arch->layers[5].out_h, 25);
-  EXPECT_EQ(arch->layers[8].in_c, 6);   // cell 2's conv: 6 -> 9 channels at 12x12
+  EXPECT_EQ(arch->layers[8].in_c, 6);  // cell 2's conv: 6 -> 9 channels at 12x12
   EXPECT_EQ(arch->layers[8].out_c, 9);
   EXPECT_EQ(arch->layers[8].out_h, 12);
   EXPECT_TRUE(arch->layers[2].fused_relu);

@@ -91,9 +91,9 @@ TEST(CoordinatorTest, InfeasibleCandidatesAreRecordedWithTheLimitAndNeverTrained
   spec.mutable_constraints()->set_ram_bytes(4500);  // (1,4) needs 5000, (2,2) needs 6000
   auto job = h.core->SubmitJob(spec);
   ASSERT_TRUE(job.ok()) << job.status();
-  RunToEnd(h, job->id(),
-           {{{1, 0}, 0.5}, {{1, 1}, 0.6}, {{1, 2}, 0.7}, {{1, 3}, 0.8}, {{2, 0}, 0.5},
-            {{2, 1}, 0.6}});
+  RunToEnd(
+      h, job->id(),
+      {{{1, 0}, 0.5}, {{1, 1}, 0.6}, {{1, 2}, 0.7}, {{1, 3}, 0.8}, {{2, 0}, 0.5}, {{2, 1}, 0.6}});
   auto done = h.core->GetJob(job->id());
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
@@ -522,7 +522,6 @@ TEST(CoordinatorTest, WorkerReportedHostInfeasibleEndsTheRowAndTheWorkerKeepsSer
   EXPECT_EQ(h.core->NumWorkers(), 1);
 }
 
-
 double AccuracyOr(const std::map<std::pair<int, int>, double>& table, int k, int c) {
   auto it = table.find({k, c});
   return it == table.end() ? 0.3 : it->second;  // candidates off the sequential path
@@ -607,7 +606,7 @@ TEST(CoordinatorSpeculationTest, ACandidateRunningAheadIsAdoptedWhenTheSearchAsk
   ASSERT_TRUE(job.ok());
   auto open = h.connector.Open();
   ASSERT_EQ(open.size(), 2u);
-  const auto ahead = open[1];  // (1,1), still running
+  const auto ahead = open[1];             // (1,1), still running
   FakeConnector::Complete(open[0], 0.5);  // (1,0) improves: the search asks for (1,1)
   auto j = h.core->GetJob(job->id());
   ASSERT_TRUE(j.ok());

@@ -326,9 +326,9 @@ TEST(CoordinatorFinalTrainingTest, SubmitChecksTheTestSetAndTheCalibrationImages
 }
 
 TEST(ArtifactStoreTest, WritesReadsAndRefusesPathsOutsideItsFolder) {
-  const std::string root = (std::filesystem::temp_directory_path() /
-                            absl::StrCat("nanonas-artifact-store-", getpid()))
-                               .string();
+  const std::string root =
+      (std::filesystem::temp_directory_path() / absl::StrCat("nanonas-artifact-store-", getpid()))
+          .string();
   ArtifactStore store(root);
   auto a = store.Write("job-1", "model.tflite", "abc");
   ASSERT_TRUE(a.ok()) << a.status();

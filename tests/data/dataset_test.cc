@@ -1,11 +1,12 @@
 // Split, content hash, serialisation and Subset.
+#include "common/data/dataset.h"
+
 #include <openssl/sha.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <set>
 
-#include "common/data/dataset.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

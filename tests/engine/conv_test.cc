@@ -25,7 +25,10 @@ struct Fixture {
   memory::desc plain;
 
   explicit Fixture(const ConvShape& shape) : s(shape) {
-    { absl::Status st = conv.Init(eng, s, nullptr); EXPECT_TRUE(st.ok()) << st; }
+    {
+      absl::Status st = conv.Init(eng, s, nullptr);
+      EXPECT_TRUE(st.ok()) << st;
+    }
     const size_t in = static_cast<size_t>(s.n) * s.h * s.w * s.cin;
     const size_t out = static_cast<size_t>(s.n) * s.h * s.w * s.cout;
     const size_t wsize = conv.master_weights_desc().get_size() / sizeof(float);
@@ -109,13 +112,11 @@ TEST_P(ConvTest, BackwardMatchesFiniteDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Channels, ConvTest,
-                         ::testing::Values(std::make_tuple(1, 2, false),
-                                           std::make_tuple(3, 4, true),
-                                           std::make_tuple(3, 16, false),
-                                           std::make_tuple(8, 12, true),
-                                           std::make_tuple(16, 24, false),
-                                           std::make_tuple(20, 27, false)));
+INSTANTIATE_TEST_SUITE_P(
+    Channels, ConvTest,
+    ::testing::Values(std::make_tuple(1, 2, false), std::make_tuple(3, 4, true),
+                      std::make_tuple(3, 16, false), std::make_tuple(8, 12, true),
+                      std::make_tuple(16, 24, false), std::make_tuple(20, 27, false)));
 
 // Winograd F(4x4,3x3) (chosen by WinogradPays: channels in multiples of 16, maps >= 10x10, ...)
 // against the naive convolution (forward) and against the direct algorithm, itself checked by

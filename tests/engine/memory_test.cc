@@ -3,14 +3,14 @@
 // measured in a fresh child process (this binary re-executed with a filter), so that the figure
 // includes the process baseline exactly as the estimate claims to.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <unistd.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/engine/test_util.h"
@@ -60,9 +60,8 @@ int RunChild(const char* env) {
 }
 
 int64_t MeasureChildPeakBytes(const Case& cs) {
-  const std::string cmd =
-      absl::StrCat(kChildEnv, "=", cs.k, ",", cs.c, ",", cs.images, ",", cs.batch,
-                   " /proc/", getpid(), "/exe");
+  const std::string cmd = absl::StrCat(kChildEnv, "=", cs.k, ",", cs.c, ",", cs.images, ",",
+                                       cs.batch, " /proc/", getpid(), "/exe");
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return -1;
   char line[512];
@@ -85,9 +84,8 @@ TEST_P(MemoryTest, EstimateBoundsMeasuredPeakWithinFactorThree) {
   const Case cs = GetParam();
   const int64_t measured = MeasureChildPeakBytes(cs);
   ASSERT_GT(measured, 0) << "child process failed";
-  const int64_t estimate =
-      EstimateTrainingMemoryBytes(Arch(cs), static_cast<int64_t>(cs.images) * 50 * 50 * 3,
-                                  Options(cs));
+  const int64_t estimate = EstimateTrainingMemoryBytes(
+      Arch(cs), static_cast<int64_t>(cs.images) * 50 * 50 * 3, Options(cs));
   std::printf("(%d,%d) %d images batch %d: measured %.1f MiB, estimate %.1f MiB\n", cs.k, cs.c,
               cs.images, cs.batch, measured / 1048576.0, estimate / 1048576.0);
   EXPECT_GE(estimate, measured);
@@ -100,8 +98,7 @@ INSTANTIATE_TEST_SUITE_P(Candidates, MemoryTest,
 TEST(MemoryEstimateTest, GrowsWithDatasetBatchAndModel) {
   const Case small{1, 0, 100, 16}, big{16, 3, 100, 16};
   const int64_t base = EstimateTrainingMemoryBytes(Arch(small), 1 << 20, Options(small));
-  EXPECT_GT(EstimateTrainingMemoryBytes(Arch(small), 100 << 20, Options(small)),
-            base + (99 << 20));
+  EXPECT_GT(EstimateTrainingMemoryBytes(Arch(small), 100 << 20, Options(small)), base + (99 << 20));
   EXPECT_GT(EstimateTrainingMemoryBytes(Arch(big), 1 << 20, Options(big)), base);
   Case big_batch = big;
   big_batch.batch = 128;

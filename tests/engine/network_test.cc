@@ -72,7 +72,8 @@ TEST_P(GradientCheckTest, WholeNetworkGradientMatchesFiniteDifferences) {
   ModelWeights w = net.GetWeights();
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-0.3f, 0.3f);
-  for (auto& c : w.convs) for (float& v : c.bias) v = u(rng);
+  for (auto& c : w.convs)
+    for (float& v : c.bias) v = u(rng);
   for (auto& b : w.batch_norms) {
     for (float& v : b.gamma) v = 1.f + u(rng);
     for (float& v : b.beta) v = u(rng);
@@ -184,10 +185,10 @@ class BatchPartsTest : public ::testing::TestWithParam<PartsCase> {};
 struct StepResult {
   std::vector<float> logits;
   double loss = 0;
-  ModelWeights grads;          // of the training step
-  ModelWeights before_step;    // weights with the moving statistics the forward pass updated
+  ModelWeights grads;            // of the training step
+  ModelWeights before_step;      // weights with the moving statistics the forward pass updated
   std::vector<float> inference;  // logits of an inference pass with those weights
-  ModelWeights after;          // weights after one Adam step
+  ModelWeights after;            // weights after one Adam step
 };
 
 StepResult RunStep(const Architecture& arch, int threads, int n) {
@@ -308,7 +309,7 @@ TEST_P(BatchPartsTest, MatchOneThreadAndAreReproducible) {
     for (float v : *t) largest = std::max(largest, std::abs(v));
   }
   ASSERT_GT(largest, 1e-4f);  // the gradients are not all zero: the comparison means something
-  if (pc.k == 16) {  // the case meant to cover Winograd does: 16 -> 32 channels on 20x20
+  if (pc.k == 16) {           // the case meant to cover Winograd does: 16 -> 32 channels on 20x20
     ConvShape s;
     s.h = s.w = pc.in.height / 2;
     s.cin = 16;
@@ -325,13 +326,12 @@ TEST_P(BatchPartsTest, MatchOneThreadAndAreReproducible) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, BatchPartsTest,
-    ::testing::Values(PartsCase{3, 2, {8, 8, 3}, Variant::k2023, 2, 6},
-                      PartsCase{3, 2, {8, 8, 3}, Variant::k2023, 3, 7},
-                      PartsCase{4, 2, {9, 7, 1}, Variant::k2024, 3, 7},
-                      PartsCase{3, 0, {8, 8, 3}, Variant::k2023, 3, 6},
-                      PartsCase{16, 1, {40, 40, 1}, Variant::k2023, 2, 5}));
+INSTANTIATE_TEST_SUITE_P(Cases, BatchPartsTest,
+                         ::testing::Values(PartsCase{3, 2, {8, 8, 3}, Variant::k2023, 2, 6},
+                                           PartsCase{3, 2, {8, 8, 3}, Variant::k2023, 3, 7},
+                                           PartsCase{4, 2, {9, 7, 1}, Variant::k2024, 3, 7},
+                                           PartsCase{3, 0, {8, 8, 3}, Variant::k2023, 3, 6},
+                                           PartsCase{16, 1, {40, 40, 1}, Variant::k2023, 2, 5}));
 
 class InferenceTest : public ::testing::TestWithParam<std::tuple<Variant, int, int, int>> {};
 
@@ -352,7 +352,8 @@ TEST_P(InferenceTest, MatchesNaiveReferenceNetwork) {
     for (float& v : b.moving_variance) v = 1.f + u(rng);
     for (float& v : b.beta) v = u(rng);
   }
-  for (auto& cw : w.convs) for (float& v : cw.bias) v = u(rng);
+  for (auto& cw : w.convs)
+    for (float& v : cw.bias) v = u(rng);
   ASSERT_TRUE(net.SetWeights(w).ok());
   std::vector<int64_t> idx = {6, 0, 3, 2, 5, 1, 4};
   net.LoadImages(data, idx.data(), 7);
@@ -450,8 +451,8 @@ TEST(NetworkTest, TrainingStepsAllocateNoBuffers) {
       step(16, 16);
       step(32, 8);  // the partial batch has its own primitives, made up front
     }
-    EXPECT_EQ(g_large_allocations.load() - before, 0) << VariantName(v) << ", " << threads
-                                                       << " threads";
+    EXPECT_EQ(g_large_allocations.load() - before, 0)
+        << VariantName(v) << ", " << threads << " threads";
   }
 }
 

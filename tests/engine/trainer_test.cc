@@ -124,16 +124,17 @@ TEST(TrainerTest, CancellationBetweenBatchesReturnsCancelled) {
   opt.progress_every_batches = 2;
   CancelFlag cancel;
   int batch_reports = 0;
-  auto r = Evaluate(arch, data, split, opt,
-                    [&](const Progress& p) {
-                      if (p.kind == Progress::Kind::kBatch) {
-                        EXPECT_EQ(p.batch % 2, 0);
-                        EXPECT_EQ(p.batches_per_epoch, 10);
-                        EXPECT_GT(p.running_loss, 0);
-                        if (++batch_reports == 3) cancel.Cancel();
-                      }
-                    },
-                    &cancel);
+  auto r = Evaluate(
+      arch, data, split, opt,
+      [&](const Progress& p) {
+        if (p.kind == Progress::Kind::kBatch) {
+          EXPECT_EQ(p.batch % 2, 0);
+          EXPECT_EQ(p.batches_per_epoch, 10);
+          EXPECT_GT(p.running_loss, 0);
+          if (++batch_reports == 3) cancel.Cancel();
+        }
+      },
+      &cancel);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
   EXPECT_EQ(batch_reports, 3);
 
@@ -208,8 +209,7 @@ TEST(TrainerTest, RejectsBadInputWithClearErrors) {
 
   for (auto mutate : std::vector<std::function<void(TrainOptions&)>>{
            [](TrainOptions& o) { o.epochs = 0; }, [](TrainOptions& o) { o.batch_size = 0; },
-           [](TrainOptions& o) { o.threads = 0; },
-           [](TrainOptions& o) { o.learning_rate = -1; }}) {
+           [](TrainOptions& o) { o.threads = 0; }, [](TrainOptions& o) { o.learning_rate = -1; }}) {
     TrainOptions o;
     mutate(o);
     EXPECT_EQ(Evaluate(arch, data, split, o).status().code(), absl::StatusCode::kInvalidArgument);

@@ -57,7 +57,8 @@ int Run(const std::string& dir) {
     }
     const std::string base = dir + "/" + tc.name;
     absl::Status s = WriteBinaryFile(base + ".tflite", *bytes);
-    if (s.ok()) s = WriteBinaryFile(base + ".images", std::string(test.images.begin(), test.images.end()));
+    if (s.ok())
+      s = WriteBinaryFile(base + ".images", std::string(test.images.begin(), test.images.end()));
     if (s.ok()) s = WriteBinaryFile(base + ".expected", expected);
     if (!s.ok()) return fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
     list.push_back({{"name", tc.name},

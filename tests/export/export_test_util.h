@@ -21,7 +21,9 @@ inline ModelWeights RandomWeights(const Architecture& arch, uint32_t seed) {
   std::mt19937 rng(seed);
   ModelWeights w = PlaceholderWeights(arch);
   auto normal = [&](float stddev) { return std::normal_distribution<float>(0.0f, stddev)(rng); };
-  auto uniform = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+  auto uniform = [&](float lo, float hi) {
+    return std::uniform_real_distribution<float>(lo, hi)(rng);
+  };
   for (ConvWeights& c : w.convs) {
     const float std_dev = std::sqrt(2.0f / (9.0f * c.in_channels));
     for (float& v : c.kernel) v = normal(std_dev);

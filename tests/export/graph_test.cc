@@ -29,9 +29,10 @@ TEST(ExportGraphTest, Variant2023HasConverterOpOrder) {
   const Architecture arch = Arch(3, 2, {20, 20, 3}, 4, Variant::k2023);
   auto g = BuildFloatGraph(arch, PlaceholderWeights(arch));
   ASSERT_TRUE(g.ok()) << g.status();
-  EXPECT_EQ(OpNames(*g), (std::vector<std::string>{"MUL", "MUL", "ADD", "CONV_2D", "MAX_POOL_2D", "MUL",
-                                                   "ADD", "CONV_2D", "MAX_POOL_2D", "MUL", "ADD",
-                                                   "CONV_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"}));
+  EXPECT_EQ(OpNames(*g),
+            (std::vector<std::string>{"MUL", "MUL", "ADD", "CONV_2D", "MAX_POOL_2D", "MUL", "ADD",
+                                      "CONV_2D", "MAX_POOL_2D", "MUL", "ADD", "CONV_2D", "MEAN",
+                                      "FULLY_CONNECTED", "SOFTMAX"}));
   EXPECT_EQ(g->tensor(g->output).shape, (std::vector<int>{1, 4}));
 }
 

@@ -10,7 +10,8 @@ namespace {
 
 namespace v1 = nanonas::v1;
 
-v1::Candidate* AddCandidate(v1::Job* job, int seq, int k, int c, v1::CandidateState state, double acc) {
+v1::Candidate* AddCandidate(v1::Job* job, int seq, int k, int c, v1::CandidateState state,
+                            double acc) {
   v1::Candidate* cand = job->add_candidates();
   cand->set_sequence(seq);
   cand->set_k(k);
@@ -105,15 +106,19 @@ TEST(ExportReportTest, SvgDrawsGridAccuraciesArrowsAndWinner) {
   EXPECT_NE(svg.find("Visual &lt;Wake&gt; Words"), std::string::npos);
   // One node per candidate; 4 arrows for 5 steps.
   const std::regex node("<g class=\"candidate\"");
-  EXPECT_EQ(std::distance(std::sregex_iterator(svg.begin(), svg.end(), node), std::sregex_iterator()), 5);
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(svg.begin(), svg.end(), node), std::sregex_iterator()), 5);
   const std::regex arrow("marker-end=\"url\\(#arrow\\)\"");
-  EXPECT_EQ(std::distance(std::sregex_iterator(svg.begin(), svg.end(), arrow), std::sregex_iterator()), 4);
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(svg.begin(), svg.end(), arrow), std::sregex_iterator()),
+      4);
   EXPECT_NE(svg.find("81.0%"), std::string::npos);
   EXPECT_NE(svg.find("62.0%"), std::string::npos);
   // The infeasible candidate is marked with the limit it broke; the winner is highlighted.
   EXPECT_NE(svg.find("data-k=\"3\" data-c=\"1\" data-state=\"INFEASIBLE\""), std::string::npos);
   EXPECT_NE(svg.find(">RAM</text>"), std::string::npos);
-  EXPECT_NE(svg.find("data-k=\"2\" data-c=\"1\" data-state=\"DONE\" data-winner=\"true\""), std::string::npos);
+  EXPECT_NE(svg.find("data-k=\"2\" data-c=\"1\" data-state=\"DONE\" data-winner=\"true\""),
+            std::string::npos);
   EXPECT_NE(svg.find("result (k=2, c=1)"), std::string::npos);
 }
 

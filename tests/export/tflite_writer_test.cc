@@ -24,17 +24,22 @@ CandidateSpec Spec(int k, int c, InputShape in, int classes, Variant v) {
 
 Graph QuantizedModel(const Architecture& arch, uint32_t seed) {
   const Dataset d = testing_util::RandomImages(arch.spec.input, 150, arch.spec.classes, seed);
-  auto g = QuantizeModel(arch, testing_util::RandomWeights(arch, seed), d, testing_util::Range(150));
+  auto g =
+      QuantizeModel(arch, testing_util::RandomWeights(arch, seed), d, testing_util::Range(150));
   EXPECT_TRUE(g.ok()) << g.status();
   return *g;
 }
 
 tflite::TensorType Tfl(ElementType t) {
   switch (t) {
-    case ElementType::kUint8: return tflite::TensorType_UINT8;
-    case ElementType::kInt8: return tflite::TensorType_INT8;
-    case ElementType::kInt32: return tflite::TensorType_INT32;
-    case ElementType::kFloat32: return tflite::TensorType_FLOAT32;
+    case ElementType::kUint8:
+      return tflite::TensorType_UINT8;
+    case ElementType::kInt8:
+      return tflite::TensorType_INT8;
+    case ElementType::kInt32:
+      return tflite::TensorType_INT32;
+    case ElementType::kFloat32:
+      return tflite::TensorType_FLOAT32;
   }
   return tflite::TensorType_FLOAT32;
 }
@@ -147,7 +152,8 @@ TEST(ExportTfliteWriterTest, PredictedFlashEqualsRealFileSize) {
             ASSERT_TRUE(q.ok());
             auto bytes = SerializeTflite(*q);
             ASSERT_TRUE(bytes.ok());
-            EXPECT_EQ(*predicted, static_cast<int64_t>(bytes->size())) << DescribeArchitecture(arch);
+            EXPECT_EQ(*predicted, static_cast<int64_t>(bytes->size()))
+                << DescribeArchitecture(arch);
             ++checked;
           }
         }
@@ -158,7 +164,8 @@ TEST(ExportTfliteWriterTest, PredictedFlashEqualsRealFileSize) {
   // And through the full calibration path.
   for (Variant v : {Variant::k2023, Variant::k2024}) {
     const Architecture arch = *BuildArchitecture(Spec(5, 2, {20, 20, 3}, 3, v));
-    EXPECT_EQ(*PredictFlashBytes(arch), static_cast<int64_t>(SerializeTflite(QuantizedModel(arch, 8))->size()));
+    EXPECT_EQ(*PredictFlashBytes(arch),
+              static_cast<int64_t>(SerializeTflite(QuantizedModel(arch, 8))->size()));
     EXPECT_EQ(ExportedFlashBytes(arch), *PredictFlashBytes(arch.spec));
   }
   EXPECT_FALSE(PredictFlashBytes(Spec(0, 1, {8, 8, 1}, 2, Variant::k2023)).ok());

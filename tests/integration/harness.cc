@@ -10,13 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cctype>
+#include <condition_variable>
 #include <cstdio>
-#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <random>
@@ -224,9 +224,9 @@ absl::StatusOr<std::vector<std::string>> ReflectionServices(
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   OneShotBidi call(req);
-  stub.PrepareBidiStreamingCall(
-      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc::StubOptions(),
-      &call);
+  stub.PrepareBidiStreamingCall(&ctx,
+                                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                grpc::StubOptions(), &call);
   call.Run();
   absl::Status st = FromGrpcStatus(call.Await());
   if (!st.ok()) return st;
@@ -239,9 +239,9 @@ absl::StatusOr<std::vector<std::string>> ReflectionServices(
       const size_t len = static_cast<unsigned char>(r[i + 1]);
       if (i + 2 + len <= r.size() && len > 0) {
         std::string name = r.substr(i + 2, len);
-        if (std::all_of(name.begin(), name.end(),
-                        [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) ||
-                                             ch == '.' || ch == '_'; })) {
+        if (std::all_of(name.begin(), name.end(), [](char ch) {
+              return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_';
+            })) {
           names.push_back(name);
         }
       }
@@ -385,7 +385,7 @@ std::string TarFolder(const std::string& root, const std::string& top) {
 }
 
 absl::StatusOr<nanonas::v1::DatasetInfo> Upload(nanonas::v1::Coordinator::Stub* stub,
-                                               const std::string& bytes, int64_t announced) {
+                                                const std::string& bytes, int64_t announced) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   nanonas::v1::DatasetInfo info;

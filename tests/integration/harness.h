@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "common/rpc/status.h"  // FromGrpcStatus
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/rpc/status.h"  // FromGrpcStatus
 #include "grpcpp/channel.h"
 #include "nanonas/v1/nanonas.grpc.pb.h"
 
@@ -67,7 +67,7 @@ std::string TarFolder(const std::string& root, const std::string& top);
 
 // Uploads a tar archive through Coordinator.UploadDataset in 64 KiB chunks.
 absl::StatusOr<nanonas::v1::DatasetInfo> Upload(nanonas::v1::Coordinator::Stub* stub,
-                                               const std::string& bytes, int64_t announced);
+                                                const std::string& bytes, int64_t announced);
 
 }  // namespace nanonas::integration
 

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,8 +35,7 @@ using ::testing::HasSubstr;
 constexpr int kSize = 16;  // 16x16x3 images
 
 bool IsTerminal(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
 }
 
 std::chrono::system_clock::time_point Deadline(int seconds) {
@@ -179,9 +178,9 @@ class Cluster {
       absl::SleepFor(absl::Milliseconds(50));
     }
     if (job.ok()) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("timed out; job state ", v1::JobState_Name(job->state()), ": ",
-                       job->DebugString().substr(0, 2000)));
+      return absl::DeadlineExceededError(absl::StrCat("timed out; job state ",
+                                                      v1::JobState_Name(job->state()), ": ",
+                                                      job->DebugString().substr(0, 2000)));
     }
     return job.status();
   }
@@ -465,8 +464,8 @@ TEST_F(IntegrationTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
             grpc::StatusCode::INVALID_ARGUMENT);
   // Still serving.
   EXPECT_TRUE(cluster_->coordinator()->Alive());
-  EXPECT_TRUE(HealthServing(grpc::CreateChannel(cluster_->address(),
-                                                grpc::InsecureChannelCredentials())));
+  EXPECT_TRUE(
+      HealthServing(grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials())));
   grpc::ClientContext ctx2;
   ctx2.set_deadline(Deadline(10));
   v1::GetDatasetRequest greq;
@@ -528,8 +527,7 @@ TEST_F(IntegrationTest, MetricsOfCoordinatorAndWorkerPassPromtool) {
   EXPECT_THAT(*coord, HasSubstr("nanonas_coordinator_evaluation_duration_seconds_bucket"));
   absl::Status st = PromtoolCheck(*coord, (cluster_->dir() / "coord.prom").string());
   EXPECT_TRUE(st.ok()) << st;
-  auto worker =
-      HttpGet(absl::StrCat("127.0.0.1:", cluster_->worker_metrics_port(0)), "/metrics");
+  auto worker = HttpGet(absl::StrCat("127.0.0.1:", cluster_->worker_metrics_port(0)), "/metrics");
   ASSERT_TRUE(worker.ok()) << worker.status();
   EXPECT_THAT(*worker, HasSubstr("nanonas_"));
   st = PromtoolCheck(*worker, (cluster_->dir() / "worker.prom").string());
@@ -583,9 +581,9 @@ TEST_F(IntegrationTest, CliSubmitsWatchesAndGetsAJob) {
   // A one-class folder is refused with exit status 2 and a message that says why.
   const fs::path lonely = cluster_->dir() / "cli-one-class";
   WriteStripes(lonely.string(), 10, kSize, 1, 3);
-  CliResult bad = RunCli(*cluster_,
-                         {"submit", lonely.string(), "--input", "16x16x3", "--ram", "64KiB"},
-                         "cli-bad.log");
+  CliResult bad =
+      RunCli(*cluster_, {"submit", lonely.string(), "--input", "16x16x3", "--ram", "64KiB"},
+             "cli-bad.log");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_THAT(bad.output, HasSubstr("class"));
   CliResult missing = RunCli(*cluster_, {"get", "job-does-not-exist"}, "cli-missing.log");
@@ -599,12 +597,12 @@ TEST_F(IntegrationTest, FinalTrainingExportsAModelWithTestAccuracyAndTheCliDownl
   const fs::path test_folder = cluster_->dir() / "final-stripes-test";
   WriteStripes(folder.string(), 100, kSize, 2, 21);
   WriteStripes(test_folder.string(), 30, kSize, 2, 22);
-  CliResult submit = RunCli(
-      *cluster_,
-      {"--json", "submit", folder.string(), "--input", "16x16x3", "--ram",
-       std::to_string(RamLimit()), "--epochs", "1", "--val-split", "0.2", "--final-epochs", "3",
-       "--test-dir", test_folder.string(), "--name", "Final Stripes"},
-      "final-submit.log");
+  CliResult submit =
+      RunCli(*cluster_,
+             {"--json", "submit", folder.string(), "--input", "16x16x3", "--ram",
+              std::to_string(RamLimit()), "--epochs", "1", "--val-split", "0.2", "--final-epochs",
+              "3", "--test-dir", test_folder.string(), "--name", "Final Stripes"},
+             "final-submit.log");
   ASSERT_EQ(submit.exit_code, 0) << submit.output;
   const size_t key = submit.output.find("\"job_id\"");
   ASSERT_NE(key, std::string::npos) << submit.output;

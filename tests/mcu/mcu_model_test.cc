@@ -29,9 +29,9 @@ Architecture Build(int k, int c, InputShape in = {50, 50, 3}, int classes = 2,
 // Every (k, c, input, classes, variant) combination of a broad grid, within the search space.
 std::vector<Architecture> Grid() {
   std::vector<Architecture> out;
-  const std::vector<InputShape> inputs = {{50, 50, 3}, {28, 28, 1}, {32, 32, 3}, {96, 96, 1},
-                                          {64, 48, 3}, {7, 9, 1},   {2, 2, 3},   {1, 1, 1},
-                                          {120, 160, 3}};
+  const std::vector<InputShape> inputs = {{50, 50, 3}, {28, 28, 1}, {32, 32, 3},
+                                          {96, 96, 1}, {64, 48, 3}, {7, 9, 1},
+                                          {2, 2, 3},   {1, 1, 1},   {120, 160, 3}};
   for (Variant v : {Variant::k2023, Variant::k2024}) {
     for (const InputShape& in : inputs) {
       for (int k : {1, 2, 3, 4, 5, 7, 8, 11, 16, 23, 32, 48, 64}) {
@@ -141,8 +141,8 @@ void ExpectValidPlan(const std::vector<PlannedBuffer>& b, int64_t high_water) {
     EXPECT_LE(b[i].offset + b[i].size, high_water);
     for (size_t j = i + 1; j < b.size(); ++j) {
       const bool together = b[i].first_op <= b[j].last_op && b[j].first_op <= b[i].last_op;
-      const bool apart = b[i].offset + b[i].size <= b[j].offset ||
-                         b[j].offset + b[j].size <= b[i].offset;
+      const bool apart =
+          b[i].offset + b[i].size <= b[j].offset || b[j].offset + b[j].size <= b[i].offset;
       EXPECT_TRUE(!together || apart) << b[i].name << " overlaps " << b[j].name;
     }
   }
@@ -191,23 +191,26 @@ TEST(McuModelTest, GreedyPlannerReusesGapsFirstFit) {
 
   // Big buffers first: X(0-0) 64 at 0, Y(2-2) 64 at 0, Z(0-2) 32 above; W(1-1) 32 fits at 0
   // (nobody alive at op 1 sits there), a branchy graph where the chain form is only a bound.
-  std::vector<PlannedBuffer> d = {{64, 0, 0, -1, "X"}, {64, 2, 2, -1, "Y"}, {32, 0, 2, -1, "Z"},
-                                  {32, 1, 1, -1, "W"}};
+  std::vector<PlannedBuffer> d = {
+      {64, 0, 0, -1, "X"}, {64, 2, 2, -1, "Y"}, {32, 0, 2, -1, "Z"}, {32, 1, 1, -1, "W"}};
   EXPECT_EQ(PlanGreedyArena(&d), 96);
   EXPECT_EQ(d[2].offset, 64);
   EXPECT_EQ(d[3].offset, 0);
   ExpectValidPlan(d, 96);
 
   // First fit in offset order: a hole between two placed buffers is used when big enough.
-  std::vector<PlannedBuffer> h = {{64, 0, 3, -1, "P"}, {48, 0, 0, -1, "Q"}, {32, 2, 3, -1, "R"},
-                                  {16, 1, 1, -1, "S"}, {40, 0, 3, -1, "T"}};
+  std::vector<PlannedBuffer> h = {{64, 0, 3, -1, "P"},
+                                  {48, 0, 0, -1, "Q"},
+                                  {32, 2, 3, -1, "R"},
+                                  {16, 1, 1, -1, "S"},
+                                  {40, 0, 3, -1, "T"}};
   const int64_t mark = PlanGreedyArena(&h);
   ExpectValidPlan(h, mark);
-  EXPECT_EQ(h[0].offset, 0);   // P
-  EXPECT_EQ(h[1].offset, 64);  // Q
-  EXPECT_EQ(h[4].offset, 112); // T: above P and Q (alive at op 0)
-  EXPECT_EQ(h[2].offset, 64);  // R: Q is dead by op 2, gap 64..112 holds 32
-  EXPECT_EQ(h[3].offset, 64);  // S: at op 1 only P and T are alive
+  EXPECT_EQ(h[0].offset, 0);    // P
+  EXPECT_EQ(h[1].offset, 64);   // Q
+  EXPECT_EQ(h[4].offset, 112);  // T: above P and Q (alive at op 0)
+  EXPECT_EQ(h[2].offset, 64);   // R: Q is dead by op 2, gap 64..112 holds 32
+  EXPECT_EQ(h[3].offset, 64);   // S: at op 1 only P and T are alive
   EXPECT_EQ(mark, 152);
 }
 

@@ -41,7 +41,9 @@ TEST(TfliteMcuTest, GraphDescriptionMatchesTheReferenceFiles) {
     ASSERT_EQ(model.num_ops(), 4 * m.c + 9);
     ASSERT_EQ(static_cast<int>(file.tensors.size()), model.num_tensors());
     ASSERT_EQ(static_cast<int>(file.ops.size()), model.num_ops())
-        << "file:\n" << FormatTfliteGraph(file) << "model:\n" << FormatMcuGraph(model);
+        << "file:\n"
+        << FormatTfliteGraph(file) << "model:\n"
+        << FormatMcuGraph(model);
     for (int n = 0; n < model.num_ops(); ++n) {
       const TfliteOp& f = file.ops[n];
       const McuGraphOp& o = model.ops[n];

@@ -65,7 +65,7 @@ TEST(TfliteReaderTest, ReadsTheReferenceModelsAndTheirQuantization) {
         EXPECT_TRUE(w.is_constant());
         EXPECT_EQ(w.constant_bytes, w.bytes());
         EXPECT_EQ(w.quantization.scale.size(), static_cast<size_t>(cout));  // per channel
-        EXPECT_THAT(w.quantization.zero_point, Each(0));                   // symmetric
+        EXPECT_THAT(w.quantization.zero_point, Each(0));                    // symmetric
         EXPECT_EQ(w.quantization.quantized_dimension, 0);
         EXPECT_EQ(b.type, tflite::TensorType_INT32);
         ASSERT_EQ(b.quantization.scale.size(), static_cast<size_t>(cout));

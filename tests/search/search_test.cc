@@ -19,10 +19,10 @@ using KC = std::pair<int, int>;
 // the workers report instead of an accuracy.
 struct Script {
   std::map<KC, double> accuracy;
-  std::map<KC, FeasibilityVerdict> verdicts;    // absent: fits
-  std::map<KC, EvaluationOutcome> reported;     // absent: Done(accuracy[kc])
+  std::map<KC, FeasibilityVerdict> verdicts;  // absent: fits
+  std::map<KC, EvaluationOutcome> reported;   // absent: Done(accuracy[kc])
   std::map<KC, absl::Status> feasibility_errors;
-  std::vector<KC> feasibility_calls;            // every call of the feasibility function
+  std::vector<KC> feasibility_calls;  // every call of the feasibility function
 };
 
 FeasibilityFunction FeasibilityOf(Script* script) {
@@ -56,8 +56,8 @@ bool Step(NanoNasSearch& search, Script& script) {
     outcome = it->second;
   } else {
     auto acc = script.accuracy.find(kc);
-    EXPECT_NE(acc, script.accuracy.end()) << "search asked for unscripted k=" << kc.first
-                                          << " c=" << kc.second;
+    EXPECT_NE(acc, script.accuracy.end())
+        << "search asked for unscripted k=" << kc.first << " c=" << kc.second;
     if (acc == script.accuracy.end()) return false;
     outcome = EvaluationOutcome::Done(acc->second);
   }
@@ -170,8 +170,8 @@ TEST(SearchTest, InfeasibleCandidateIsRecordedWithItsViolationAndEndsTheRow) {
   AddRow(s, 1, {0.50, 0.60, 0.70});
   AddRow(s, 2, {0.55, 0.65, 0.75});
   AddRow(s, 3, {0.40, 0.30});
-  s.verdicts[{1, 2}] = FeasibilityVerdict::Infeasible({{"ram_bytes", 50000, 40960, 9040}},
-                                                      {123, 456, 50000});
+  s.verdicts[{1, 2}] =
+      FeasibilityVerdict::Infeasible({{"ram_bytes", 50000, 40960, 9040}}, {123, 456, 50000});
   s.verdicts[{2, 2}] =
       FeasibilityVerdict::Infeasible({{"flash_bytes", 140000, 131072, 8928}, {"macc", 3, 2, 1}});
   NanoNasSearch search = RunToEnd(Opts(), s);
@@ -468,8 +468,7 @@ TEST(SearchTest, RestoreFromEveryPrefixGivesTheIdenticalMachine) {
     SCOPED_TRACE(n);
     // The original machine after n path entries.
     Script live_script = MixedScript();
-    absl::StatusOr<NanoNasSearch> live =
-        NanoNasSearch::Create(Opts(), FeasibilityOf(&live_script));
+    absl::StatusOr<NanoNasSearch> live = NanoNasSearch::Create(Opts(), FeasibilityOf(&live_script));
     ASSERT_TRUE(live.ok());
     while (live->Path().size() < n && Step(*live, live_script)) {
     }
@@ -498,8 +497,8 @@ TEST(SearchTest, RestoreTrustsRecordedVerdictsOverTheFeasibilityFunction) {
   for (auto& [kc, acc] : everything_infeasible.accuracy) {
     everything_infeasible.verdicts[kc] = FeasibilityVerdict::Infeasible({{"macc", 1, 0, 1}});
   }
-  absl::StatusOr<NanoNasSearch> restored = NanoNasSearch::Restore(
-      Opts(), FeasibilityOf(&everything_infeasible), reference.Path());
+  absl::StatusOr<NanoNasSearch> restored =
+      NanoNasSearch::Restore(Opts(), FeasibilityOf(&everything_infeasible), reference.Path());
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_TRUE(everything_infeasible.feasibility_calls.empty());
   EXPECT_EQ(restored->Result().k, 9);

@@ -134,9 +134,8 @@ Vec InferLogits(const Architecture& arch, const ModelWeights& weights, const Dat
         const BatchNormWeights& b = weights.batch_norms[bn++];
         const bool relu =
             li + 1 < arch.layers.size() && arch.layers[li + 1].kind == LayerKind::kReLU;
-        x = BatchNormInference(x, static_cast<int64_t>(n) * h * w, c, ToVec(b.gamma),
-                               ToVec(b.beta), ToVec(b.moving_mean), ToVec(b.moving_variance),
-                               b.epsilon, relu);
+        x = BatchNormInference(x, static_cast<int64_t>(n) * h * w, c, ToVec(b.gamma), ToVec(b.beta),
+                               ToVec(b.moving_mean), ToVec(b.moving_variance), b.epsilon, relu);
         break;
       }
       case LayerKind::kConv3x3: {

@@ -32,9 +32,9 @@ using engine::ScopedOmpThreads;
 
 absl::Status CheckData(const Architecture& arch, const Dataset& data, bool need_labels) {
   if (!(data.shape == arch.spec.input)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset images are ", FormatInputShape(data.shape), " but the architecture expects ",
-        FormatInputShape(arch.spec.input)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset images are ", FormatInputShape(data.shape),
+                     " but the architecture expects ", FormatInputShape(arch.spec.input)));
   }
   if (static_cast<int64_t>(data.images.size()) != data.size() * data.image_bytes()) {
     return absl::InvalidArgumentError(absl::StrCat("dataset holds ", data.images.size(),
@@ -57,8 +57,8 @@ absl::Status CheckIndices(const Dataset& data, const std::vector<int64_t>& indic
           absl::StrCat(what, " index ", i, " is outside the dataset of ", data.size(), " images"));
     }
     if (need_labels && (data.labels[i] < 0 || data.labels[i] >= classes)) {
-      return absl::InvalidArgumentError(absl::StrCat("label ", data.labels[i], " of image ", i,
-                                                     " is outside 0..", classes - 1));
+      return absl::InvalidArgumentError(
+          absl::StrCat("label ", data.labels[i], " of image ", i, " is outside 0..", classes - 1));
     }
   }
   return absl::OkStatus();

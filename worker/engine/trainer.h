@@ -22,8 +22,8 @@ struct TrainOptions {
   int epochs = defaults::kEpochs;
   float learning_rate = defaults::kLearningRate;  // Adam, beta1 0.9, beta2 0.999, eps 1e-7 (Keras)
   int batch_size = defaults::kBatchSize;
-  uint64_t seed = defaults::kSeed;  // initialisation and per-epoch shuffle
-  int threads = 1;              // oneDNN threads for this run
+  uint64_t seed = defaults::kSeed;   // initialisation and per-epoch shuffle
+  int threads = 1;                   // oneDNN threads for this run
   int progress_every_batches = 100;  // kBatch progress cadence (0 = epochs only)
   bool keep_best_weights = false;    // fill TrainResult::best_weights (Train() sets it)
 };
@@ -38,11 +38,11 @@ struct EpochStats {
 struct Progress {
   enum class Kind { kBatch, kEpoch };
   Kind kind = Kind::kBatch;
-  int epoch = 1;                 // 1-based
-  int64_t batch = 0;             // batches done in this epoch
+  int epoch = 1;      // 1-based
+  int64_t batch = 0;  // batches done in this epoch
   int64_t batches_per_epoch = 0;
   double running_loss = 0, running_accuracy = 0;  // over this epoch so far
-  EpochStats epoch_stats;        // valid when kind == kEpoch
+  EpochStats epoch_stats;                         // valid when kind == kEpoch
 };
 using ProgressCallback = std::function<void(const Progress&)>;
 
@@ -56,9 +56,9 @@ struct CancelFlag {
 struct TrainResult {
   std::vector<EpochStats> epochs;
   double best_validation_accuracy = 0;
-  int best_epoch = 0;                 // 1-based epoch of best_validation_accuracy (first if tied)
-  double seconds = 0;                 // wall time of the whole run
-  double train_images_per_second = 0; // training images processed / training time
+  int best_epoch = 0;                  // 1-based epoch of best_validation_accuracy (first if tied)
+  double seconds = 0;                  // wall time of the whole run
+  double train_images_per_second = 0;  // training images processed / training time
   std::optional<ModelWeights> best_weights;  // when keep_best_weights
 };
 
@@ -73,7 +73,8 @@ absl::StatusOr<TrainResult> Evaluate(const Architecture& arch, const Dataset& da
                                      const CancelFlag* cancel = nullptr);
 
 // The final training: as Evaluate with keep_best_weights forced on (defaults there are 100 epochs,
-// Adam 0.01, batch 128; the caller passes them), returning the weights of the best validation epoch.
+// Adam 0.01, batch 128; the caller passes them), returning the weights of the best validation
+// epoch.
 absl::StatusOr<TrainResult> Train(const Architecture& arch, const Dataset& data, const Split& split,
                                   TrainOptions options, const ProgressCallback& progress = nullptr,
                                   const CancelFlag* cancel = nullptr);

@@ -1,6 +1,5 @@
 #include "worker/eval/eval_report.h"
 
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/base/sha256.h"

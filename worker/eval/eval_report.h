@@ -9,13 +9,12 @@
 #include <utility>
 #include <vector>
 
-#include "common/base/sha256.h"  // Sha256Hex of the exported files
 #include "absl/time/time.h"
+#include "common/base/sha256.h"  // Sha256Hex of the exported files
 #include "nanonas/v1/nanonas.pb.h"
 #include "worker/eval/eval_run.h"
 
 namespace nanonas {
-
 
 // The run as the coordinator would record a job. `artifacts`: name and bytes of the files the
 // report lists. REQUIRES run.model (the final-training path).

@@ -100,7 +100,8 @@ absl::Status RunEstimate(const EvalOptions& o, CandidateSpec spec) {
 absl::StatusOr<TrainOptions> TrainOptionsFrom(const EvalOptions& o) {
   TrainOptions t;
   t.epochs = o.final && !o.epochs_given ? defaults::kFinalEpochs : o.epochs;
-  t.learning_rate = o.final && !o.lr_given ? defaults::kFinalLearningRate : static_cast<float>(o.lr);
+  t.learning_rate =
+      o.final && !o.lr_given ? defaults::kFinalLearningRate : static_cast<float>(o.lr);
   t.batch_size = o.final && !o.batch_given ? defaults::kFinalBatchSize : o.batch;
   t.seed = o.seed;
   t.threads = o.threads;

@@ -18,8 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/base/status_macros.h"
-#include "common/cli/parse.h"
 #include "common/base/units.h"
+#include "common/cli/parse.h"
 
 namespace nanonas {
 
