@@ -13,6 +13,8 @@
 #   DEMO_OUT=DIR scripts/demo.sh    where the artifacts go (default ${TMPDIR:-/tmp}/nanonas-demo-output)
 #   SKIP_SETUP=1 scripts/demo.sh    do not run scripts/setup.sh (dependencies already installed)
 #   SKIP_BUILD=1 scripts/demo.sh    use the binaries already built under $NANONAS_BUILD_DIR (build)
+#   DEMO_WEB_PORT=N scripts/demo.sh the web view's port (default 8080, a free one if it is taken);
+#                                   on a terminal the demo keeps serving it until Enter
 #   SKIP_INSTALL=1 scripts/demo.sh  do not install the binaries into /usr/local/bin (scripts/install.sh)
 # Run as root or as a user with sudo (apt-get and the install into /usr/local use it when not root).
 set -euo pipefail
@@ -111,11 +113,19 @@ SERVER="127.0.0.1:$PORT"
 setsid "$WORKER" --coordinator "$SERVER" --metrics-listen "127.0.0.1:$(free_port)" --listen 127.0.0.1:0 \
   --cache-dir "$WORK/cache" >"$WORK/worker.log" 2>&1 &
 PIDS+=($!)
+# The web view on 8080 when it is free (DEMO_WEB_PORT picks another), else on a free port.
+WEB_PORT=${DEMO_WEB_PORT:-8080}
+if ! python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' \
+    "$WEB_PORT" 2>/dev/null; then
+  WEB_PORT=$(free_port)
+fi
+WEB="http://127.0.0.1:$WEB_PORT"
 setsid "$COORDINATOR" --listen "$SERVER" --metrics-listen "127.0.0.1:$(free_port)" \
-  --state-dir "$WORK/state" >"$WORK/coordinator.log" 2>&1 &
+  --http-listen "127.0.0.1:$WEB_PORT" --state-dir "$WORK/state" >"$WORK/coordinator.log" 2>&1 &
 PIDS+=($!)
 export NANONAS_SERVER="$SERVER"
 echo "demo: coordinator on $SERVER (log $WORK/coordinator.log), one worker (log $WORK/worker.log)"
+echo "demo: web view on $WEB"
 for i in $(seq 1 100); do
   if "$NANONAS" list >/dev/null 2>&1; then break; fi
   if [ "$i" = 100 ]; then echo "demo: the coordinator did not come up:"; cat "$WORK/coordinator.log"; exit 3; fi
@@ -128,7 +138,7 @@ done
 # whole demo; final validation 0.9825, test accuracy 0.992 float and 0.992 uint8, 36.3 KiB .tflite).
 JOB=$("$NANONAS" submit "$WORK/fashion" --input 28x28x1 --target NUCLEO-L010RB \
   --epochs 3 --final-epochs 20 --test-dir "$WORK/fashion-test" --name demo-fashion-mnist)
-echo "demo: job $JOB submitted; watching (Ctrl-C stops the demo)"
+echo "demo: job $JOB submitted; watching here and on $WEB/jobs/$JOB (Ctrl-C stops the demo)"
 status=0
 "$NANONAS" watch "$JOB" || status=$?
 echo
@@ -138,5 +148,9 @@ if [ "$status" = 0 ]; then
   "$NANONAS" get "$JOB" --out "$OUT" || status=$?
 else
   echo "demo: the job ended with exit status $status"
+fi
+if [ -t 0 ]; then
+  # Keep the services up so the job's page (and its download links) can still be visited.
+  read -r -p "demo: the web view stays on $WEB/jobs/$JOB; press Enter to stop everything " _ || true
 fi
 exit "$status"
