@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/api/defaults.h"
 #include "common/arch/architecture.h"
 #include "common/arch/mcu_model.h"
 #include "common/data/dataset.h"
@@ -25,12 +26,12 @@ struct EvalOptions {
   int c = -1;         // -1: not given
   std::string input;  // HxWxC, "" = the data's default
   int classes = 0;    // 0 = the dataset's (2 with estimate_only)
-  std::string variant = "2023";
-  int epochs = 3;
-  double lr = 0.001;
-  int batch = 16;
-  uint64_t seed = 1;
-  double val_split = 0.3;
+  std::string variant = defaults::kVariant;
+  int epochs = defaults::kEpochs;
+  double lr = defaults::kLearningRate;
+  int batch = defaults::kBatchSize;
+  uint64_t seed = defaults::kSeed;
+  double val_split = defaults::kValidationSplit;
   int threads = 1;
   bool json = false;
   bool estimate_only = false;

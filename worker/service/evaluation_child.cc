@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/defaults.h"
 #include "common/arch/architecture.h"
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
@@ -68,15 +69,16 @@ TrainOptions TrainOptionsFor(const EvaluateRequest& request) {
   options.threads = 1;
   if (request.final_training()) {
     const auto& f = request.final_settings();
-    options.epochs = f.epochs() > 0 ? f.epochs() : 100;
-    options.learning_rate = f.learning_rate() > 0 ? f.learning_rate() : 0.01f;
-    options.batch_size = f.batch_size() > 0 ? f.batch_size() : 128;
+    options.epochs = f.epochs() > 0 ? f.epochs() : defaults::kFinalEpochs;
+    options.learning_rate =
+        f.learning_rate() > 0 ? f.learning_rate() : defaults::kFinalLearningRate;
+    options.batch_size = f.batch_size() > 0 ? f.batch_size() : defaults::kFinalBatchSize;
   } else {
-    options.epochs = s.epochs() > 0 ? s.epochs() : 3;
-    options.learning_rate = s.learning_rate() > 0 ? s.learning_rate() : 1e-3f;
-    options.batch_size = s.batch_size() > 0 ? s.batch_size() : 16;
+    options.epochs = s.epochs() > 0 ? s.epochs() : defaults::kEpochs;
+    options.learning_rate = s.learning_rate() > 0 ? s.learning_rate() : defaults::kLearningRate;
+    options.batch_size = s.batch_size() > 0 ? s.batch_size() : defaults::kBatchSize;
   }
-  options.seed = s.seed() > 0 ? s.seed() : 1;
+  options.seed = s.seed() > 0 ? s.seed() : defaults::kSeed;
   return options;
 }
 
