@@ -148,34 +148,18 @@ Json EpochsJson(const TrainResult& r) {
   return epochs;
 }
 
-absl::StatusOr<Json> Throughput(const Flags& f) {
-  NANONAS_ASSIGN_OR_RETURN(InputShape input, ParseInputShape(f.Str("input")));
-  NANONAS_ASSIGN_OR_RETURN(int64_t classes, f.Int("classes"));
-  NANONAS_ASSIGN_OR_RETURN(Architecture arch, ArchFromFlags(f, input, static_cast<int>(classes)));
-  NANONAS_ASSIGN_OR_RETURN(int64_t threads, f.Int("threads"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t batch, f.Int("batch"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t images, f.Int("images"));
-  NANONAS_ASSIGN_OR_RETURN(double seconds, f.Double("seconds"));
-  NANONAS_ASSIGN_OR_RETURN(double infer_seconds, f.Double("infer-seconds"));
-  NANONAS_ASSIGN_OR_RETURN(double warmup, f.Double("warmup"));
-  NANONAS_ASSIGN_OR_RETURN(int64_t seed, f.Int("seed"));
-  if (batch < 1 || images < 2 * batch || threads < 1) {
-    return absl::InvalidArgumentError("need --batch >= 1, --images >= 2 batches, --threads >= 1");
-  }
+// Steady-state training speed measured from Evaluate's per-batch progress callbacks.
+struct TrainTiming {
+  double images_per_second = 0;              // over the whole timed window
+  double median_step_images_per_second = 0;  // from the median batch step
+  int64_t timed_batches = 0;
+};
 
-  // Training: a long Evaluate on `images` synthetic images (plus one validation batch), timed from
-  // one batch callback to the next within an epoch, cancelled once `seconds` have been measured.
-  const Dataset data = SyntheticDataset(images + batch, input, static_cast<int>(classes), seed);
-  Split split;
-  split.train = Range(0, images);
-  split.validation = Range(images, images + batch);
-  TrainOptions opt;
-  opt.epochs = 1000;
-  opt.batch_size = static_cast<int>(batch);
-  opt.seed = static_cast<uint64_t>(seed);
-  opt.threads = static_cast<int>(threads);
-  opt.progress_every_batches = 1;
-
+// A long Evaluate on `split` (opt.epochs large, progress after every batch), timed from one batch
+// callback to the next within an epoch after the warm-up, cancelled once `seconds` are measured.
+absl::StatusOr<TrainTiming> TimeTraining(const Architecture& arch, const Dataset& data,
+                                         const Split& split, const TrainOptions& opt,
+                                         double seconds, double warmup) {
   CancelFlag cancel;
   Clock::time_point first, last;
   int last_epoch = -1;
@@ -207,13 +191,28 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
   }
   if (!absl::IsCancelled(run.status())) return run.status();
   if (timed_batches == 0) return absl::InternalError("no batch progress callbacks to time");
-  const double train_ips = static_cast<double>(timed_batches * batch) / timed;
+  const int64_t batch = opt.batch_size;
+  TrainTiming t;
+  t.images_per_second = static_cast<double>(timed_batches * batch) / timed;
   // The median step resists the stalls other processes cause on a shared machine.
   std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
-  const double median_step_ips = static_cast<double>(batch) / steps[steps.size() / 2];
+  t.median_step_images_per_second = static_cast<double>(batch) / steps[steps.size() / 2];
+  t.timed_batches = timed_batches;
+  return t;
+}
 
-  // Inference: weights from a short real training, then Predict on the synthetic images: a warm-up
-  // call on a few batches, then a call sized for about `infer_seconds`.
+struct InferTiming {
+  double images_per_second = 0;
+  int64_t call_images = 0;  // images per timed Predict call
+};
+
+// Weights from a short real training, then Predict on the synthetic images: a warm-up call on a
+// few batches, then a call sized for about `infer_seconds`, repeated until that window is full.
+absl::StatusOr<InferTiming> TimeInference(const Architecture& arch, const Dataset& data,
+                                          const Split& split, const TrainOptions& opt,
+                                          int64_t images, double infer_seconds) {
+  const int64_t batch = opt.batch_size;
+  const int threads = opt.threads;
   Split small;
   small.train = Range(0, std::min<int64_t>(images, 4 * batch));
   small.validation = split.validation;
@@ -229,7 +228,7 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
   std::vector<int64_t> idx = Range(0, std::min<int64_t>(images, 16 * batch));
   Clock::time_point t0 = Clock::now();
   NANONAS_ASSIGN_OR_RETURN(std::vector<int32_t> warm_pred,
-                           Predict(arch, weights, data, idx, static_cast<int>(threads)));
+                           Predict(arch, weights, data, idx, threads));
   const double rough_ips = static_cast<double>(idx.size()) / SecondsSince(t0);
   int64_t n = static_cast<int64_t>(rough_ips * infer_seconds);
   n = std::max<int64_t>(batch, std::min<int64_t>(n, images));
@@ -238,11 +237,46 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
   int64_t inferred = 0;
   while (infer_timed < infer_seconds) {  // a cheap call is repeated until the window is full
     t0 = Clock::now();
-    NANONAS_ASSIGN_OR_RETURN(std::vector<int32_t> pred,
-                             Predict(arch, weights, data, idx, static_cast<int>(threads)));
+    NANONAS_ASSIGN_OR_RETURN(std::vector<int32_t> pred, Predict(arch, weights, data, idx, threads));
     infer_timed += SecondsSince(t0);
     inferred += static_cast<int64_t>(pred.size());
   }
+  InferTiming t;
+  t.images_per_second = static_cast<double>(inferred) / infer_timed;
+  t.call_images = n;
+  return t;
+}
+
+absl::StatusOr<Json> Throughput(const Flags& f) {
+  NANONAS_ASSIGN_OR_RETURN(InputShape input, ParseInputShape(f.Str("input")));
+  NANONAS_ASSIGN_OR_RETURN(int64_t classes, f.Int("classes"));
+  NANONAS_ASSIGN_OR_RETURN(Architecture arch, ArchFromFlags(f, input, static_cast<int>(classes)));
+  NANONAS_ASSIGN_OR_RETURN(int64_t threads, f.Int("threads"));
+  NANONAS_ASSIGN_OR_RETURN(int64_t batch, f.Int("batch"));
+  NANONAS_ASSIGN_OR_RETURN(int64_t images, f.Int("images"));
+  NANONAS_ASSIGN_OR_RETURN(double seconds, f.Double("seconds"));
+  NANONAS_ASSIGN_OR_RETURN(double infer_seconds, f.Double("infer-seconds"));
+  NANONAS_ASSIGN_OR_RETURN(double warmup, f.Double("warmup"));
+  NANONAS_ASSIGN_OR_RETURN(int64_t seed, f.Int("seed"));
+  if (batch < 1 || images < 2 * batch || threads < 1) {
+    return absl::InvalidArgumentError("need --batch >= 1, --images >= 2 batches, --threads >= 1");
+  }
+
+  // `images` synthetic training images plus one validation batch.
+  const Dataset data = SyntheticDataset(images + batch, input, static_cast<int>(classes), seed);
+  Split split;
+  split.train = Range(0, images);
+  split.validation = Range(images, images + batch);
+  TrainOptions opt;
+  opt.epochs = 1000;
+  opt.batch_size = static_cast<int>(batch);
+  opt.seed = static_cast<uint64_t>(seed);
+  opt.threads = static_cast<int>(threads);
+  opt.progress_every_batches = 1;
+  NANONAS_ASSIGN_OR_RETURN(TrainTiming train,
+                           TimeTraining(arch, data, split, opt, seconds, warmup));
+  NANONAS_ASSIGN_OR_RETURN(InferTiming infer,
+                           TimeInference(arch, data, split, opt, images, infer_seconds));
 
   Json out = {{"framework", "nanonas"},
               {"k", arch.k()},
@@ -252,11 +286,11 @@ absl::StatusOr<Json> Throughput(const Flags& f) {
               {"batch", batch},
               {"channels", arch.channels},
               {"macc", arch.macc},
-              {"train_images_per_second", train_ips},
-              {"train_images_per_second_median_step", median_step_ips},
-              {"timed_batches", timed_batches},
-              {"infer_images_per_second", static_cast<double>(inferred) / infer_timed},
-              {"predict_call_images", n},
+              {"train_images_per_second", train.images_per_second},
+              {"train_images_per_second_median_step", train.median_step_images_per_second},
+              {"timed_batches", train.timed_batches},
+              {"infer_images_per_second", infer.images_per_second},
+              {"predict_call_images", infer.call_images},
               {"self_maxrss_kib", SelfMaxRssKib()}};
   return out;
 }

@@ -318,37 +318,38 @@ void DivideInputChannels(GraphTensor* w, const std::vector<double>& f) {
   }
 }
 
-}  // namespace
+bool HasChannelRanges(const CalibrationRanges& r, int t, size_t c) {
+  return r.channel_min[t].size() == c && r.channel_max[t].size() == c;
+}
 
-absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges& r) {
-  if (fg.quantized) return absl::InvalidArgumentError("EqualizeChannels needs a float graph");
-  if (r.channel_min.size() != fg.tensors.size() || r.channel_max.size() != fg.tensors.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("per-channel calibration ranges cover ",
-                                                   r.channel_min.size(), " tensors, the graph has ",
-                                                   fg.tensors.size()));
-  }
-  auto has_channels = [&](int t, size_t c) {
-    return r.channel_min[t].size() == c && r.channel_max[t].size() == c;
-  };
-  Graph g = fg;
-  const std::vector<GraphOp>& ops = g.ops;
-  auto chained = [&](size_t i, size_t j) { return ops[j].inputs[0] == ops[i].outputs[0]; };
+// Whether op j reads op i's output as its first input.
+bool Chained(const std::vector<GraphOp>& ops, size_t i, size_t j) {
+  return ops[j].inputs[0] == ops[i].outputs[0];
+}
+
+absl::Status MissingRanges(const Graph& g, int tensor) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("no per-channel ranges for '", g.tensors[tensor].name, "'"));
+}
+
+// MUL(m) -> ADD(a) -> CONV_2D: u_c balances the MUL and ADD outputs' channel ranges.
+absl::Status EqualizeMulAddConv(const CalibrationRanges& r, Graph* g) {
+  const std::vector<GraphOp>& ops = g->ops;
   for (size_t i = 0; i + 2 < ops.size(); ++i) {
-    // MUL(m) -> ADD(a) -> CONV_2D: u_c balances the MUL and ADD outputs' channel ranges.
     if (ops[i].kind != OpKind::kMul || ops[i + 1].kind != OpKind::kAdd ||
-        ops[i + 2].kind != OpKind::kConv2D || !chained(i, i + 1) || !chained(i + 1, i + 2)) {
+        ops[i + 2].kind != OpKind::kConv2D || !Chained(ops, i, i + 1) ||
+        !Chained(ops, i + 1, i + 2)) {
       continue;
     }
-    GraphTensor& m = g.tensors[ops[i].inputs[1]];
-    GraphTensor& a = g.tensors[ops[i + 1].inputs[1]];
-    GraphTensor& w = g.tensors[ops[i + 2].inputs[1]];
+    GraphTensor& m = g->tensors[ops[i].inputs[1]];
+    GraphTensor& a = g->tensors[ops[i + 1].inputs[1]];
+    GraphTensor& w = g->tensors[ops[i + 2].inputs[1]];
     const size_t channels = m.values.size();
     const int mul_out = ops[i].outputs[0], add_out = ops[i + 1].outputs[0];
     if (channels < 2 || a.values.size() != channels || w.shape.back() != static_cast<int>(channels))
       continue;
-    if (!has_channels(mul_out, channels) || !has_channels(add_out, channels)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("no per-channel ranges for '", g.tensors[mul_out].name, "'"));
+    if (!HasChannelRanges(r, mul_out, channels) || !HasChannelRanges(r, add_out, channels)) {
+      return MissingRanges(*g, mul_out);
     }
     std::vector<double> u(channels);
     for (size_t c = 0; c < channels; ++c) {
@@ -362,23 +363,27 @@ absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges&
     }
     DivideInputChannels(&w, u);
   }
+  return absl::OkStatus();
+}
+
+// Whether ops[i - 2] is a CONV_2D with fused RELU feeding `middle` feeding `last` == ops[i].
+bool ReluConvThen(const std::vector<GraphOp>& ops, size_t i, OpKind middle, OpKind last) {
+  return ops[i].kind == last && ops[i - 1].kind == middle && ops[i - 2].kind == OpKind::kConv2D &&
+         ops[i - 2].fused_relu && Chained(ops, i - 2, i - 1) && Chained(ops, i - 1, i);
+}
+
+// CONV_2D(RELU) -> MAX_POOL_2D -> MUL(m): t_c balances the conv output's channel range and m_c.
+absl::Status EqualizeConvPoolMul(const CalibrationRanges& r, Graph* g) {
+  const std::vector<GraphOp>& ops = g->ops;
   for (size_t i = 2; i < ops.size(); ++i) {
-    // CONV_2D(RELU) -> MAX_POOL_2D -> MUL(m): t_c balances the conv output's channel range and m_c.
-    if (ops[i].kind != OpKind::kMul || ops[i - 1].kind != OpKind::kMaxPool2D ||
-        ops[i - 2].kind != OpKind::kConv2D || !ops[i - 2].fused_relu || !chained(i - 2, i - 1) ||
-        !chained(i - 1, i)) {
-      continue;
-    }
-    GraphTensor& m = g.tensors[ops[i].inputs[1]];
-    GraphTensor& w = g.tensors[ops[i - 2].inputs[1]];
-    GraphTensor& b = g.tensors[ops[i - 2].inputs[2]];
+    if (!ReluConvThen(ops, i, OpKind::kMaxPool2D, OpKind::kMul)) continue;
+    GraphTensor& m = g->tensors[ops[i].inputs[1]];
+    GraphTensor& w = g->tensors[ops[i - 2].inputs[1]];
+    GraphTensor& b = g->tensors[ops[i - 2].inputs[2]];
     const size_t channels = m.values.size();
     const int conv_out = ops[i - 2].outputs[0];
     if (channels < 2 || w.shape[0] != static_cast<int>(channels)) continue;
-    if (!has_channels(conv_out, channels)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
-    }
+    if (!HasChannelRanges(r, conv_out, channels)) return MissingRanges(*g, conv_out);
     std::vector<double> t(channels);
     for (size_t c = 0; c < channels; ++c) {
       t[c] = std::sqrt(std::fabs(m.values[c]) / ChannelRange(r, conv_out, static_cast<int>(c)));
@@ -387,23 +392,21 @@ absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges&
     ScaleConvOutputs(&w, &b, t);
     for (size_t c = 0; c < channels; ++c) m.values[c] = static_cast<float>(m.values[c] / t[c]);
   }
+  return absl::OkStatus();
+}
+
+// CONV_2D(RELU) -> MEAN -> FULLY_CONNECTED: t_c balances the conv channel and the dense column.
+absl::Status EqualizeConvMeanDense(const CalibrationRanges& r, Graph* g) {
+  const std::vector<GraphOp>& ops = g->ops;
   for (size_t i = 2; i < ops.size(); ++i) {
-    // CONV_2D(RELU) -> MEAN -> FULLY_CONNECTED: t_c balances the conv channel and the dense column.
-    if (ops[i].kind != OpKind::kFullyConnected || ops[i - 1].kind != OpKind::kMean ||
-        ops[i - 2].kind != OpKind::kConv2D || !ops[i - 2].fused_relu || !chained(i - 2, i - 1) ||
-        !chained(i - 1, i)) {
-      continue;
-    }
-    GraphTensor& d = g.tensors[ops[i].inputs[1]];
-    GraphTensor& w = g.tensors[ops[i - 2].inputs[1]];
-    GraphTensor& b = g.tensors[ops[i - 2].inputs[2]];
+    if (!ReluConvThen(ops, i, OpKind::kMean, OpKind::kFullyConnected)) continue;
+    GraphTensor& d = g->tensors[ops[i].inputs[1]];
+    GraphTensor& w = g->tensors[ops[i - 2].inputs[1]];
+    GraphTensor& b = g->tensors[ops[i - 2].inputs[2]];
     const size_t channels = static_cast<size_t>(w.shape[0]);
     const int conv_out = ops[i - 2].outputs[0];
     if (channels < 2 || d.shape.back() != static_cast<int>(channels)) continue;
-    if (!has_channels(conv_out, channels)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("no per-channel ranges for '", g.tensors[conv_out].name, "'"));
-    }
+    if (!HasChannelRanges(r, conv_out, channels)) return MissingRanges(*g, conv_out);
     std::vector<double> col(channels, 0.0), t(channels);
     for (size_t j = 0; j < d.values.size(); ++j) {
       col[j % channels] = std::max(col[j % channels], static_cast<double>(std::fabs(d.values[j])));
@@ -415,6 +418,22 @@ absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges&
     ScaleConvOutputs(&w, &b, t);
     DivideInputChannels(&d, t);
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Graph> EqualizeChannels(const Graph& fg, const CalibrationRanges& r) {
+  if (fg.quantized) return absl::InvalidArgumentError("EqualizeChannels needs a float graph");
+  if (r.channel_min.size() != fg.tensors.size() || r.channel_max.size() != fg.tensors.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("per-channel calibration ranges cover ",
+                                                   r.channel_min.size(), " tensors, the graph has ",
+                                                   fg.tensors.size()));
+  }
+  Graph g = fg;
+  NANONAS_RETURN_IF_ERROR(EqualizeMulAddConv(r, &g));
+  NANONAS_RETURN_IF_ERROR(EqualizeConvPoolMul(r, &g));
+  NANONAS_RETURN_IF_ERROR(EqualizeConvMeanDense(r, &g));
   return g;
 }
 

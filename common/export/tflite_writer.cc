@@ -113,20 +113,13 @@ std::pair<tflite::BuiltinOptions, fb::Offset<void>> Options(fb::FlatBufferBuilde
   return {tflite::BuiltinOptions_NONE, 0};
 }
 
-}  // namespace
-
-absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
-  if (!g.quantized) {
-    return absl::InvalidArgumentError(
-        "only quantized graphs are written as .tflite (quantize first)");
-  }
-  fb::FlatBufferBuilder b(16 * 1024);
-  b.ForceDefaults(true);  // every scalar is written, so the size cannot depend on values
-
-  // Buffers: 0 is the empty sentinel shared by every activation; then one per constant.
-  std::vector<fb::Offset<tflite::Buffer>> buffers;
-  buffers.push_back(tflite::BufferBuilder(b).Finish());
-  std::vector<uint32_t> buffer_of(g.tensors.size(), 0);
+// Buffers: 0 is the empty sentinel shared by every activation; then one per constant.
+// Fills `buffer_of` with each tensor's buffer index (0 for activations).
+absl::Status AddBuffers(const Graph& g, fb::FlatBufferBuilder& b,
+                        std::vector<fb::Offset<tflite::Buffer>>* buffers,
+                        std::vector<uint32_t>* buffer_of) {
+  buffers->push_back(tflite::BufferBuilder(b).Finish());
+  buffer_of->assign(g.tensors.size(), 0);
   for (size_t i = 0; i < g.tensors.size(); ++i) {
     const GraphTensor& t = g.tensors[i];
     if (!t.constant) continue;
@@ -139,37 +132,40 @@ absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
     const auto data = b.CreateVector(t.data);
     tflite::BufferBuilder bb(b);
     bb.add_data(data);
-    buffers.push_back(bb.Finish());
-    buffer_of[i] = static_cast<uint32_t>(buffers.size() - 1);
+    buffers->push_back(bb.Finish());
+    (*buffer_of)[i] = static_cast<uint32_t>(buffers->size() - 1);
   }
+  return absl::OkStatus();
+}
 
-  std::vector<fb::Offset<tflite::Tensor>> tensors;
-  for (size_t i = 0; i < g.tensors.size(); ++i) {
-    const GraphTensor& t = g.tensors[i];
-    const auto shape = b.CreateVector(t.shape);
-    const auto name = b.CreateString(t.name);
-    fb::Offset<tflite::QuantizationParameters> quant = 0;
-    if (!t.quant.empty()) {
-      const auto scale = b.CreateVector(t.quant.scale);
-      const auto zp = b.CreateVector(t.quant.zero_point);
-      tflite::QuantizationParametersBuilder qb(b);
-      qb.add_scale(scale);
-      qb.add_zero_point(zp);
-      qb.add_quantized_dimension(t.quant.quantized_dimension);
-      quant = qb.Finish();
-    }
-    tflite::TensorBuilder tb(b);
-    tb.add_shape(shape);
-    tb.add_type(ToTflite(t.type));
-    tb.add_buffer(buffer_of[i]);
-    tb.add_name(name);
-    if (!quant.IsNull()) tb.add_quantization(quant);
-    tensors.push_back(tb.Finish());
+fb::Offset<tflite::Tensor> AddTensor(const GraphTensor& t, uint32_t buffer,
+                                     fb::FlatBufferBuilder& b) {
+  const auto shape = b.CreateVector(t.shape);
+  const auto name = b.CreateString(t.name);
+  fb::Offset<tflite::QuantizationParameters> quant = 0;
+  if (!t.quant.empty()) {
+    const auto scale = b.CreateVector(t.quant.scale);
+    const auto zp = b.CreateVector(t.quant.zero_point);
+    tflite::QuantizationParametersBuilder qb(b);
+    qb.add_scale(scale);
+    qb.add_zero_point(zp);
+    qb.add_quantized_dimension(t.quant.quantized_dimension);
+    quant = qb.Finish();
   }
+  tflite::TensorBuilder tb(b);
+  tb.add_shape(shape);
+  tb.add_type(ToTflite(t.type));
+  tb.add_buffer(buffer);
+  tb.add_name(name);
+  if (!quant.IsNull()) tb.add_quantization(quant);
+  return tb.Finish();
+}
 
-  std::vector<fb::Offset<tflite::OperatorCode>> codes;
+// Operators, and one operator code per op kind in the order the kinds first appear.
+void AddOperators(const Graph& g, fb::FlatBufferBuilder& b,
+                  std::vector<fb::Offset<tflite::OperatorCode>>* codes,
+                  std::vector<fb::Offset<tflite::Operator>>* ops) {
   std::map<OpKind, uint32_t> code_index;
-  std::vector<fb::Offset<tflite::Operator>> ops;
   for (const GraphOp& op : g.ops) {
     auto it = code_index.find(op.kind);
     if (it == code_index.end()) {
@@ -178,8 +174,8 @@ absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
       cb.add_deprecated_builtin_code(static_cast<int8_t>(info.code));
       cb.add_version(info.version);
       cb.add_builtin_code(info.code);
-      codes.push_back(cb.Finish());
-      it = code_index.emplace(op.kind, static_cast<uint32_t>(codes.size() - 1)).first;
+      codes->push_back(cb.Finish());
+      it = code_index.emplace(op.kind, static_cast<uint32_t>(codes->size() - 1)).first;
     }
     const auto inputs = b.CreateVector(op.inputs);
     const auto outputs = b.CreateVector(op.outputs);
@@ -192,9 +188,14 @@ absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
       ob.add_builtin_options_type(options.first);
       ob.add_builtin_options(options.second);
     }
-    ops.push_back(ob.Finish());
+    ops->push_back(ob.Finish());
   }
+}
 
+fb::Offset<tflite::SubGraph> AddSubGraph(const Graph& g,
+                                         const std::vector<fb::Offset<tflite::Tensor>>& tensors,
+                                         const std::vector<fb::Offset<tflite::Operator>>& ops,
+                                         fb::FlatBufferBuilder& b) {
   const auto tensors_v = b.CreateVector(tensors);
   const auto in_v = b.CreateVector(std::vector<int32_t>{g.input});
   const auto out_v = b.CreateVector(std::vector<int32_t>{g.output});
@@ -206,7 +207,31 @@ absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
   sb.add_outputs(out_v);
   sb.add_operators(ops_v);
   sb.add_name(sg_name);
-  const auto subgraph = sb.Finish();
+  return sb.Finish();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SerializeTflite(const Graph& g) {
+  if (!g.quantized) {
+    return absl::InvalidArgumentError(
+        "only quantized graphs are written as .tflite (quantize first)");
+  }
+  fb::FlatBufferBuilder b(16 * 1024);
+  b.ForceDefaults(true);  // every scalar is written, so the size cannot depend on values
+
+  // The flatbuffer is built back to front; the order of these steps fixes the output bytes.
+  std::vector<fb::Offset<tflite::Buffer>> buffers;
+  std::vector<uint32_t> buffer_of;
+  NANONAS_RETURN_IF_ERROR(AddBuffers(g, b, &buffers, &buffer_of));
+  std::vector<fb::Offset<tflite::Tensor>> tensors;
+  for (size_t i = 0; i < g.tensors.size(); ++i) {
+    tensors.push_back(AddTensor(g.tensors[i], buffer_of[i], b));
+  }
+  std::vector<fb::Offset<tflite::OperatorCode>> codes;
+  std::vector<fb::Offset<tflite::Operator>> ops;
+  AddOperators(g, b, &codes, &ops);
+  const auto subgraph = AddSubGraph(g, tensors, ops, b);
 
   const auto codes_v = b.CreateVector(codes);
   const auto subgraphs_v = b.CreateVector(std::vector<fb::Offset<tflite::SubGraph>>{subgraph});
