@@ -137,13 +137,61 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
   return QuantizeGraph(fg, ranges, QuantizeOptions());
 }
 
-absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ranges,
-                                    const QuantizeOptions& options) {
-  if (fg.quantized) return absl::InvalidArgumentError("the graph is already quantized");
-  if (ranges.min.size() != fg.tensors.size() || ranges.max.size() != fg.tensors.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("calibration ranges cover ", ranges.min.size(),
-                                                   " tensors, the graph has ", fg.tensors.size()));
+namespace {
+
+// A convolution's weights as per-output-channel symmetric int8; returns each channel's bias scale
+// (input scale x weight scale).
+std::vector<float> QuantizeConvWeights(float in_scale, GraphTensor* w) {
+  const int cout = w->shape[0];
+  const size_t per = static_cast<size_t>(w->num_elements() / cout);
+  w->type = ElementType::kInt8;
+  w->quant.scale.resize(cout);
+  w->quant.zero_point.assign(cout, 0);
+  w->quant.quantized_dimension = 0;
+  w->data.resize(w->values.size());
+  std::vector<float> bias_scales(cout);
+  for (int o = 0; o < cout; ++o) {
+    const float s = SymmetricScale(&w->values[o * per], per);
+    w->quant.scale[o] = s;
+    bias_scales[o] = in_scale * s;
+    for (size_t j = 0; j < per; ++j) {
+      w->data[o * per + j] =
+          static_cast<uint8_t>(QuantizeValue(w->values[o * per + j], s, 0, -127, 127));
+    }
   }
+  w->values.clear();
+  return bias_scales;
+}
+
+// A dense layer's weights as per-tensor symmetric int8; returns their scale.
+float QuantizeDenseWeights(GraphTensor* w) {
+  const float s = SymmetricScale(w->values.data(), w->values.size());
+  SetPerTensor(w, ElementType::kInt8, s, 0);
+  w->data.clear();
+  for (float v : w->values)
+    w->data.push_back(static_cast<uint8_t>(QuantizeValue(v, s, 0, -127, 127)));
+  w->values.clear();
+  return s;
+}
+
+// The logits' int8 range: the calibrated one, its low end raised to logit_span below the lowest
+// calibrated top logit when that is known (options.logit_span > 0).
+void SetLogitRange(const CalibrationRanges& ranges, const QuantizeOptions& options, int fo,
+                   GraphTensor* logits) {
+  float lo = ranges.min[fo];
+  if (options.logit_span > 0 && static_cast<size_t>(fo) < ranges.min_image_max.size() &&
+      std::isfinite(ranges.min_image_max[fo])) {
+    lo = std::max(lo, ranges.min_image_max[fo] - options.logit_span);
+  }
+  float scale;
+  int32_t zp;
+  AsymmetricParams(lo, ranges.max[fo], &scale, &zp);
+  SetPerTensor(logits, ElementType::kInt8, scale, zp);
+}
+
+// The quantized graph's frame: a uint8 "input" (tensor 0) QUANTIZEd to the int8 "input_i8", then
+// the float graph's tensors shifted by one (tensor i becomes i + 1), ops still to add.
+Graph StartQuantizedGraph(const Graph& fg) {
   Graph q;
   q.spec = fg.spec;
   q.quantized = true;
@@ -151,13 +199,39 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
   input.name = "input";
   SetPerTensor(&input, ElementType::kUint8, 1.0f, 0);
   q.tensors.push_back(input);
-  auto map = [](int i) { return i + 1; };
   for (const GraphTensor& t : fg.tensors) q.tensors.push_back(t);
-  GraphTensor& input_i8 = q.tensors[map(fg.input)];
+  GraphTensor& input_i8 = q.tensors[fg.input + 1];
   input_i8.name = "input_i8";
   SetPerTensor(&input_i8, ElementType::kInt8, 1.0f, -128);
   q.input = 0;
-  q.ops.push_back(GraphOp{OpKind::kQuantize, {0}, {map(fg.input)}, false});
+  q.ops.push_back(GraphOp{OpKind::kQuantize, {0}, {fg.input + 1}, false});
+  return q;
+}
+
+// Appends the uint8 "output" that the int8 softmax is QUANTIZEd into, and makes it the output.
+void FinishQuantizedGraph(const Graph& fg, Graph* q) {
+  GraphTensor output = q->tensors[fg.output + 1];
+  output.name = "output";
+  output.constant = false;
+  SetPerTensor(&output, ElementType::kUint8, kSoftmaxScale, 0);
+  q->tensors.push_back(output);
+  q->output = static_cast<int>(q->tensors.size()) - 1;
+  q->ops.push_back(GraphOp{OpKind::kQuantize, {fg.output + 1}, {q->output}, false});
+}
+
+}  // namespace
+
+// One pass over the ops with a short case per op kind (~90 lines): the cases read best side by
+// side, the weight and range work is in the helpers above.
+absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ranges,
+                                    const QuantizeOptions& options) {
+  if (fg.quantized) return absl::InvalidArgumentError("the graph is already quantized");
+  if (ranges.min.size() != fg.tensors.size() || ranges.max.size() != fg.tensors.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("calibration ranges cover ", ranges.min.size(),
+                                                   " tensors, the graph has ", fg.tensors.size()));
+  }
+  Graph q = StartQuantizedGraph(fg);
+  auto map = [](int i) { return i + 1; };
 
   std::vector<bool> done(q.tensors.size(), false);
   done[0] = done[map(fg.input)] = true;
@@ -207,27 +281,9 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
         break;
       }
       case OpKind::kConv2D: {
-        GraphTensor& w = q.tensors[map(op.inputs[1])];
-        const int cout = w.shape[0];
-        const size_t per = static_cast<size_t>(w.num_elements() / cout);
-        w.type = ElementType::kInt8;
-        w.quant.scale.resize(cout);
-        w.quant.zero_point.assign(cout, 0);
-        w.quant.quantized_dimension = 0;
-        w.data.resize(w.values.size());
-        std::vector<float> bias_scales(cout);
-        for (int o = 0; o < cout; ++o) {
-          const float s = SymmetricScale(&w.values[o * per], per);
-          w.quant.scale[o] = s;
-          bias_scales[o] = in_scale * s;
-          for (size_t j = 0; j < per; ++j) {
-            w.data[o * per + j] =
-                static_cast<uint8_t>(QuantizeValue(w.values[o * per + j], s, 0, -127, 127));
-          }
-        }
-        w.values.clear();
-        GraphTensor& b = q.tensors[map(op.inputs[2])];
-        QuantizeBias(fg.tensor(op.inputs[2]), bias_scales, &b);
+        const std::vector<float> bias_scales =
+            QuantizeConvWeights(in_scale, &q.tensors[map(op.inputs[1])]);
+        QuantizeBias(fg.tensor(op.inputs[2]), bias_scales, &q.tensors[map(op.inputs[2])]);
         activation(fo);
         break;
       }
@@ -241,23 +297,9 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
         activation(fo);
         break;
       case OpKind::kFullyConnected: {
-        GraphTensor& w = q.tensors[map(op.inputs[1])];
-        const float s = SymmetricScale(w.values.data(), w.values.size());
-        SetPerTensor(&w, ElementType::kInt8, s, 0);
-        w.data.clear();
-        for (float v : w.values)
-          w.data.push_back(static_cast<uint8_t>(QuantizeValue(v, s, 0, -127, 127)));
-        w.values.clear();
+        const float s = QuantizeDenseWeights(&q.tensors[map(op.inputs[1])]);
         QuantizeBias(fg.tensor(op.inputs[2]), {in_scale * s}, &q.tensors[map(op.inputs[2])]);
-        float lo = ranges.min[fo];
-        if (options.logit_span > 0 && static_cast<size_t>(fo) < ranges.min_image_max.size() &&
-            std::isfinite(ranges.min_image_max[fo])) {
-          lo = std::max(lo, ranges.min_image_max[fo] - options.logit_span);
-        }
-        float scale;
-        int32_t zp;
-        AsymmetricParams(lo, ranges.max[fo], &scale, &zp);
-        SetPerTensor(&q.tensors[map(fo)], ElementType::kInt8, scale, zp);
+        SetLogitRange(ranges, options, fo, &q.tensors[map(fo)]);
         break;
       }
       case OpKind::kSoftmax:
@@ -268,13 +310,7 @@ absl::StatusOr<Graph> QuantizeGraph(const Graph& fg, const CalibrationRanges& ra
     }
     q.ops.push_back(qop);
   }
-  GraphTensor output = q.tensors[map(fg.output)];
-  output.name = "output";
-  output.constant = false;
-  SetPerTensor(&output, ElementType::kUint8, kSoftmaxScale, 0);
-  q.tensors.push_back(output);
-  q.output = static_cast<int>(q.tensors.size()) - 1;
-  q.ops.push_back(GraphOp{OpKind::kQuantize, {map(fg.output)}, {q.output}, false});
+  FinishQuantizedGraph(fg, &q);
   return q;
 }
 
