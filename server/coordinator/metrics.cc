@@ -1,6 +1,8 @@
 #include "server/coordinator/metrics.h"
 
 #include <algorithm>
+#include <map>
+#include <utility>
 
 #include "common/metrics/build_info_metric.h"
 #include "prometheus/family.h"
@@ -15,45 +17,27 @@ absl::Time TimeOf(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-}  // namespace
+// The jobs' states and their label values, in exposition order.
+constexpr std::pair<v1::JobState, const char*> kJobStates[] = {
+    {v1::JOB_STATE_QUEUED, "queued"},
+    {v1::JOB_STATE_RUNNING, "running"},
+    {v1::JOB_STATE_SUCCEEDED, "succeeded"},
+    {v1::JOB_STATE_FAILED, "failed"},
+    {v1::JOB_STATE_CANCELLED, "cancelled"}};
 
-// A quick candidate takes seconds; the final training of a VWW-sized set ~30 min; allow hours.
-const std::vector<double>& CoordinatorMetrics::EvaluationBuckets() {
-  static const std::vector<double> b{0.5, 1,   2,   5,    10,   20,   30,    60,
-                                     120, 300, 600, 1800, 3600, 7200, 14400, 28800};
-  return b;
-}
-// Dispatch follows in milliseconds on a free worker; behind other jobs a wait can last hours.
-const std::vector<double>& CoordinatorMetrics::QueueWaitBuckets() {
-  static const std::vector<double> b{0.01, 0.05, 0.1,  0.5,  1,    5,     10,    30,   60,
-                                     300,  600,  1800, 3600, 7200, 14400, 28800, 86400};
-  return b;
-}
-// Seconds (a tiny grid) to days (a large search plus a long final training, queued behind others).
-const std::vector<double>& CoordinatorMetrics::JobDurationBuckets() {
-  static const std::vector<double> b{1,    10,   30,    60,    300,   600,    1800,
-                                     3600, 7200, 14400, 28800, 86400, 172800, 604800};
-  return b;
-}
-// Candidates trained per job: a handful (tight limits) to hundreds (loose limits, max_k unset).
-const std::vector<double>& CoordinatorMetrics::CandidateCountBuckets() {
-  static const std::vector<double> b{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
-  return b;
-}
-
-CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
+// nanonas_coordinator_jobs{state}, by JobState.
+std::map<int, prometheus::Gauge*> RegisterJobGauges(prometheus::Registry& registry) {
   auto& jobs = prometheus::BuildGauge()
                    .Name("nanonas_coordinator_jobs")
                    .Help("Jobs known to the coordinator, by state.")
                    .Register(registry);
-  const std::pair<v1::JobState, const char*> job_states[] = {
-      {v1::JOB_STATE_QUEUED, "queued"},
-      {v1::JOB_STATE_RUNNING, "running"},
-      {v1::JOB_STATE_SUCCEEDED, "succeeded"},
-      {v1::JOB_STATE_FAILED, "failed"},
-      {v1::JOB_STATE_CANCELLED, "cancelled"}};
-  for (const auto& [state, name] : job_states) jobs_[state] = &jobs.Add({{"state", name}});
+  std::map<int, prometheus::Gauge*> gauges;
+  for (const auto& [state, name] : kJobStates) gauges[state] = &jobs.Add({{"state", name}});
+  return gauges;
+}
 
+// nanonas_coordinator_candidates_total{outcome}, by CandidateState.
+std::map<int, prometheus::Counter*> RegisterCandidateCounters(prometheus::Registry& registry) {
   auto& candidates = prometheus::BuildCounter()
                          .Name("nanonas_coordinator_candidates_total")
                          .Help("Candidates that reached a final state, by outcome.")
@@ -64,57 +48,17 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
       {v1::CANDIDATE_STATE_HOST_INFEASIBLE, "host_infeasible"},
       {v1::CANDIDATE_STATE_FAILED, "failed"},
       {v1::CANDIDATE_STATE_CANCELLED, "cancelled"}};
+  std::map<int, prometheus::Counter*> counters;
   for (const auto& [state, name] : outcomes) {
-    candidates_[state] = &candidates.Add({{"outcome", name}});
+    counters[state] = &candidates.Add({{"outcome", name}});
   }
+  return counters;
+}
 
-  evaluation_seconds_ =
-      &prometheus::BuildHistogram()
-           .Name("nanonas_coordinator_evaluation_duration_seconds")
-           .Help("Wall time of candidate evaluations on workers, dispatch to result.")
-           .Register(registry)
-           .Add({}, EvaluationBuckets());
-  queue_depth_ = &prometheus::BuildGauge()
-                      .Name("nanonas_coordinator_queue_depth")
-                      .Help("Candidates waiting for a free worker slot.")
-                      .Register(registry)
-                      .Add({});
-  workers_connected_ = &prometheus::BuildGauge()
-                            .Name("nanonas_coordinator_workers_connected")
-                            .Help("Registered workers with a recent heartbeat.")
-                            .Register(registry)
-                            .Add({});
-  workers_busy_ = &prometheus::BuildGauge()
-                       .Name("nanonas_coordinator_workers_busy")
-                       .Help("Workers running at least one evaluation.")
-                       .Register(registry)
-                       .Add({});
-  worker_losses_ = &prometheus::BuildCounter()
-                        .Name("nanonas_coordinator_worker_losses_total")
-                        .Help("Workers dropped after a broken stream or missed heartbeats.")
-                        .Register(registry)
-                        .Add({});
-  dispatches_ = &prometheus::BuildCounter()
-                     .Name("nanonas_coordinator_dispatches_total")
-                     .Help("Evaluations sent to workers, retries included.")
-                     .Register(registry)
-                     .Add({});
-  auto& waits = prometheus::BuildHistogram()
-                    .Name("nanonas_queue_wait_seconds")
-                    .Help(
-                        "Time from a candidate or final training becoming PENDING to its "
-                        "dispatch to a worker, by kind.")
-                    .Register(registry);
-  queue_wait_candidate_ = &waits.Add({{"kind", "candidate"}}, QueueWaitBuckets());
-  queue_wait_final_ = &waits.Add({{"kind", "final_training"}}, QueueWaitBuckets());
-  auto& job_seconds = prometheus::BuildHistogram()
-                          .Name("nanonas_job_duration_seconds")
-                          .Help("Time from a job's submission to its end, by final state.")
-                          .Register(registry);
-  for (const auto& [state, name] : job_states) {
-    if (state == v1::JOB_STATE_QUEUED || state == v1::JOB_STATE_RUNNING) continue;
-    job_seconds_[state] = &job_seconds.Add({{"state", name}}, JobDurationBuckets());
-  }
+// nanonas_job_duration_seconds{state}, by terminal JobState.
+std::map<int, prometheus::Histogram*> RegisterJobDurations(prometheus::Registry& registry,
+                                                           const std::vector<double>& buckets) {
+  job_seconds_ = RegisterJobDurations(registry, JobDurationBuckets());
   job_candidates_ = &prometheus::BuildHistogram()
                          .Name("nanonas_job_candidates_evaluated")
                          .Help("Candidates a job trained to an accuracy, observed at its end.")

@@ -36,29 +36,82 @@ std::string MakeWorkerId() {
   return absl::StrCat(host, "-", getpid(), "-", suffix);
 }
 
-int RunWorker(const nanonas::WorkerConfig& flags) {
-  using namespace nanonas;
-  signal(SIGPIPE, SIG_IGN);
-  // Handle SIGTERM/SIGINT synchronously: block them before any thread starts.
+// Handle SIGTERM/SIGINT synchronously: block them before any thread starts.
+sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
 
+// Fills the defaults the flags left open (memory budget, slots, cache folder); *slots_source
+// says where the slot count came from.
+nanonas::WorkerConfig WithDefaults(const nanonas::WorkerConfig& flags, int cores,
+                                   std::string* slots_source) {
+  using namespace nanonas;
   WorkerConfig config = flags;
   if (config.memory_budget_bytes <= 0) config.memory_budget_bytes = DefaultMemoryBudget();
-  const int cores = AvailableCores();
-  std::string slots_source = "--slots";
+  *slots_source = "--slots";
   if (config.slots <= 0) {
     const DefaultSlotCount slots = DefaultSlots(cores);
     config.slots = slots.slots;
-    slots_source = slots.source;
+    *slots_source = slots.source;
   }
   if (config.cache_dir.empty()) {
     const char* tmp = getenv("TMPDIR");
     config.cache_dir = absl::StrCat(tmp ? tmp : "/tmp", "/nanonas-worker-cache-", getuid());
   }
+  return config;
+}
+
+// Starts the Worker gRPC service on config.listen; null when it cannot listen. Sets *port.
+std::unique_ptr<grpc::Server> StartGrpcServer(const nanonas::WorkerConfig& config,
+                                              nanonas::WorkerServiceImpl* worker_service,
+                                              int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), port);
+  builder.RegisterService(worker_service);
+  return builder.BuildAndStart();
+}
+
+// The address the coordinator should call: --advertise, else the listen host (or, for a
+// wildcard listen, the local address toward the coordinator or the host name) and `port`.
+std::string AdvertisedAddress(const nanonas::WorkerConfig& config, int port) {
+  using namespace nanonas;
+  std::string listen_host;
+  int listen_port = 0;
+  (void)SplitHostPort(config.listen, &listen_host, &listen_port);
+  std::string address = config.advertise;
+  if (address.empty()) {
+    std::string host = listen_host;
+    if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
+      auto local = LocalAddressToward(config.coordinator);
+      if (local.ok()) {
+        host = *local;
+      } else {
+        char name[256] = {0};
+        gethostname(name, sizeof(name) - 1);
+        host = name;
+        NANONAS_LOG(WARNING) << local.status().message() << "; advertising host name " << host;
+      }
+    }
+    address = absl::StrCat(host, ":", port);
+  }
+  return address;
+}
+
+int RunWorker(const nanonas::WorkerConfig& flags) {
+  using namespace nanonas;
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals = BlockStopSignals();
+
+  const int cores = AvailableCores();
+  std::string slots_source;
+  const WorkerConfig config = WithDefaults(flags, cores, &slots_source);
 
   auto registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -104,14 +157,9 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
   self.set_memory_budget_bytes(config.memory_budget_bytes);
   self.set_version(NANONAS_VERSION);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
   WorkerServiceImpl worker_service(&runner, self);
-  builder.RegisterService(&worker_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartGrpcServer(config, &worker_service, &port);
   if (!server || port == 0) {
     std::cerr << "nanonas-worker: cannot listen on " << config.listen << " (is the port free?)\n";
     return 3;
@@ -121,25 +169,7 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
     health->SetServingStatus(nanonas::v1::Worker::service_full_name(), true);
   }
 
-  std::string listen_host;
-  int listen_port = 0;
-  (void)SplitHostPort(config.listen, &listen_host, &listen_port);
-  std::string address = config.advertise;
-  if (address.empty()) {
-    std::string host = listen_host;
-    if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
-      auto local = LocalAddressToward(config.coordinator);
-      if (local.ok()) {
-        host = *local;
-      } else {
-        char name[256] = {0};
-        gethostname(name, sizeof(name) - 1);
-        host = name;
-        NANONAS_LOG(WARNING) << local.status().message() << "; advertising host name " << host;
-      }
-    }
-    address = absl::StrCat(host, ":", port);
-  }
+  const std::string address = AdvertisedAddress(config, port);
   self.set_address(address);
   worker_service.SetDescription(self);
 
