@@ -58,6 +58,86 @@ std::map<int, prometheus::Counter*> RegisterCandidateCounters(prometheus::Regist
 // nanonas_job_duration_seconds{state}, by terminal JobState.
 std::map<int, prometheus::Histogram*> RegisterJobDurations(prometheus::Registry& registry,
                                                            const std::vector<double>& buckets) {
+  auto& job_seconds = prometheus::BuildHistogram()
+                          .Name("nanonas_job_duration_seconds")
+                          .Help("Time from a job's submission to its end, by final state.")
+                          .Register(registry);
+  std::map<int, prometheus::Histogram*> histograms;
+  for (const auto& [state, name] : kJobStates) {
+    if (state == v1::JOB_STATE_QUEUED || state == v1::JOB_STATE_RUNNING) continue;
+    histograms[state] = &job_seconds.Add({{"state", name}}, buckets);
+  }
+  return histograms;
+}
+
+}  // namespace
+
+// A quick candidate takes seconds; the final training of a VWW-sized set ~30 min; allow hours.
+const std::vector<double>& CoordinatorMetrics::EvaluationBuckets() {
+  static const std::vector<double> b{0.5, 1,   2,   5,    10,   20,   30,    60,
+                                     120, 300, 600, 1800, 3600, 7200, 14400, 28800};
+  return b;
+}
+// Dispatch follows in milliseconds on a free worker; behind other jobs a wait can last hours.
+const std::vector<double>& CoordinatorMetrics::QueueWaitBuckets() {
+  static const std::vector<double> b{0.01, 0.05, 0.1,  0.5,  1,    5,     10,    30,   60,
+                                     300,  600,  1800, 3600, 7200, 14400, 28800, 86400};
+  return b;
+}
+// Seconds (a tiny grid) to days (a large search plus a long final training, queued behind others).
+const std::vector<double>& CoordinatorMetrics::JobDurationBuckets() {
+  static const std::vector<double> b{1,    10,   30,    60,    300,   600,    1800,
+                                     3600, 7200, 14400, 28800, 86400, 172800, 604800};
+  return b;
+}
+// Candidates trained per job: a handful (tight limits) to hundreds (loose limits, max_k unset).
+const std::vector<double>& CoordinatorMetrics::CandidateCountBuckets() {
+  static const std::vector<double> b{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+  return b;
+}
+
+CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
+  jobs_ = RegisterJobGauges(registry);
+  candidates_ = RegisterCandidateCounters(registry);
+  evaluation_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("nanonas_coordinator_evaluation_duration_seconds")
+           .Help("Wall time of candidate evaluations on workers, dispatch to result.")
+           .Register(registry)
+           .Add({}, EvaluationBuckets());
+  queue_depth_ = &prometheus::BuildGauge()
+                      .Name("nanonas_coordinator_queue_depth")
+                      .Help("Candidates waiting for a free worker slot.")
+                      .Register(registry)
+                      .Add({});
+  workers_connected_ = &prometheus::BuildGauge()
+                            .Name("nanonas_coordinator_workers_connected")
+                            .Help("Registered workers with a recent heartbeat.")
+                            .Register(registry)
+                            .Add({});
+  workers_busy_ = &prometheus::BuildGauge()
+                       .Name("nanonas_coordinator_workers_busy")
+                       .Help("Workers running at least one evaluation.")
+                       .Register(registry)
+                       .Add({});
+  worker_losses_ = &prometheus::BuildCounter()
+                        .Name("nanonas_coordinator_worker_losses_total")
+                        .Help("Workers dropped after a broken stream or missed heartbeats.")
+                        .Register(registry)
+                        .Add({});
+  dispatches_ = &prometheus::BuildCounter()
+                     .Name("nanonas_coordinator_dispatches_total")
+                     .Help("Evaluations sent to workers, retries included.")
+                     .Register(registry)
+                     .Add({});
+  auto& waits = prometheus::BuildHistogram()
+                    .Name("nanonas_queue_wait_seconds")
+                    .Help(
+                        "Time from a candidate or final training becoming PENDING to its "
+                        "dispatch to a worker, by kind.")
+                    .Register(registry);
+  queue_wait_candidate_ = &waits.Add({{"kind", "candidate"}}, QueueWaitBuckets());
+  queue_wait_final_ = &waits.Add({{"kind", "final_training"}}, QueueWaitBuckets());
   job_seconds_ = RegisterJobDurations(registry, JobDurationBuckets());
   job_candidates_ = &prometheus::BuildHistogram()
                          .Name("nanonas_job_candidates_evaluated")
