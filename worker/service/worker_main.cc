@@ -104,6 +104,32 @@ std::string AdvertisedAddress(const nanonas::WorkerConfig& config, int port) {
   return address;
 }
 
+// Serves /metrics on config.metrics_listen; null (after saying why) when it cannot.
+std::unique_ptr<prometheus::Exposer> ServeMetrics(
+    const nanonas::WorkerConfig& config, const std::shared_ptr<prometheus::Registry>& registry) {
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(config.metrics_listen);
+  } catch (const std::exception& e) {
+    std::cerr << "nanonas-worker: cannot serve metrics on " << config.metrics_listen << ": "
+              << e.what() << " (is the port free?)\n";
+    return nullptr;
+  }
+  exposer->RegisterCollectable(registry);
+  return exposer;
+}
+
+// This worker as the coordinator sees it (the address is set once the port is known).
+nanonas::v1::WorkerDescription Describe(const nanonas::WorkerConfig& config, int cores) {
+  nanonas::v1::WorkerDescription self;
+  self.set_id(MakeWorkerId());
+  self.set_cores(cores);
+  self.set_slots(config.slots);
+  self.set_memory_budget_bytes(config.memory_budget_bytes);
+  self.set_version(NANONAS_VERSION);
+  return self;
+}
+
 int RunWorker(const nanonas::WorkerConfig& flags) {
   using namespace nanonas;
   signal(SIGPIPE, SIG_IGN);
@@ -114,15 +140,8 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
   const WorkerConfig config = WithDefaults(flags, cores, &slots_source);
 
   auto registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  try {
-    exposer = std::make_unique<prometheus::Exposer>(config.metrics_listen);
-  } catch (const std::exception& e) {
-    std::cerr << "nanonas-worker: cannot serve metrics on " << config.metrics_listen << ": "
-              << e.what() << " (is the port free?)\n";
-    return 3;
-  }
-  exposer->RegisterCollectable(registry);
+  std::unique_ptr<prometheus::Exposer> exposer = ServeMetrics(config, registry);
+  if (exposer == nullptr) return 3;
   WorkerMetrics metrics(*registry);
 
   DatasetCache cache(config.cache_dir, config.cache_bytes,
@@ -150,12 +169,7 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
       },
       &metrics);
 
-  nanonas::v1::WorkerDescription self;
-  self.set_id(MakeWorkerId());
-  self.set_cores(cores);
-  self.set_slots(config.slots);
-  self.set_memory_budget_bytes(config.memory_budget_bytes);
-  self.set_version(NANONAS_VERSION);
+  nanonas::v1::WorkerDescription self = Describe(config, cores);
 
   int port = 0;
   WorkerServiceImpl worker_service(&runner, self);
