@@ -127,29 +127,33 @@ int ReportRpcError(const grpc::Status& s, const std::string& what, const GlobalO
   }
 }
 
-std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress) {
-  std::string o;
+// The job line and its input, variant and limits.
+void AppendJobHeader(const v1::Job& job, std::string* o) {
   const auto& spec = job.spec();
   const auto& lim = spec.constraints();
-  absl::StrAppend(&o, "job ", job.id(), spec.name().empty() ? "" : " \"" + spec.name() + "\"", "  ",
+  absl::StrAppend(o, "job ", job.id(), spec.name().empty() ? "" : " \"" + spec.name() + "\"", "  ",
                   JobStateName(job.state()), "\n");
-  absl::StrAppend(&o, "  input ", spec.input().height(), "x", spec.input().width(), "x",
+  absl::StrAppend(o, "  input ", spec.input().height(), "x", spec.input().width(), "x",
                   spec.input().channels(), ", variant ",
                   spec.variant().empty() ? "2023" : spec.variant(), ", limits: RAM ",
                   Limit(lim.ram_bytes(), true), ", Flash ", Limit(lim.flash_bytes(), true),
                   ", MACC ", Limit(lim.macc(), false));
   if (lim.host_memory_bytes() > 0)
-    absl::StrAppend(&o, ", host ", FormatBytes(lim.host_memory_bytes()));
-  if (!lim.target().empty()) absl::StrAppend(&o, " (", lim.target(), ")");
-  absl::StrAppend(&o, "\n\n");
-  absl::StrAppendFormat(&o, "%3s %3s %2s  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", "#", "k",
-                        "c", "state", "MACC", "Flash", "RAM", "best acc", "epochs", "peak mem",
-                        "time", "worker / note");
+    absl::StrAppend(o, ", host ", FormatBytes(lim.host_memory_bytes()));
+  if (!lim.target().empty()) absl::StrAppend(o, " (", lim.target(), ")");
+  absl::StrAppend(o, "\n\n");
+}
+
+// One row per candidate.
+void AppendCandidateTable(const v1::Job& job, std::string* o) {
+  absl::StrAppendFormat(o, "%3s %3s %2s  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", "#", "k", "c",
+                        "state", "MACC", "Flash", "RAM", "best acc", "epochs", "peak mem", "time",
+                        "worker / note");
   for (const v1::Candidate& c : job.candidates()) {
     const std::string acc = AccuracyText(c);
     const std::string note = CandidateNote(c, /*with_excess=*/true);
     absl::StrAppendFormat(
-        &o, "%3d %3d %2d  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", c.sequence(), c.k(), c.c(),
+        o, "%3d %3d %2d  %-15s %9s %10s %10s %8s %6s %10s %8s  %s\n", c.sequence(), c.k(), c.c(),
         CandidateStateName(c.state()), c.macc() > 0 ? FormatCount(c.macc()) : "-",
         c.flash_bytes() > 0 ? FormatBytes(c.flash_bytes()) : "-",
         c.ram_bytes() > 0 ? FormatBytes(c.ram_bytes()) : "-", acc,
@@ -157,6 +161,59 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
         c.peak_memory_bytes() > 0 ? FormatBytes(c.peak_memory_bytes()) : "-",
         c.duration_seconds() > 0 ? absl::StrFormat("%.1fs", c.duration_seconds()) : "-", note);
   }
+}
+
+// The search's result and why it stopped, once there is one.
+void AppendSearchResult(const v1::Job& job, std::string* o) {
+  if (job.state() == v1::JOB_STATE_SUCCEEDED || job.result().found() ||
+      !job.result().stop_reason().empty()) {
+    const auto& r = job.result();
+    if (r.found()) {
+      absl::StrAppendFormat(
+          o, "\nresult: k=%d c=%d, validation accuracy %.4f, MACC %s, Flash %s, RAM %s\n", r.k(),
+          r.c(), r.validation_accuracy(), r.macc() > 0 ? FormatCount(r.macc()) : "-",
+          r.flash_bytes() > 0 ? FormatBytes(r.flash_bytes()) : "-",
+          r.ram_bytes() > 0 ? FormatBytes(r.ram_bytes()) : "-");
+    } else if (IsTerminal(job.state())) {
+      absl::StrAppend(o, "\nresult: no candidate fits the limits\n");
+    }
+    if (!r.stop_reason().empty()) absl::StrAppend(o, "stopped: ", r.stop_reason(), "\n");
+  }
+}
+
+// The final training: its state or progress line, or its accuracies and the model's size.
+void AppendFinalTraining(const v1::Job& job, const v1::CandidateProgress* progress,
+                         std::string* o) {
+  if (job.final_training().state() != v1::CANDIDATE_STATE_DONE) {
+    // Pending, running or failed: no accuracy figure until there is one.
+    std::string line = FinalTrainingLine(job.final_training(), progress);
+    if (!line.empty()) absl::StrAppend(o, line, "\n");
+  } else {
+    const auto& f = job.final_training();
+    absl::StrAppendFormat(o, "final training: %s, best validation accuracy %.4f",
+                          CandidateStateName(f.state()), f.best_validation_accuracy());
+    if (f.state() == v1::CANDIDATE_STATE_DONE) {
+      absl::StrAppendFormat(o, " (epoch %d of %d), uint8 validation accuracy %.4f", f.best_epoch(),
+                            f.epochs_size(), f.quantized_validation_accuracy());
+    }
+    if (f.has_test_accuracy()) {
+      absl::StrAppendFormat(o, ", test accuracy float %.4f / uint8 %.4f", f.float_test_accuracy(),
+                            f.quantized_test_accuracy());
+    }
+    if (!f.error().empty()) absl::StrAppend(o, " (", f.error(), ")");
+    absl::StrAppend(o, "\n");
+  }
+  if (job.final_training().state() == v1::CANDIDATE_STATE_DONE) {
+    absl::StrAppendFormat(o, "model: Flash %s (the .tflite file), RAM %s\n",
+                          FormatBytes(job.final_training().flash_bytes()),
+                          FormatBytes(job.final_training().ram_bytes()));
+  }
+}
+
+std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress) {
+  std::string o;
+  AppendJobHeader(job, &o);
+  AppendCandidateTable(job, &o);
   if (progress != nullptr && !IsTerminal(job.state())) {
     const int epochs = std::max(progress->epochs(), 1);
     const double frac = ProgressFraction(*progress);
@@ -165,44 +222,8 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
                           progress->c(), progress->epoch(), epochs, ProgressBar(frac, 30),
                           progress->running_loss(), progress->running_accuracy());
   }
-  if (job.state() == v1::JOB_STATE_SUCCEEDED || job.result().found() ||
-      !job.result().stop_reason().empty()) {
-    const auto& r = job.result();
-    if (r.found()) {
-      absl::StrAppendFormat(
-          &o, "\nresult: k=%d c=%d, validation accuracy %.4f, MACC %s, Flash %s, RAM %s\n", r.k(),
-          r.c(), r.validation_accuracy(), r.macc() > 0 ? FormatCount(r.macc()) : "-",
-          r.flash_bytes() > 0 ? FormatBytes(r.flash_bytes()) : "-",
-          r.ram_bytes() > 0 ? FormatBytes(r.ram_bytes()) : "-");
-    } else if (IsTerminal(job.state())) {
-      absl::StrAppend(&o, "\nresult: no candidate fits the limits\n");
-    }
-    if (!r.stop_reason().empty()) absl::StrAppend(&o, "stopped: ", r.stop_reason(), "\n");
-  }
-  if (job.final_training().state() != v1::CANDIDATE_STATE_DONE) {
-    // Pending, running or failed: no accuracy figure until there is one.
-    std::string line = FinalTrainingLine(job.final_training(), progress);
-    if (!line.empty()) absl::StrAppend(&o, line, "\n");
-  } else {
-    const auto& f = job.final_training();
-    absl::StrAppendFormat(&o, "final training: %s, best validation accuracy %.4f",
-                          CandidateStateName(f.state()), f.best_validation_accuracy());
-    if (f.state() == v1::CANDIDATE_STATE_DONE) {
-      absl::StrAppendFormat(&o, " (epoch %d of %d), uint8 validation accuracy %.4f", f.best_epoch(),
-                            f.epochs_size(), f.quantized_validation_accuracy());
-    }
-    if (f.has_test_accuracy()) {
-      absl::StrAppendFormat(&o, ", test accuracy float %.4f / uint8 %.4f", f.float_test_accuracy(),
-                            f.quantized_test_accuracy());
-    }
-    if (!f.error().empty()) absl::StrAppend(&o, " (", f.error(), ")");
-    absl::StrAppend(&o, "\n");
-  }
-  if (job.final_training().state() == v1::CANDIDATE_STATE_DONE) {
-    absl::StrAppendFormat(&o, "model: Flash %s (the .tflite file), RAM %s\n",
-                          FormatBytes(job.final_training().flash_bytes()),
-                          FormatBytes(job.final_training().ram_bytes()));
-  }
+  AppendSearchResult(job, &o);
+  AppendFinalTraining(job, progress, &o);
   for (const auto& a : job.artifacts()) {
     absl::StrAppend(&o, "artifact ", a.name(), " (", FormatBytes(a.size_bytes()), ")\n");
   }
@@ -348,6 +369,47 @@ struct Cli::WatchScreen {
     }
     return EstimateTiming(job, progress, elapsed, final_rate);
   }
+
+  // One update: a line per event (plain output), or at most every 200 ms (unless `force`) the
+  // changed lines of the frame (terminal).
+  void Draw(std::ostream& out, bool interactive, const v1::Job& job, const v1::CandidateProgress* p,
+            bool force) {
+    if (!interactive) {  // plain output (logs, pipes): one line per event
+      out << log.Update(job, p, Timing(job, p));
+      out.flush();
+      return;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_draw < std::chrono::milliseconds(200)) return;
+    last_draw = now;
+    const TerminalGeometry terminal = TerminalSize();
+    std::vector<std::string> frame =
+        RenderWatchFrame(job, p, Timing(job, p), terminal.columns, terminal.lines);
+    if (terminal.columns != size.columns || terminal.lines != size.lines) {
+      shown.clear();  // first frame or resized: start again on a clear screen
+      size = terminal;
+    }
+    if (shown.empty()) out << "\033[H\033[2J";
+    out << FrameUpdate(shown, frame);
+    shown = std::move(frame);
+    out.flush();
+  }
+
+  // The last frame with every row (terminal): what fits the screen replaces the live frame in
+  // place, the rest follows line by line (the top scrolls into the scrollback, once).
+  void DrawLast(std::ostream& out, const v1::Job& job) {
+    const TerminalGeometry terminal = TerminalSize();
+    std::vector<std::string> frame =
+        RenderWatchFrame(job, nullptr, Timing(job, nullptr), terminal.columns, 1 << 20);
+    const size_t fit =
+        shown.empty() ? 0 : std::min<size_t>(frame.size(), std::max(terminal.lines - 1, 1));
+    out << FrameUpdate(shown, {frame.begin(), frame.begin() + fit});
+    for (size_t i = fit; i < frame.size(); ++i) out << frame[i] << "\n";
+    for (const auto& a : job.artifacts()) {
+      out << "artifact " << a.name() << " (" << FormatBytes(a.size_bytes()) << ")\n";
+    }
+    if (!job.artifacts().empty()) out << "download: nanonas get " << job.id() << " --out DIR\n";
+  }
 };
 
 int Cli::Watch(const std::string& job_id) {
@@ -359,26 +421,7 @@ int Cli::Watch(const std::string& job_id) {
   WatchScreen screen;
   auto draw = [&](bool force) {
     if (global_.json || !have_job) return;
-    const v1::CandidateProgress* p = has_progress ? &progress : nullptr;
-    if (!interactive_) {  // plain output (logs, pipes): one line per event
-      out_ << screen.log.Update(job, p, screen.Timing(job, p));
-      out_.flush();
-      return;
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (!force && now - screen.last_draw < std::chrono::milliseconds(200)) return;
-    screen.last_draw = now;
-    const TerminalGeometry size = TerminalSize();
-    std::vector<std::string> frame =
-        RenderWatchFrame(job, p, screen.Timing(job, p), size.columns, size.lines);
-    if (size.columns != screen.size.columns || size.lines != screen.size.lines) {
-      screen.shown.clear();  // first frame or resized: start again on a clear screen
-      screen.size = size;
-    }
-    if (screen.shown.empty()) out_ << "\033[H\033[2J";
-    out_ << FrameUpdate(screen.shown, frame);
-    screen.shown = std::move(frame);
-    out_.flush();
+    screen.Draw(out_, interactive_, job, has_progress ? &progress : nullptr, force);
   };
   while (true) {
     grpc::ClientContext ctx;  // a stream: no deadline, the job may run for hours
@@ -423,19 +466,7 @@ int Cli::Watch(const std::string& job_id) {
   }
   if (!global_.json) {
     if (interactive_) {
-      // The last frame with every row: what fits the screen replaces the live frame in place,
-      // the rest follows line by line (the top scrolls into the scrollback, once).
-      const TerminalGeometry size = TerminalSize();
-      std::vector<std::string> frame =
-          RenderWatchFrame(job, nullptr, screen.Timing(job, nullptr), size.columns, 1 << 20);
-      const size_t fit =
-          screen.shown.empty() ? 0 : std::min<size_t>(frame.size(), std::max(size.lines - 1, 1));
-      out_ << FrameUpdate(screen.shown, {frame.begin(), frame.begin() + fit});
-      for (size_t i = fit; i < frame.size(); ++i) out_ << frame[i] << "\n";
-      for (const auto& a : job.artifacts()) {
-        out_ << "artifact " << a.name() << " (" << FormatBytes(a.size_bytes()) << ")\n";
-      }
-      if (!job.artifacts().empty()) out_ << "download: nanonas get " << job.id() << " --out DIR\n";
+      screen.DrawLast(out_, job);
     } else {
       draw(true);
       out_ << "\n" << RenderJob(job, nullptr);

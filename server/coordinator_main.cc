@@ -111,9 +111,7 @@ std::string NormalizeFlags(std::vector<std::string>& args) {
   return "";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+void SetUpUsage() {
   absl::SetProgramUsageMessage(
       "the nanonas coordinator: runs NanoNAS searches on registered workers.\n"
       "  nanonas-coordinator --listen HOST:PORT --metrics-listen HOST:PORT "
@@ -127,41 +125,157 @@ int main(int argc, char** argv) {
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
+}
+
+// What the flags say, checked.
+struct Config {
+  std::string state_dir;
+  std::string data_dir;
+  std::string http_listen;
+  bool http_listen_given = false;
+};
+
+// Parses and checks the flags and creates the state folder; returns the usage error, else "".
+std::string ParseConfig(int argc, char** argv, Config* config) {
   std::vector<std::string> args(argv, argv + argc);
-  if (std::string error = NormalizeFlags(args); !error.empty()) return Fail(error);
-  const bool http_listen_given = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+  if (std::string error = NormalizeFlags(args); !error.empty()) return error;
+  config->http_listen_given = std::any_of(args.begin(), args.end(), [](const std::string& a) {
     return a == "--http_listen" || absl::StartsWith(a, "--http_listen=");
   });
   std::vector<char*> arg_ptrs;
   for (auto& a : args) arg_ptrs.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
-  if (state_dir.empty()) return Fail("--state-dir is required (where jobs and datasets live)");
-  if (absl::GetFlag(FLAGS_max_upload_bytes) <= 0) return Fail("--max-upload-bytes must be > 0");
-  if (absl::GetFlag(FLAGS_worker_timeout_ms) <= 0) return Fail("--worker-timeout-ms must be > 0");
-  if (absl::GetFlag(FLAGS_max_attempts) <= 0) return Fail("--max-attempts must be > 0");
-  const std::string http_listen = absl::GetFlag(FLAGS_http_listen);
-  if (!http_listen.empty()) {
+  config->state_dir = state_dir;
+  if (state_dir.empty()) return "--state-dir is required (where jobs and datasets live)";
+  if (absl::GetFlag(FLAGS_max_upload_bytes) <= 0) return "--max-upload-bytes must be > 0";
+  if (absl::GetFlag(FLAGS_worker_timeout_ms) <= 0) return "--worker-timeout-ms must be > 0";
+  if (absl::GetFlag(FLAGS_max_attempts) <= 0) return "--max-attempts must be > 0";
+  config->http_listen = absl::GetFlag(FLAGS_http_listen);
+  if (!config->http_listen.empty()) {
     std::string host;
     int http_port = 0;
-    if (auto st = nanonas::web::ParseHostPort(http_listen, &host, &http_port); !st.ok()) {
-      return Fail(absl::StrCat("--http-listen: ", st.message()));
+    if (auto st = nanonas::web::ParseHostPort(config->http_listen, &host, &http_port); !st.ok()) {
+      return absl::StrCat("--http-listen: ", st.message());
     }
   }
-  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  if (!data_dir.empty() && !std::filesystem::is_directory(data_dir)) {
-    return Fail(absl::StrCat("--data-dir ", data_dir, " is not a folder"));
+  config->data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (!config->data_dir.empty() && !std::filesystem::is_directory(config->data_dir)) {
+    return absl::StrCat("--data-dir ", config->data_dir, " is not a folder");
   }
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
-  if (ec) return Fail(absl::StrCat("cannot create --state-dir ", state_dir, ": ", ec.message()));
+  if (ec) return absl::StrCat("cannot create --state-dir ", state_dir, ": ", ec.message());
+  return "";
+}
 
-  // Signals are taken by one thread with sigwait; block them before any other thread starts.
+// Signals are taken by one thread with sigwait; block them before any other thread starts.
+sigset_t BlockStopSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+coord::CoordinatorOptions MakeOptions() {
+  coord::CoordinatorOptions options;
+  options.worker_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_worker_timeout_ms));
+  options.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  options.speculate = absl::GetFlag(FLAGS_speculate);
+  options.heartbeat_interval_ms = std::max(100, absl::GetFlag(FLAGS_worker_timeout_ms) / 4);
+  return options;
+}
+
+coord::CoordinatorDeps MakeDeps(coord::JobStoreAdapter* store,
+                                nanonas::grpc_layer::GrpcWorkerConnector* connector,
+                                coord::CoordinatorMetrics* metrics, coord::ArtifactStore* artifacts,
+                                coord::DatasetRegistry* datasets) {
+  coord::CoordinatorDeps deps;
+  deps.store = store;
+  deps.connector = connector;
+  deps.metrics = metrics;
+  deps.artifacts = artifacts;
+  deps.decode = [datasets](const std::string& id, const nanonas::InputShape& input) {
+    return datasets->Decode(id, input);
+  };
+  // The resource model (common/resources): MCU figures with Flash the exact size of the .tflite
+  // file the final training exports, and the pure host-memory estimate of training.
+  deps.resource_model =
+      [](const nanonas::Architecture& arch) -> absl::StatusOr<nanonas::McuFigures> {
+    return nanonas::ComputeMcuFigures(arch);
+  };
+  deps.host_memory_model = [](const nanonas::Architecture& arch, int64_t dataset_bytes,
+                              const v1::EvaluationSettings& s) {
+    return nanonas::EstimateHostTrainingBytes(arch, dataset_bytes,
+                                              nanonas::HostTrainingOptions{s.batch_size(), 1});
+  };
+  return deps;
+}
+
+// Starts the gRPC API on --listen; null when it cannot listen. Sets *port.
+std::unique_ptr<grpc::Server> StartGrpcServer(nanonas::grpc_layer::CoordinatorService* service,
+                                              int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), port);
+  builder.SetMaxReceiveMessageSize(32 << 20);
+  builder.RegisterService(service);
+  return builder.BuildAndStart();
+}
+
+// Starts the web view when --http-listen names one. Returns the note for the start line, or the
+// error when an explicitly given --http-listen cannot be served (a default one only warns).
+absl::StatusOr<std::string> StartWebView(nanonas::web::WebServer* web, const Config& config) {
+  std::string web_note = "no web view";
+  if (!config.http_listen.empty()) {
+    auto web_port = web->Start(config.http_listen);
+    if (!web_port.ok() && config.http_listen_given) return web_port.status();
+    if (web_port.ok()) {
+      web_note = absl::StrCat("web view on ", config.http_listen, " (port ", *web_port, ")");
+    } else {
+      NANONAS_LOG(WARNING) << "no web view: " << web_port.status().message()
+                           << " (choose a port with --http-listen)";
+    }
+  }
+  return web_note;
+}
+
+// Ticks the core every 200 ms and serves until SIGINT/SIGTERM (or the server stops), then stops
+// the web view, the ticker and the signal thread, in that order.
+void ServeUntilSignal(grpc::Server* server, nanonas::web::WebServer* web, coord::Coordinator* core,
+                      sigset_t signals) {
+  std::atomic<bool> stopping{false};
+  absl::Notification stop_ticks;
+  std::thread ticker([&] {
+    while (!stop_ticks.WaitForNotificationWithTimeout(absl::Milliseconds(200))) core->Tick();
+  });
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (stopping.exchange(true)) return;
+    NANONAS_LOG(INFO) << "signal " << sig << ": shutting down";
+    server->GetHealthCheckService()->SetServingStatus(false);
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  });
+  server->Wait();
+  web->Stop();  // before the core goes: its handlers call it
+  stop_ticks.Notify();
+  ticker.join();
+  if (!stopping.exchange(true)) pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  signal_waiter.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  SetUpUsage();
+  Config config;
+  if (std::string error = ParseConfig(argc, argv, &config); !error.empty()) return Fail(error);
+  const std::string& state_dir = config.state_dir;
+  sigset_t signals = BlockStopSignals();
 
   auto sqlite =
       nanonas::OpenSqliteJobStore((std::filesystem::path(state_dir) / "nanonas.db").string());
@@ -172,7 +286,7 @@ int main(int argc, char** argv) {
 
   coord::DatasetRegistryOptions dopts;
   dopts.state_dir = state_dir;
-  dopts.data_dir = data_dir;
+  dopts.data_dir = config.data_dir;
   dopts.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   coord::DatasetRegistry datasets(dopts);
   if (auto st = datasets.Init(); !st.ok()) return Fail(std::string(st.message()));
@@ -189,89 +303,33 @@ int main(int argc, char** argv) {
   exposer->RegisterCollectable(registry);
 
   nanonas::grpc_layer::GrpcWorkerConnector connector;
-  coord::CoordinatorOptions options;
-  options.worker_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_worker_timeout_ms));
-  options.max_attempts = absl::GetFlag(FLAGS_max_attempts);
-  options.speculate = absl::GetFlag(FLAGS_speculate);
-  options.heartbeat_interval_ms = std::max(100, absl::GetFlag(FLAGS_worker_timeout_ms) / 4);
-  coord::CoordinatorDeps deps;
-  deps.store = &store;
-  deps.connector = &connector;
-  deps.metrics = &metrics;
-  deps.artifacts = &artifacts;
-  deps.decode = [&datasets](const std::string& id, const nanonas::InputShape& input) {
-    return datasets.Decode(id, input);
-  };
-  // The resource model (common/resources): MCU figures with Flash the exact size of the .tflite
-  // file the final training exports, and the pure host-memory estimate of training.
-  deps.resource_model =
-      [](const nanonas::Architecture& arch) -> absl::StatusOr<nanonas::McuFigures> {
-    return nanonas::ComputeMcuFigures(arch);
-  };
-  deps.host_memory_model = [](const nanonas::Architecture& arch, int64_t dataset_bytes,
-                              const v1::EvaluationSettings& s) {
-    return nanonas::EstimateHostTrainingBytes(arch, dataset_bytes,
-                                              nanonas::HostTrainingOptions{s.batch_size(), 1});
-  };
-  auto core = std::make_unique<coord::Coordinator>(options, deps);
+  auto core = std::make_unique<coord::Coordinator>(
+      MakeOptions(), MakeDeps(&store, &connector, &metrics, &artifacts, &datasets));
   if (auto st = core->Recover(); !st.ok()) {
     return Fail(absl::StrCat("cannot load the jobs in ", state_dir, ": ", st.message()));
   }
 
   nanonas::grpc_layer::CoordinatorService service(core.get(), &datasets);
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(32 << 20);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartGrpcServer(&service, &port);
   if (server == nullptr || port == 0) {
     return Fail(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen)));
   }
   // The web view (read-only): pages and the JSON API over the same core.
   nanonas::web::WebApi web_api(core.get(), &datasets);
   nanonas::web::WebServer web(&web_api);
-  std::string web_note = "no web view";
-  if (!http_listen.empty()) {
-    auto web_port = web.Start(http_listen);
-    if (!web_port.ok() && http_listen_given) {
-      server->Shutdown();
-      return Fail(absl::StrCat("--http-listen: ", web_port.status().message()));
-    }
-    if (web_port.ok()) {
-      web_note = absl::StrCat("web view on ", http_listen, " (port ", *web_port, ")");
-    } else {
-      NANONAS_LOG(WARNING) << "no web view: " << web_port.status().message()
-                           << " (choose a port with --http-listen)";
-    }
+  absl::StatusOr<std::string> web_note = StartWebView(&web, config);
+  if (!web_note.ok()) {
+    server->Shutdown();
+    return Fail(absl::StrCat("--http-listen: ", web_note.status().message()));
   }
   server->GetHealthCheckService()->SetServingStatus(v1::Coordinator::service_full_name(), true);
   server->GetHealthCheckService()->SetServingStatus(true);
   NANONAS_LOG(INFO) << "nanonas-coordinator listening on " << absl::GetFlag(FLAGS_listen)
                     << " (port " << port << "), metrics on " << absl::GetFlag(FLAGS_metrics_listen)
-                    << ", " << web_note << ", state in " << state_dir;
+                    << ", " << *web_note << ", state in " << state_dir;
 
-  std::atomic<bool> stopping{false};
-  absl::Notification stop_ticks;
-  std::thread ticker([&] {
-    while (!stop_ticks.WaitForNotificationWithTimeout(absl::Milliseconds(200))) core->Tick();
-  });
-  std::thread signal_waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (stopping.exchange(true)) return;
-    NANONAS_LOG(INFO) << "signal " << sig << ": shutting down";
-    server->GetHealthCheckService()->SetServingStatus(false);
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  });
-  server->Wait();
-  web.Stop();  // before the core goes: its handlers call it
-  stop_ticks.Notify();
-  ticker.join();
-  if (!stopping.exchange(true)) pthread_kill(signal_waiter.native_handle(), SIGTERM);
-  signal_waiter.join();
+  ServeUntilSignal(server.get(), &web, core.get(), signals);
   core.reset();  // cancels evaluations still running on workers
   NANONAS_LOG(INFO) << "nanonas-coordinator stopped";
   return 0;

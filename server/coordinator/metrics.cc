@@ -1,6 +1,8 @@
 #include "server/coordinator/metrics.h"
 
 #include <algorithm>
+#include <map>
+#include <utility>
 
 #include "common/metrics/build_info_metric.h"
 #include "prometheus/family.h"
@@ -13,6 +15,59 @@ namespace {
 
 absl::Time TimeOf(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+// The jobs' states and their label values, in exposition order.
+constexpr std::pair<v1::JobState, const char*> kJobStates[] = {
+    {v1::JOB_STATE_QUEUED, "queued"},
+    {v1::JOB_STATE_RUNNING, "running"},
+    {v1::JOB_STATE_SUCCEEDED, "succeeded"},
+    {v1::JOB_STATE_FAILED, "failed"},
+    {v1::JOB_STATE_CANCELLED, "cancelled"}};
+
+// nanonas_coordinator_jobs{state}, by JobState.
+std::map<int, prometheus::Gauge*> RegisterJobGauges(prometheus::Registry& registry) {
+  auto& jobs = prometheus::BuildGauge()
+                   .Name("nanonas_coordinator_jobs")
+                   .Help("Jobs known to the coordinator, by state.")
+                   .Register(registry);
+  std::map<int, prometheus::Gauge*> gauges;
+  for (const auto& [state, name] : kJobStates) gauges[state] = &jobs.Add({{"state", name}});
+  return gauges;
+}
+
+// nanonas_coordinator_candidates_total{outcome}, by CandidateState.
+std::map<int, prometheus::Counter*> RegisterCandidateCounters(prometheus::Registry& registry) {
+  auto& candidates = prometheus::BuildCounter()
+                         .Name("nanonas_coordinator_candidates_total")
+                         .Help("Candidates that reached a final state, by outcome.")
+                         .Register(registry);
+  const std::pair<v1::CandidateState, const char*> outcomes[] = {
+      {v1::CANDIDATE_STATE_DONE, "done"},
+      {v1::CANDIDATE_STATE_INFEASIBLE, "infeasible"},
+      {v1::CANDIDATE_STATE_HOST_INFEASIBLE, "host_infeasible"},
+      {v1::CANDIDATE_STATE_FAILED, "failed"},
+      {v1::CANDIDATE_STATE_CANCELLED, "cancelled"}};
+  std::map<int, prometheus::Counter*> counters;
+  for (const auto& [state, name] : outcomes) {
+    counters[state] = &candidates.Add({{"outcome", name}});
+  }
+  return counters;
+}
+
+// nanonas_job_duration_seconds{state}, by terminal JobState.
+std::map<int, prometheus::Histogram*> RegisterJobDurations(prometheus::Registry& registry,
+                                                           const std::vector<double>& buckets) {
+  auto& job_seconds = prometheus::BuildHistogram()
+                          .Name("nanonas_job_duration_seconds")
+                          .Help("Time from a job's submission to its end, by final state.")
+                          .Register(registry);
+  std::map<int, prometheus::Histogram*> histograms;
+  for (const auto& [state, name] : kJobStates) {
+    if (state == v1::JOB_STATE_QUEUED || state == v1::JOB_STATE_RUNNING) continue;
+    histograms[state] = &job_seconds.Add({{"state", name}}, buckets);
+  }
+  return histograms;
 }
 
 }  // namespace
@@ -42,32 +97,8 @@ const std::vector<double>& CoordinatorMetrics::CandidateCountBuckets() {
 }
 
 CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
-  auto& jobs = prometheus::BuildGauge()
-                   .Name("nanonas_coordinator_jobs")
-                   .Help("Jobs known to the coordinator, by state.")
-                   .Register(registry);
-  const std::pair<v1::JobState, const char*> job_states[] = {
-      {v1::JOB_STATE_QUEUED, "queued"},
-      {v1::JOB_STATE_RUNNING, "running"},
-      {v1::JOB_STATE_SUCCEEDED, "succeeded"},
-      {v1::JOB_STATE_FAILED, "failed"},
-      {v1::JOB_STATE_CANCELLED, "cancelled"}};
-  for (const auto& [state, name] : job_states) jobs_[state] = &jobs.Add({{"state", name}});
-
-  auto& candidates = prometheus::BuildCounter()
-                         .Name("nanonas_coordinator_candidates_total")
-                         .Help("Candidates that reached a final state, by outcome.")
-                         .Register(registry);
-  const std::pair<v1::CandidateState, const char*> outcomes[] = {
-      {v1::CANDIDATE_STATE_DONE, "done"},
-      {v1::CANDIDATE_STATE_INFEASIBLE, "infeasible"},
-      {v1::CANDIDATE_STATE_HOST_INFEASIBLE, "host_infeasible"},
-      {v1::CANDIDATE_STATE_FAILED, "failed"},
-      {v1::CANDIDATE_STATE_CANCELLED, "cancelled"}};
-  for (const auto& [state, name] : outcomes) {
-    candidates_[state] = &candidates.Add({{"outcome", name}});
-  }
-
+  jobs_ = RegisterJobGauges(registry);
+  candidates_ = RegisterCandidateCounters(registry);
   evaluation_seconds_ =
       &prometheus::BuildHistogram()
            .Name("nanonas_coordinator_evaluation_duration_seconds")
@@ -107,14 +138,7 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
                     .Register(registry);
   queue_wait_candidate_ = &waits.Add({{"kind", "candidate"}}, QueueWaitBuckets());
   queue_wait_final_ = &waits.Add({{"kind", "final_training"}}, QueueWaitBuckets());
-  auto& job_seconds = prometheus::BuildHistogram()
-                          .Name("nanonas_job_duration_seconds")
-                          .Help("Time from a job's submission to its end, by final state.")
-                          .Register(registry);
-  for (const auto& [state, name] : job_states) {
-    if (state == v1::JOB_STATE_QUEUED || state == v1::JOB_STATE_RUNNING) continue;
-    job_seconds_[state] = &job_seconds.Add({{"state", name}}, JobDurationBuckets());
-  }
+  job_seconds_ = RegisterJobDurations(registry, JobDurationBuckets());
   job_candidates_ = &prometheus::BuildHistogram()
                          .Name("nanonas_job_candidates_evaluated")
                          .Help("Candidates a job trained to an accuracy, observed at its end.")

@@ -36,40 +36,112 @@ std::string MakeWorkerId() {
   return absl::StrCat(host, "-", getpid(), "-", suffix);
 }
 
-int RunWorker(const nanonas::WorkerConfig& flags) {
-  using namespace nanonas;
-  signal(SIGPIPE, SIG_IGN);
-  // Handle SIGTERM/SIGINT synchronously: block them before any thread starts.
+// Handle SIGTERM/SIGINT synchronously: block them before any thread starts.
+sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
 
+// Fills the defaults the flags left open (memory budget, slots, cache folder); *slots_source
+// says where the slot count came from.
+nanonas::WorkerConfig WithDefaults(const nanonas::WorkerConfig& flags, int cores,
+                                   std::string* slots_source) {
+  using namespace nanonas;
   WorkerConfig config = flags;
   if (config.memory_budget_bytes <= 0) config.memory_budget_bytes = DefaultMemoryBudget();
-  const int cores = AvailableCores();
-  std::string slots_source = "--slots";
+  *slots_source = "--slots";
   if (config.slots <= 0) {
     const DefaultSlotCount slots = DefaultSlots(cores);
     config.slots = slots.slots;
-    slots_source = slots.source;
+    *slots_source = slots.source;
   }
   if (config.cache_dir.empty()) {
     const char* tmp = getenv("TMPDIR");
     config.cache_dir = absl::StrCat(tmp ? tmp : "/tmp", "/nanonas-worker-cache-", getuid());
   }
+  return config;
+}
 
-  auto registry = std::make_shared<prometheus::Registry>();
+// Starts the Worker gRPC service on config.listen; null when it cannot listen. Sets *port.
+std::unique_ptr<grpc::Server> StartGrpcServer(const nanonas::WorkerConfig& config,
+                                              nanonas::WorkerServiceImpl* worker_service,
+                                              int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), port);
+  builder.RegisterService(worker_service);
+  return builder.BuildAndStart();
+}
+
+// The address the coordinator should call: --advertise, else the listen host (or, for a
+// wildcard listen, the local address toward the coordinator or the host name) and `port`.
+std::string AdvertisedAddress(const nanonas::WorkerConfig& config, int port) {
+  using namespace nanonas;
+  std::string listen_host;
+  int listen_port = 0;
+  (void)SplitHostPort(config.listen, &listen_host, &listen_port);
+  std::string address = config.advertise;
+  if (address.empty()) {
+    std::string host = listen_host;
+    if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
+      auto local = LocalAddressToward(config.coordinator);
+      if (local.ok()) {
+        host = *local;
+      } else {
+        char name[256] = {0};
+        gethostname(name, sizeof(name) - 1);
+        host = name;
+        NANONAS_LOG(WARNING) << local.status().message() << "; advertising host name " << host;
+      }
+    }
+    address = absl::StrCat(host, ":", port);
+  }
+  return address;
+}
+
+// Serves /metrics on config.metrics_listen; null (after saying why) when it cannot.
+std::unique_ptr<prometheus::Exposer> ServeMetrics(
+    const nanonas::WorkerConfig& config, const std::shared_ptr<prometheus::Registry>& registry) {
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
     exposer = std::make_unique<prometheus::Exposer>(config.metrics_listen);
   } catch (const std::exception& e) {
     std::cerr << "nanonas-worker: cannot serve metrics on " << config.metrics_listen << ": "
               << e.what() << " (is the port free?)\n";
-    return 3;
+    return nullptr;
   }
   exposer->RegisterCollectable(registry);
+  return exposer;
+}
+
+// This worker as the coordinator sees it (the address is set once the port is known).
+nanonas::v1::WorkerDescription Describe(const nanonas::WorkerConfig& config, int cores) {
+  nanonas::v1::WorkerDescription self;
+  self.set_id(MakeWorkerId());
+  self.set_cores(cores);
+  self.set_slots(config.slots);
+  self.set_memory_budget_bytes(config.memory_budget_bytes);
+  self.set_version(NANONAS_VERSION);
+  return self;
+}
+
+int RunWorker(const nanonas::WorkerConfig& flags) {
+  using namespace nanonas;
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals = BlockStopSignals();
+
+  const int cores = AvailableCores();
+  std::string slots_source;
+  const WorkerConfig config = WithDefaults(flags, cores, &slots_source);
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<prometheus::Exposer> exposer = ServeMetrics(config, registry);
+  if (exposer == nullptr) return 3;
   WorkerMetrics metrics(*registry);
 
   DatasetCache cache(config.cache_dir, config.cache_bytes,
@@ -97,21 +169,11 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
       },
       &metrics);
 
-  nanonas::v1::WorkerDescription self;
-  self.set_id(MakeWorkerId());
-  self.set_cores(cores);
-  self.set_slots(config.slots);
-  self.set_memory_budget_bytes(config.memory_budget_bytes);
-  self.set_version(NANONAS_VERSION);
+  nanonas::v1::WorkerDescription self = Describe(config, cores);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
   WorkerServiceImpl worker_service(&runner, self);
-  builder.RegisterService(&worker_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartGrpcServer(config, &worker_service, &port);
   if (!server || port == 0) {
     std::cerr << "nanonas-worker: cannot listen on " << config.listen << " (is the port free?)\n";
     return 3;
@@ -121,25 +183,7 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
     health->SetServingStatus(nanonas::v1::Worker::service_full_name(), true);
   }
 
-  std::string listen_host;
-  int listen_port = 0;
-  (void)SplitHostPort(config.listen, &listen_host, &listen_port);
-  std::string address = config.advertise;
-  if (address.empty()) {
-    std::string host = listen_host;
-    if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
-      auto local = LocalAddressToward(config.coordinator);
-      if (local.ok()) {
-        host = *local;
-      } else {
-        char name[256] = {0};
-        gethostname(name, sizeof(name) - 1);
-        host = name;
-        NANONAS_LOG(WARNING) << local.status().message() << "; advertising host name " << host;
-      }
-    }
-    address = absl::StrCat(host, ":", port);
-  }
+  const std::string address = AdvertisedAddress(config, port);
   self.set_address(address);
   worker_service.SetDescription(self);
 
