@@ -15,7 +15,7 @@
 # Ctrl-C stops everything cleanly. Exit status: the submit's (0: the job SUCCEEDED).
 #   NANONAS_BUILD_DIR=DIR   where the binaries are (default build); or name each one with
 #   NANONAS_COORDINATOR, NANONAS_WORKER, NANONAS_CLI, NANONAS_MAKE_STANDIN
-#   VWW_TIMEOUT=SECONDS     the CLI's --timeout (default 3600: SubmitJob decodes the dataset)
+#   VWW_TIMEOUT=SECONDS     pass --timeout to the CLI (default: none, the CLI's own defaults)
 #   KEEP=1                  keep the coordinator's temporary state folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,13 +106,14 @@ done
 echo "vww: coordinator on $SERVER, one worker with $SLOTS slots (logs in $OUT)"
 
 # 3. The run, as a user types it; stdout (the job id, then the search path) stamped into watch.log.
-TIMEOUT=${VWW_TIMEOUT:-3600}
+TIMEOUT_FLAGS=()
+if [ -n "${VWW_TIMEOUT:-}" ]; then TIMEOUT_FLAGS=(--timeout "$VWW_TIMEOUT"); fi
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 rm -f "$OUT/watch.log" "$OUT/job.json" "$OUT/summary.json"
 rm -rf "$OUT/artifacts"
 SUBMIT_START=$(now)
 set +e
-"$NANONAS" --timeout "$TIMEOUT" submit "$DATA/train" --input 50x50x3 --target NUCLEO-L412KB \
+"$NANONAS" "${TIMEOUT_FLAGS[@]}" submit "$DATA/train" --input 50x50x3 --target NUCLEO-L412KB \
   --test-dir "$DATA/test" --name "vww-standin-$COUNT" --watch "$@" \
   | python3 -u "$REPORT" stamp "$OUT/watch.log"
 STATUS=${PIPESTATUS[0]}

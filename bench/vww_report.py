@@ -4,9 +4,11 @@
   vww_report.py stamp LOG              copies stdin to stdout, and each line to LOG prefixed with
                                        the wall clock (seconds since the epoch)
   vww_report.py sample OUT PID NAME... every second, the peak memory of each named process
-                                       (VmHWM) and of the peak of its descendants (each child's
-                                       VmHWM, read while it lives), written to OUT (JSON) after
-                                       every sample; ends when every PID is gone
+                                       (VmHWM), the peak of its descendants (each child's VmHWM,
+                                       read while it lives) and the peak of the anonymous memory
+                                       (RssAnon) of the process and all its descendants summed at
+                                       one sample, written to OUT (JSON) after every sample; ends
+                                       when every PID is gone
   vww_report.py summarize RUN_DIR      reads RUN_DIR/{times.json,watch.log,job.json,memory.json}
                                        and the downloaded artifacts, prints the breakdown and
                                        writes RUN_DIR/summary.json
@@ -38,7 +40,7 @@ def read_status(pid):
         with open(f"/proc/{pid}/status") as f:
             out = {}
             for line in f:
-                if line.startswith(("VmHWM:", "VmRSS:")):
+                if line.startswith(("VmHWM:", "VmRSS:", "RssAnon:")):
                     out[line.split(":")[0]] = int(line.split()[1]) * 1024
             return out
     except OSError:
@@ -74,6 +76,7 @@ def sample(out_path, pids_and_names):
     procs = [(int(pids_and_names[i]), pids_and_names[i + 1])
              for i in range(0, len(pids_and_names), 2)]
     peaks = {name: {"pid": pid, "vm_hwm_bytes": 0, "children_peak_vm_hwm_bytes": 0,
+                    "rss_anon_peak_bytes": 0, "tree_rss_anon_peak_bytes": 0,
                     "children_seen": 0} for pid, name in procs}
     seen_children = {name: set() for _, name in procs}
     samples = 0
@@ -87,14 +90,18 @@ def sample(out_path, pids_and_names):
             alive = True
             p = peaks[name]
             p["vm_hwm_bytes"] = max(p["vm_hwm_bytes"], st.get("VmHWM", 0))
+            p["rss_anon_peak_bytes"] = max(p["rss_anon_peak_bytes"], st.get("RssAnon", 0))
+            tree_anon = st.get("RssAnon", 0)
             for child in descendants(pid, kids):
                 cst = read_status(child)
                 if cst is None:
                     continue
+                tree_anon += cst.get("RssAnon", 0)
                 seen_children[name].add(child)
                 p["children_peak_vm_hwm_bytes"] = max(p["children_peak_vm_hwm_bytes"],
                                                       cst.get("VmHWM", 0))
             p["children_seen"] = len(seen_children[name])
+            p["tree_rss_anon_peak_bytes"] = max(p["tree_rss_anon_peak_bytes"], tree_anon)
         samples += 1
         tmp = out_path + ".tmp"
         with open(tmp, "w") as f:
@@ -172,11 +179,13 @@ def summarize(run_dir):
     test_images = int(final.get("test_images") or 0)
     train_images = num_images - int(num_images * val_split)
 
+    created = rfc3339(job.get("created"))
+    started = rfc3339(job.get("started"))  # the job went RUNNING: its dataset was prepared
     phases = {
         "generation": times.get("generation_seconds"),
         "upload_submit": diff(submit_start, submitted),
-        "preparation": diff(submitted, first_running),
-        "search": diff(first_running, final_start),
+        "preparation": diff(created, started),
+        "search": diff(started, final_start),
         "final_training": diff(final_start, final_done),
         "export": None,
     }
@@ -206,12 +215,12 @@ def summarize(run_dir):
         "phases_seconds": phases,
         "phase_notes": {
             "generation": "nanonas-make-standin wall clock (recorded one when the dataset was reused)",
-            "upload_submit": "`nanonas submit`: tar, upload of both folders, SubmitJob (decodes them) "
-                             "until the job id is printed",
-            "preparation": "job id printed until the watch shows a candidate RUNNING (the job "
-                           "starts inside SubmitJob, so this is ~0; the worker's dataset fetch "
-                           "falls inside the first candidate)",
-            "search": "first candidate RUNNING until the final training is scheduled",
+            "upload_submit": "`nanonas submit`: tar and upload of both folders (streamed), the "
+                             "coordinator storing them, SubmitJob, until the job id is printed",
+            "preparation": "the job record's created until started: QUEUED -> PREPARING (decode, "
+                           "validate and pack both sets at 50x50x3) -> RUNNING",
+            "search": "job started (RUNNING) until the final training is scheduled (includes the "
+                      "worker's dataset fetch inside the first candidate)",
             "final_training": "final training scheduled until DONE (training, uint8 quantization "
                               "and .tflite export on the worker)",
             "export": "final training DONE until the job ended, plus `nanonas get --out`",
@@ -231,8 +240,8 @@ def summarize(run_dir):
             "final_training_epochs": final_epochs,
         },
         "throughput": {
-            "decoding_images_per_second": (round((num_images + test_images) / phases["upload_submit"], 1)
-                                           if phases["upload_submit"] else None),
+            "decoding_images_per_second": (round((num_images + test_images) / phases["preparation"], 1)
+                                           if phases["preparation"] else None),
             "search_training_images_per_second_median": (round(sorted(ips)[len(ips) // 2], 1)
                                                          if ips else None),
             "final_training_images_per_second": (round(train_images * final_epochs / final_duration, 1)
@@ -244,7 +253,14 @@ def summarize(run_dir):
             "worker_children_peak_vm_hwm": procs.get("worker", {}).get("children_peak_vm_hwm_bytes"),
             "candidates_recorded_peak": max(peak_children) if peak_children else None,
             "final_training_recorded_peak": int(final.get("peak_memory_bytes") or 0) or None,
+            "coordinator_rss_anon_peak": procs.get("coordinator", {}).get("rss_anon_peak_bytes"),
+            "worker_tree_rss_anon_peak": procs.get("worker", {}).get("tree_rss_anon_peak_bytes"),
+            "candidates_recorded_anonymous_peak": max(
+                [int(c.get("peak_anonymous_bytes") or 0) for c in candidates] or [0]) or None,
+            "final_training_recorded_anonymous_peak": int(final.get("peak_anonymous_bytes") or 0)
+                                                      or None,
         },
+        "final_training_threads": int(final.get("threads") or 1),
         "result": {
             "found": bool(result.get("found")),
             "k": result.get("k"), "c": result.get("c"),
@@ -290,13 +306,18 @@ def print_summary(s, run_dir):
     print(f"job record: {j['candidates']} candidates ({j['candidates_done']} trained) "
           f"{j['candidates_duration_seconds']:.1f} s of evaluations; final training "
           f"{j['final_training_epochs']} epochs in {j['final_training_duration_seconds']:.1f} s")
-    print(f"throughput: decoding {t['decoding_images_per_second']} images/s (images / submit "
+    print(f"throughput: decoding {t['decoding_images_per_second']} images/s (images / preparation "
           f"time); training {t['search_training_images_per_second_median']} images/s (median "
           f"candidate), final {t['final_training_images_per_second']} images/s")
     print(f"peak memory: coordinator {fmt_b(m['coordinator_vm_hwm'])}, worker "
           f"{fmt_b(m['worker_vm_hwm'])}, its evaluation children {fmt_b(m['worker_children_peak_vm_hwm'])}"
           f" sampled / {fmt_b(m['candidates_recorded_peak'])} recorded (final training "
           f"{fmt_b(m['final_training_recorded_peak'])})")
+    print(f"anonymous memory: coordinator {fmt_b(m['coordinator_rss_anon_peak'])}, worker with its "
+          f"children {fmt_b(m['worker_tree_rss_anon_peak'])} (summed per sample); recorded "
+          f"candidate {fmt_b(m['candidates_recorded_anonymous_peak'])}, final training "
+          f"{fmt_b(m['final_training_recorded_anonymous_peak'])} on "
+          f"{s['final_training_threads']} thread(s)")
     if r["found"]:
         acc = lambda v: "-" if v is None else f"{float(v):.4f}"
         print(f"result: k={r['k']} c={r['c']}, search validation "
@@ -330,7 +351,7 @@ def check(path):
     if not r.get("model_file") or r.get("model_file_bytes") != r.get("flash_bytes"):
         problems.append(f"model file {r.get('model_file')} has {r.get('model_file_bytes')} bytes, "
                         f"reported Flash {r.get('flash_bytes')}")
-    for key in ("coordinator_vm_hwm", "worker_vm_hwm"):
+    for key in ("coordinator_vm_hwm", "worker_vm_hwm", "worker_tree_rss_anon_peak"):
         if not s.get("memory_bytes", {}).get(key):
             problems.append(f"no {key}")
     if not s.get("ratio_to_nanonas"):
