@@ -30,6 +30,18 @@ std::string ModelArrayName(absl::string_view job_name, absl::string_view job_id)
   return absl::StrCat("nanonas_", base.empty() ? "" : CIdentifier(base) + "_", "model");
 }
 
+std::string CommentText(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const unsigned char u = static_cast<unsigned char>(ch);
+    // Control characters (CR, VT, FF, NUL, ...) and a backslash (a line continuation at the end of
+    // a // comment would swallow the next line) could change what the compiler sees.
+    out.push_back(u < 0x20 || u == 0x7f || ch == '\\' ? '?' : ch);
+  }
+  return out;
+}
+
 std::string MakeCHeader(absl::string_view bytes, absl::string_view array_name,
                         absl::string_view comment) {
   const std::string name = CIdentifier(array_name);
@@ -37,7 +49,7 @@ std::string MakeCHeader(absl::string_view bytes, absl::string_view array_name,
   std::string out;
   if (!comment.empty()) {
     for (absl::string_view line : absl::StrSplit(comment, '\n'))
-      absl::StrAppend(&out, "// ", line, "\n");
+      absl::StrAppend(&out, "// ", CommentText(line), "\n");
   }
   absl::StrAppend(&out, "// TensorFlow Lite model written by nanonas: ", bytes.size(),
                   " bytes, kept 16-byte aligned for TensorFlow Lite Micro.\n");

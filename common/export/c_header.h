@@ -24,8 +24,13 @@ std::string CIdentifier(absl::string_view text);
 // "nanonas_<job name or id>_model" as a C identifier.
 std::string ModelArrayName(absl::string_view job_name, absl::string_view job_id);
 
+// Free text made safe for one // comment line: control characters (CR, VT, FF, NUL, ...), DEL
+// and backslashes (a trailing one continues the comment onto the next line) become '?'.
+std::string CommentText(absl::string_view text);
+
 // The header text: an include guard derived from array_name, <stdalign.h> for C, the aligned
-// array (12 bytes a line) and `const unsigned int <array_name>_len`. `comment` lines go on top.
+// array (12 bytes a line) and `const unsigned int <array_name>_len`. `comment` lines ('\n'
+// separated, each through CommentText) go on top: nothing in them reaches the preprocessor.
 std::string MakeCHeader(absl::string_view model_bytes, absl::string_view array_name,
                         absl::string_view comment = "");
 

@@ -66,11 +66,44 @@ absl::Status CheckConstraints(const v1::Constraints& lim) {
   return absl::OkStatus();
 }
 
+// A learning rate and batch size that train: finite, positive and not absurd (NaN or 1e30 trained
+// a model at chance accuracy that then SUCCEEDED). 0 = the default, checked by the caller.
+absl::Status CheckTrainingNumbers(const char* where, double learning_rate, int batch_size) {
+  if (!std::isfinite(learning_rate) || learning_rate > kMaxLearningRate) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.", where, ".learning_rate is ",
+                                                   learning_rate, ": give a number in (0, ",
+                                                   kMaxLearningRate, "] (0 = the default)"));
+  }
+  if (batch_size > kMaxBatchSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.", where, ".batch_size is ", batch_size, ": at most ", kMaxBatchSize));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckName(const std::string& name) {
+  if (name.size() > kMaxNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.name is ", name.size(), " bytes long: at most ", kMaxNameBytes));
+  }
+  for (char ch : name) {
+    const unsigned char u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.name contains the control character 0x", absl::Hex(u, absl::kZeroPad2),
+          ": give a name of printable characters (it goes into lists, file names and model.h)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NormalizeEvaluation(v1::EvaluationSettings* ev) {
   if (ev->epochs() < 0 || ev->batch_size() < 0 || ev->learning_rate() < 0) {
     return absl::InvalidArgumentError(
         "spec.evaluation: epochs, batch_size and learning_rate must not be negative");
   }
+  NANONAS_RETURN_IF_ERROR(
+      CheckTrainingNumbers("evaluation", ev->learning_rate(), ev->batch_size()));
   if (ev->epochs() == 0) ev->set_epochs(kDefaultEpochs);
   if (ev->batch_size() == 0) ev->set_batch_size(kDefaultBatchSize);
   if (ev->learning_rate() == 0) ev->set_learning_rate(kDefaultLearningRate);
@@ -86,6 +119,8 @@ absl::Status NormalizeFinalTraining(v1::FinalTrainingSettings* ft) {
     return absl::InvalidArgumentError(
         "spec.final_training: epochs, batch_size and learning_rate must not be negative");
   }
+  NANONAS_RETURN_IF_ERROR(
+      CheckTrainingNumbers("final_training", ft->learning_rate(), ft->batch_size()));
   if (ft->epochs() == 0) ft->set_epochs(kDefaultFinalEpochs);
   if (ft->batch_size() == 0) ft->set_batch_size(kDefaultFinalBatchSize);
   if (ft->learning_rate() == 0) ft->set_learning_rate(kDefaultFinalLearningRate);
@@ -105,6 +140,7 @@ absl::StatusOr<v1::JobSpec> NormalizeSpec(const v1::JobSpec& in) {
         "spec.dataset_id is empty: upload a dataset (UploadDataset) or register a server path "
         "(RegisterDatasetPath) and pass its id");
   }
+  NANONAS_RETURN_IF_ERROR(CheckName(spec.name()));
   NANONAS_RETURN_IF_ERROR(NormalizeInput(spec));
   if (spec.validation_split() == 0) spec.set_validation_split(kDefaultValidationSplit);
   if (!(spec.validation_split() > 0 && spec.validation_split() < 1)) {

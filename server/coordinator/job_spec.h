@@ -33,9 +33,15 @@ inline constexpr float kDefaultFinalLearningRate = defaults::kFinalLearningRate;
 inline constexpr int kMaxInputSide = 4096;
 inline constexpr int kMaxEpochs = 1000;
 inline constexpr int kMaxFinalEpochs = 10000;
+inline constexpr int kMaxBatchSize = 4096;
+inline constexpr double kMaxLearningRate = 10.0;
+inline constexpr size_t kMaxNameBytes = 256;  // spec.name: shown in lists, files and model.h
 
 // Fills the defaults of a spec (above; colour mode from channels and channels from colour mode)
-// and checks it. INVALID_ARGUMENT says which field and how to fix it.
+// and checks it. INVALID_ARGUMENT says which field and how to fix it, naming the limit: the name
+// (at most kMaxNameBytes, no control characters), numbers finite and in range (learning rates in
+// (0, kMaxLearningRate], batch sizes up to kMaxBatchSize, epochs up to kMaxEpochs /
+// kMaxFinalEpochs, the validation split strictly between 0 and 1).
 absl::StatusOr<nanonas::v1::JobSpec> NormalizeSpec(const nanonas::v1::JobSpec& spec);
 
 // The test set must have the training set's classes (INVALID_ARGUMENT naming both lists).

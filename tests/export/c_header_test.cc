@@ -5,6 +5,7 @@
 #include <fstream>
 #include <regex>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/export/quantize.h"
@@ -182,6 +183,34 @@ TEST(ExportCHeaderTest, ModelHeaderTextWithoutAJobNamesTheModelOnly) {
             0u)
       << h;
   EXPECT_NE(h.find("alignas(16) const unsigned char nanonas_k2_c1_model[] = {"), std::string::npos);
+}
+
+// A job name is free text: a CR, LF, vertical tab or trailing backslash in it must not start a
+// line the preprocessor reads (model.h of a job named "x\r#define nanonas_x_model_len 0" compiled
+// and reported a zero-length model before CommentText).
+TEST(ExportCHeaderTest, JobNameCannotReachThePreprocessor) {
+  for (const std::string& name :
+       {std::string("x\r#define HIJACK 1"), std::string("x\n#define HIJACK 1"),
+        std::string("x\v\f#define HIJACK 1"), std::string("x \\"), std::string("x\0y", 3)}) {
+    ModelDescription d;
+    d.job_id = "job-1";
+    d.name = name;
+    d.variant = "2023";
+    d.k = 1;
+    d.classes = 2;
+    d.input = {8, 8, 1};
+    const std::string h = ModelHeaderText(SixteenBytes(), d);
+    for (char bad : {'\r', '\v', '\f', '\\', '\0'}) {
+      EXPECT_EQ(h.find(bad), std::string::npos) << "name " << absl::CEscape(name);
+    }
+    // Every line before the guard is a comment.
+    size_t pos = 0;
+    while (h.compare(pos, 8, "#ifndef ") != 0) {
+      ASSERT_EQ(h.compare(pos, 3, "// "), 0) << absl::CEscape(h.substr(pos, 60));
+      pos = h.find('\n', pos) + 1;
+    }
+    EXPECT_EQ(h.find("HIJACK 1\n#"), std::string::npos);
+  }
 }
 
 }  // namespace
