@@ -190,20 +190,22 @@ coord::CoordinatorOptions MakeOptions() {
 
 // Prepares a job's datasets with the registry (on the preparer's thread).
 coord::PreparationDecoder RegistryDecoder(coord::DatasetRegistry* datasets) {
-  return [datasets](const std::string& id, const nanonas::InputShape& input,
-                    const coord::ImagesProgress& progress) -> absl::StatusOr<coord::PreparedDataset> {
-    // progress: wired when the streaming Decode lands
-    (void)progress;
-    absl::StatusOr<coord::DecodedDataset> decoded = datasets->Decode(id, input);
-    if (!decoded.ok()) return decoded.status();
-    return coord::PreparedDataset{*std::move(decoded), /*reused=*/false, 0.0};
-  };
+  return
+      [datasets](const std::string& id, const nanonas::InputShape& input,
+                 const coord::ImagesProgress& progress) -> absl::StatusOr<coord::PreparedDataset> {
+        // progress: wired when the streaming Decode lands
+        (void)progress;
+        absl::StatusOr<coord::DecodedDataset> decoded = datasets->Decode(id, input);
+        if (!decoded.ok()) return decoded.status();
+        return coord::PreparedDataset{*std::move(decoded), /*reused=*/false, 0.0};
+      };
 }
 
 coord::CoordinatorDeps MakeDeps(coord::JobStoreAdapter* store,
                                 nanonas::grpc_layer::GrpcWorkerConnector* connector,
                                 coord::CoordinatorMetrics* metrics, coord::ArtifactStore* artifacts,
-                                coord::DatasetRegistry* datasets, coord::DatasetPreparer* preparer) {
+                                coord::DatasetRegistry* datasets,
+                                coord::DatasetPreparer* preparer) {
   coord::CoordinatorDeps deps;
   deps.store = store;
   deps.connector = connector;

@@ -172,8 +172,8 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& raw,
     rt.log.Append(std::move(queued));
     if (!request_id.empty()) requests_[request_id] = job.id();
     request = NewPreparation(rt, &preparation);
-    NANONAS_LOG(INFO) << "job " << job.id() << " submitted: dataset " << spec.dataset_id()
-                      << " at " << spec.input().height() << "x" << spec.input().width() << "x"
+    NANONAS_LOG(INFO) << "job " << job.id() << " submitted: dataset " << spec.dataset_id() << " at "
+                      << spec.input().height() << "x" << spec.input().width() << "x"
                       << spec.input().channels() << "; preparing it";
     UpdateMetrics();
   }

@@ -228,8 +228,7 @@ class Coordinator {
   PreparationRequest NewPreparation(JobRuntime& rt, uint64_t* id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls the preparer (without the lock: it may call back at once) and keeps the handle.
-  void StartPreparation(uint64_t id, const PreparationRequest& request)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void StartPreparation(uint64_t id, const PreparationRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the job's preparation on the way, if any.
   void CancelPreparation(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnPreparationProgress(uint64_t id, const nanonas::v1::Preparation& progress);

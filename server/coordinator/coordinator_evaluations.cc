@@ -134,8 +134,8 @@ bool Coordinator::WouldTrain(JobRuntime& rt, int k, int c) {
   return fits;
 }
 
-absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work,
-                                 const std::string& worker_id, int threads) {
+absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work, const std::string& worker_id,
+                                 int threads) {
   const v1::WorkerDescription* worker = workers_.Find(worker_id);
   if (worker == nullptr) return absl::OkStatus();
   const v1::Job& job = rt.record.job();

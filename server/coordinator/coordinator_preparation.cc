@@ -168,8 +168,8 @@ absl::Status Coordinator::FinishPreparation(JobRuntime& rt,
   }
   const v1::Job& job = rt.record.job();
   NANONAS_LOG(INFO) << "job " << job.id() << " prepared: dataset " << job.spec().dataset_id()
-                    << " (" << job.num_images() << " images, " << job.num_classes()
-                    << " classes" << (result->train.reused ? ", reused" : "") << ")";
+                    << " (" << job.num_images() << " images, " << job.num_classes() << " classes"
+                    << (result->train.reused ? ", reused" : "") << ")";
   NANONAS_RETURN_IF_ERROR(MoveJob(rt, v1::JOB_STATE_RUNNING, ""));
   return StepJob(rt);
 }

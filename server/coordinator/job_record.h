@@ -97,8 +97,8 @@ class JobRecord {
   int AttemptsOf(EvalTarget t) const;
   // "candidate (k,c)" / "final training (k,c)".
   std::string Describe(EvalTarget t) const;
-  // PENDING -> RUNNING on `worker`: one more attempt, the previous attempt's epochs dropped. A final
-  // training records the `threads` (worker slots) it trains with.
+  // PENDING -> RUNNING on `worker`: one more attempt, the previous attempt's epochs dropped. A
+  // final training records the `threads` (worker slots) it trains with.
   absl::StatusOr<nanonas::v1::JobEvent> StartAttempt(EvalTarget t, const std::string& worker,
                                                      int threads = 1);
   // RUNNING -> PENDING (worker lost or busy, restart). `error` (when not empty) replaces the

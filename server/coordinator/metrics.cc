@@ -19,12 +19,9 @@ absl::Time TimeOf(const google::protobuf::Timestamp& t) {
 
 // The jobs' states and their label values, in exposition order.
 constexpr std::pair<v1::JobState, const char*> kJobStates[] = {
-    {v1::JOB_STATE_QUEUED, "queued"},
-    {v1::JOB_STATE_PREPARING, "preparing"},
-    {v1::JOB_STATE_RUNNING, "running"},
-    {v1::JOB_STATE_SUCCEEDED, "succeeded"},
-    {v1::JOB_STATE_FAILED, "failed"},
-    {v1::JOB_STATE_CANCELLED, "cancelled"}};
+    {v1::JOB_STATE_QUEUED, "queued"},   {v1::JOB_STATE_PREPARING, "preparing"},
+    {v1::JOB_STATE_RUNNING, "running"}, {v1::JOB_STATE_SUCCEEDED, "succeeded"},
+    {v1::JOB_STATE_FAILED, "failed"},   {v1::JOB_STATE_CANCELLED, "cancelled"}};
 
 bool IsTerminalState(v1::JobState s) {
   return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
@@ -103,8 +100,8 @@ const std::vector<double>& CoordinatorMetrics::CandidateCountBuckets() {
 
 // A reused (already packed) set answers at once; decoding a large set takes seconds to minutes.
 const std::vector<double>& CoordinatorMetrics::PreparationBuckets() {
-  static const std::vector<double> b{0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800,
-                                     3600};
+  static const std::vector<double> b{0.01, 0.1, 0.5, 1,   2,   5,    10,  20,
+                                     30,   60,  120, 300, 600, 1800, 3600};
   return b;
 }
 
@@ -197,7 +194,8 @@ void CoordinatorMetrics::SetWorkers(double connected, double busy) {
 void CoordinatorMetrics::CountWorkerLoss() { worker_losses_->Increment(); }
 void CoordinatorMetrics::CountDispatch() { dispatches_->Increment(); }
 void CoordinatorMetrics::ObservePreparation(double seconds, bool reused, int64_t images) {
-  (reused ? preparation_seconds_reused_ : preparation_seconds_fresh_)->Observe(std::max(0.0, seconds));
+  (reused ? preparation_seconds_reused_ : preparation_seconds_fresh_)
+      ->Observe(std::max(0.0, seconds));
   prepared_images_->Increment(static_cast<double>(std::max<int64_t>(0, images)));
 }
 

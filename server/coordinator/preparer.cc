@@ -97,7 +97,8 @@ class ThreadPreparer::Handle : public PreparationHandle {
 
 ThreadPreparer::ThreadPreparer(PreparationDecoder decode, ThreadPreparerOptions options)
     : decode_(std::move(decode)), options_(std::move(options)) {
-  for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { Serve(); });
+  for (int i = 0; i < std::max(1, options_.threads); ++i)
+    threads_.emplace_back([this] { Serve(); });
 }
 
 ThreadPreparer::~ThreadPreparer() {
@@ -128,9 +129,8 @@ void ThreadPreparer::Serve() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](ThreadPreparer* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->stopping_ || !p->queue_.empty();
-          },
+          +[](ThreadPreparer* p)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) { return p->stopping_ || !p->queue_.empty(); },
           this));
       if (queue_.empty()) return;  // stopping, nothing left
       task = queue_.front();
@@ -145,9 +145,8 @@ void ThreadPreparer::Serve() {
     auto progress = [t](const v1::Preparation& p) {
       if (!t->IsCancelled() && t->progress) t->progress(p);
     };
-    absl::StatusOr<PreparationResult> result =
-        RunPreparation(t->request, decode_, progress, [t] { return t->IsCancelled(); },
-                       options_.clock);
+    absl::StatusOr<PreparationResult> result = RunPreparation(
+        t->request, decode_, progress, [t] { return t->IsCancelled(); }, options_.clock);
     if (!result.ok()) {
       NANONAS_LOG(WARNING) << "job " << t->request.job_id
                            << " dataset preparation failed: " << result.status();

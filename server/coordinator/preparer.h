@@ -95,7 +95,7 @@ absl::StatusOr<PreparationResult> RunPreparation(const PreparationRequest& reque
                                                  const std::function<absl::Time()>& clock);
 
 struct ThreadPreparerOptions {
-  int threads = 1;  // preparations at a time (one decode already uses every core)
+  int threads = 1;                    // preparations at a time (one decode already uses every core)
   std::function<absl::Time()> clock;  // default absl::Now (Preparation.seconds)
 };
 

@@ -41,8 +41,9 @@ absl::StatusOr<v1::JobState> ParseState(absl::string_view text) {
   if (!absl::StartsWith(name, "JOB_STATE_")) name = "JOB_STATE_" + name;
   v1::JobState state;
   if (!v1::JobState_Parse(name, &state) || state == v1::JOB_STATE_UNSPECIFIED) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown job state '", text, "' (QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown job state '", text,
+                     "' (QUEUED, PREPARING, RUNNING, SUCCEEDED, FAILED or CANCELLED)"));
   }
   return state;
 }

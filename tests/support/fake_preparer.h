@@ -48,8 +48,8 @@ class FakePreparer : public DatasetPreparer {
   }
 
   // Sends progress of a dataset of the call.
-  static void Report(const std::shared_ptr<Call>& call, const std::string& dataset_id,
-                     int64_t done, int64_t total, bool test_set = false) {
+  static void Report(const std::shared_ptr<Call>& call, const std::string& dataset_id, int64_t done,
+                     int64_t total, bool test_set = false) {
     nanonas::v1::Preparation p;
     p.set_dataset_id(dataset_id);
     p.set_images_done(done);
