@@ -142,9 +142,9 @@ TEST(CoordinatorPreparationTest, AFailedPreparationFailsItsJobNamingTheFileAndNo
   ASSERT_TRUE(bad.ok() && good.ok());
   ASSERT_EQ(h.preparer.calls.size(), 2u);
   FakePreparer::Report(h.preparer.calls[0], kTrain, 0, 300);
-  FakePreparer::End(h.preparer.calls[0],
-                    absl::InvalidArgumentError("dataset " + kTrain +
-                                               ": image 'cat/x.png' is corrupt"));
+  FakePreparer::End(
+      h.preparer.calls[0],
+      absl::InvalidArgumentError("dataset " + kTrain + ": image 'cat/x.png' is corrupt"));
   auto failed = h.core->GetJob(bad->id());
   ASSERT_TRUE(failed.ok());
   EXPECT_EQ(failed->state(), v1::JOB_STATE_FAILED);

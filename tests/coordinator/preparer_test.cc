@@ -112,8 +112,8 @@ class PreparerEndToEndTest : public ::testing::Test {
       fs::create_directories(dir_ / "data" / "set" / cls);
       for (int i = 0; i < 4; ++i) {
         cv::Mat img(8, 8, CV_8UC3, cv::Scalar(40 * i, cls == "a" ? 200 : 20, 90));
-        ASSERT_TRUE(cv::imwrite((dir_ / "data" / "set" / cls / (std::to_string(i) + ".png")).string(),
-                                img));
+        ASSERT_TRUE(cv::imwrite(
+            (dir_ / "data" / "set" / cls / (std::to_string(i) + ".png")).string(), img));
       }
     }
     // The last image: a PNG cut after its first bytes.
