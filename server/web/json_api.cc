@@ -271,6 +271,7 @@ absl::StatusOr<std::string> WebApi::Workers() {
                     {"cores", d.cores()},
                     {"slots", d.slots()},
                     {"running", w.worker.running},
+                    {"used_slots", w.worker.used_slots},
                     {"memory_budget_bytes", d.memory_budget_bytes()},
                     {"version", d.version()},
                     {"last_heartbeat", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", w.worker.last_seen,

@@ -248,6 +248,7 @@ TEST(WebApiTest, WorkersShowSlotsHeartbeatsAndTheirEvaluations) {
   EXPECT_EQ(w["id"], "w1");
   EXPECT_EQ(w["slots"], 2);
   EXPECT_EQ(w["running"], 1);
+  EXPECT_EQ(w["used_slots"], 1) << "the slots its evaluations take";
   EXPECT_EQ(w["memory_budget_bytes"], int64_t{1} << 30);
   EXPECT_DOUBLE_EQ(w["seconds_since_heartbeat"].get<double>(), 2.0);
   EXPECT_EQ(w["last_heartbeat"], "2023-11-14T22:13:20Z");

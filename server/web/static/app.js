@@ -334,7 +334,7 @@
       if (!data.workers.length) { body.replaceChildren(el('p', { className: 'muted' }, 'No worker registered.')); return; }
       body.replaceChildren(table(['worker', 'address', 'slots busy', 'cores', 'memory budget', 'last heartbeat', 'running', 'version'],
         data.workers.map((w) => el('tr', { className: 'worker' }, td(w.id), td(w.address),
-          td(w.running + ' / ' + w.slots + (w.said_busy ? ' (said busy)' : ''), true), td(w.cores, true),
+          td(num(w.used_slots) + ' / ' + Math.max(1, num(w.slots)) + (w.said_busy ? ' (said busy)' : ''), true), td(w.cores, true),
           td(bytes(w.memory_budget_bytes), true), td(dur(w.seconds_since_heartbeat) + ' ago', true),
           el('td', {}, w.evaluations.map((e) => el('div', {}, jobLink(e.job_id),
             e.final_training ? ' final training' : ` (${e.k}, ${e.c})`, e.speculative ? ' ahead' : '',
