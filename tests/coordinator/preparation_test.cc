@@ -89,6 +89,42 @@ TEST(CoordinatorPreparationTest, WatchersSeeThePreparationProgress) {
   h.preparer.Finish(call);
 }
 
+TEST(CoordinatorPreparationTest, LiveProgressIsThrottledPerJobButEachDatasetsFirstAndLastCome) {
+  Harness h;
+  h.preparer.hold = true;
+  v1::JobSpec spec = GoodSpec();
+  spec.set_test_dataset_id("sha256:" + Hex64('b'));
+  auto job = h.core->SubmitJob(spec);
+  ASSERT_TRUE(job.ok());
+  Coordinator::WatchCursor cursor;
+  bool ended = false;
+  ASSERT_TRUE(h.core->NextEvents(job->id(), &cursor, absl::ZeroDuration(), &ended).ok());
+  auto call = h.preparer.calls[0];
+  const std::string test = "sha256:" + Hex64('b');
+  FakePreparer::Report(call, kTrain, 0, 300);
+  FakePreparer::Report(call, kTrain, 10, 300);  // same instant: dropped
+  FakePreparer::Report(call, kTrain, 20, 300);  // dropped
+  h.now += absl::Seconds(1);
+  FakePreparer::Report(call, kTrain, 30, 300);                 // a second later: sent
+  FakePreparer::Report(call, kTrain, 300, 300);                // the last: sent
+  FakePreparer::Report(call, test, 0, 50, /*test_set=*/true);  // the next dataset: sent
+  FakePreparer::Report(call, test, 5, 50, true);               // dropped
+  auto events = h.core->NextEvents(job->id(), &cursor, absl::ZeroDuration(), &ended);
+  ASSERT_TRUE(events.ok());
+  std::vector<std::pair<bool, int64_t>> sent;  // (test set, images done)
+  for (const auto& e : *events) {
+    if (e.has_preparation()) {
+      sent.emplace_back(e.preparation().test_set(), e.preparation().images_done());
+    }
+  }
+  EXPECT_THAT(sent, ::testing::ElementsAre(
+                        std::make_pair(false, int64_t{0}), std::make_pair(false, int64_t{30}),
+                        std::make_pair(false, int64_t{300}), std::make_pair(true, int64_t{0})));
+  // GetJob has every report, throttled or not.
+  EXPECT_EQ(h.core->GetJob(job->id())->preparation().images_done(), 5);
+  h.preparer.Finish(call);
+}
+
 TEST(CoordinatorPreparationTest, ARepeatedRequestIdReturnsTheSameJobAlsoAfterARestart) {
   MemoryStore store;
   std::string id;

@@ -272,11 +272,12 @@ std::string* IntegrationTest::dataset_ = nullptr;
 TEST_F(IntegrationTest, TwoWorkersRunARealSearchToTheEnd) {
   auto job = cluster_->Submit(Spec(*dataset_, 1));
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_EQ(job->num_classes(), 2);
-  EXPECT_EQ(job->num_images(), 200);
+  EXPECT_EQ(job->state(), v1::JOB_STATE_QUEUED) << "answered before the dataset is prepared";
   auto done = cluster_->WaitEnd(job->id(), absl::Seconds(90));
   ASSERT_TRUE(done.ok()) << done.status() << cluster_->Logs();
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster_->Logs();
+  EXPECT_EQ(done->num_classes(), 2);
+  EXPECT_EQ(done->num_images(), 200);
   EXPECT_TRUE(done->result().found());
   EXPECT_GE(done->result().k(), 1);
   EXPECT_GT(done->result().validation_accuracy(), 0.0);
@@ -445,7 +446,11 @@ TEST_F(IntegrationTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
     EXPECT_EQ(served.source(), "served");
     auto job = cluster_->Submit(Spec(served.id(), 1));
     ASSERT_TRUE(job.ok()) << job.status();
-    EXPECT_EQ(job->num_images(), 10);
+    auto prepared = cluster_->WaitJob(job->id(), absl::Seconds(30), [](const v1::Job& j) {
+      return j.state() != v1::JOB_STATE_QUEUED && j.state() != v1::JOB_STATE_PREPARING;
+    });
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+    EXPECT_EQ(prepared->num_images(), 10) << prepared->error();
     grpc::ClientContext cctx;
     cctx.set_deadline(Deadline(10));
     v1::CancelJobRequest creq;
