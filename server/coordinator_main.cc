@@ -188,18 +188,31 @@ coord::CoordinatorOptions MakeOptions() {
   return options;
 }
 
+// Prepares a job's datasets with the registry (on the preparer's thread).
+coord::PreparationDecoder RegistryDecoder(coord::DatasetRegistry* datasets) {
+  return
+      [datasets](const std::string& id, const nanonas::InputShape& input,
+                 const coord::ImagesProgress& progress) -> absl::StatusOr<coord::PreparedDataset> {
+        // progress: wired when the streaming Decode lands
+        (void)progress;
+        absl::StatusOr<coord::DecodedDataset> decoded = datasets->Decode(id, input);
+        if (!decoded.ok()) return decoded.status();
+        return coord::PreparedDataset{*std::move(decoded), /*reused=*/false, 0.0};
+      };
+}
+
 coord::CoordinatorDeps MakeDeps(coord::JobStoreAdapter* store,
                                 nanonas::grpc_layer::GrpcWorkerConnector* connector,
                                 coord::CoordinatorMetrics* metrics, coord::ArtifactStore* artifacts,
-                                coord::DatasetRegistry* datasets) {
+                                coord::DatasetRegistry* datasets,
+                                coord::DatasetPreparer* preparer) {
   coord::CoordinatorDeps deps;
   deps.store = store;
   deps.connector = connector;
   deps.metrics = metrics;
   deps.artifacts = artifacts;
-  deps.decode = [datasets](const std::string& id, const nanonas::InputShape& input) {
-    return datasets->Decode(id, input);
-  };
+  deps.lookup = [datasets](const std::string& id) { return datasets->Get(id); };
+  deps.preparer = preparer;
   // The resource model (common/resources): MCU figures with Flash the exact size of the .tflite
   // file the final training exports, and the pure host-memory estimate of training.
   deps.resource_model =
@@ -303,8 +316,20 @@ int main(int argc, char** argv) {
   exposer->RegisterCollectable(registry);
 
   nanonas::grpc_layer::GrpcWorkerConnector connector;
+  // One preparation at a time: one decode already uses every core.
+  auto preparer = std::make_unique<coord::ThreadPreparer>(RegistryDecoder(&datasets));
   auto core = std::make_unique<coord::Coordinator>(
-      MakeOptions(), MakeDeps(&store, &connector, &metrics, &artifacts, &datasets));
+      MakeOptions(), MakeDeps(&store, &connector, &metrics, &artifacts, &datasets, preparer.get()));
+  // On every way out, before the core goes: stop taking results, then wait for the preparer's
+  // thread (a decode that is running ends; its callbacks still find the core).
+  struct StopPreparations {
+    coord::Coordinator* core;
+    std::unique_ptr<coord::ThreadPreparer>* preparer;
+    ~StopPreparations() {
+      core->Shutdown();
+      preparer->reset();
+    }
+  } stop_preparations{core.get(), &preparer};
   if (auto st = core->Recover(); !st.ok()) {
     return Fail(absl::StrCat("cannot load the jobs in ", state_dir, ": ", st.message()));
   }
@@ -330,7 +355,8 @@ int main(int argc, char** argv) {
                     << ", " << *web_note << ", state in " << state_dir;
 
   ServeUntilSignal(server.get(), &web, core.get(), signals);
-  core.reset();  // cancels evaluations still running on workers
+  // Leaving: stop_preparations, then the core (it cancels evaluations still running on workers).
+  // A job still preparing stays QUEUED / PREPARING in the store and prepares again at the start.
   NANONAS_LOG(INFO) << "nanonas-coordinator stopped";
   return 0;
 }

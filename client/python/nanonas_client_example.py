@@ -21,6 +21,7 @@ import io
 import os
 import sys
 import tarfile
+import uuid
 
 
 def parse_args():
@@ -97,8 +98,19 @@ def main():
             evaluation=pb.EvaluationSettings(epochs=args.epochs, learning_rate=0.001,
                                              batch_size=16, seed=1),
             final_training=pb.FinalTrainingSettings(skip=True))
-        job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=args.timeout).job_id
-        print(f"job {job_id} submitted")
+        # One request_id per intended job: a retry after a timeout or a dropped connection gets
+        # the job the first attempt made instead of a second job.
+        request = pb.SubmitJobRequest(spec=spec, request_id=str(uuid.uuid4()))
+        job_id = None
+        for attempt in range(3):
+            try:
+                job_id = stub.SubmitJob(request, timeout=args.timeout).job_id
+                break
+            except grpc.RpcError as e:
+                retriable = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+                if e.code() not in retriable or attempt == 2:
+                    raise
+        print(f"job {job_id} submitted (it prepares its dataset, then searches)")
 
         state = pb.JOB_STATE_UNSPECIFIED
         terminal = (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED)
@@ -111,6 +123,11 @@ def main():
             if kind == "job_state":
                 state = event.job_state
                 print(f"job {pb.JobState.Name(state)}")
+            elif kind == "preparation":
+                p = event.preparation
+                if p.images_total and p.images_done == p.images_total:
+                    what = "test set" if p.test_set else "dataset"
+                    print(f"  {what} prepared: {p.images_total} images", flush=True)
             elif kind == "candidate":
                 cand = event.candidate
                 line = f"  k={cand.k} c={cand.c} {pb.CandidateState.Name(cand.state)}"

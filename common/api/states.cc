@@ -30,7 +30,8 @@ absl::StatusOr<v1::JobState> ParseJobState(absl::string_view text) {
     return state;
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "'", text, "' is not a job state (queued, running, succeeded, failed, cancelled)"));
+      "'", text,
+      "' is not a job state (queued, preparing, running, succeeded, failed, cancelled)"));
 }
 
 bool IsTerminal(v1::JobState state) {

@@ -27,6 +27,18 @@ absl::Status JobNotFound(const std::string& job_id) {
   return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
 }
 
+// SubmitJobRequest.request_id: empty, or 1-128 printable ASCII characters.
+absl::Status CheckRequestId(const std::string& id) {
+  const bool printable = std::all_of(id.begin(), id.end(), [](char ch) {
+    return static_cast<unsigned char>(ch) >= 0x20 && static_cast<unsigned char>(ch) < 0x7f;
+  });
+  if (id.size() > 128 || !printable) {
+    return absl::InvalidArgumentError(
+        "request_id must be 1-128 printable ASCII characters (a UUID chosen once per job)");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, CoordinatorDeps deps)
@@ -39,18 +51,23 @@ void Coordinator::Shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   for (auto& [id, handle] : handles_) handle->Cancel();
+  for (auto& [id, p] : preparations_) {
+    p.cancelled = true;
+    if (p.handle) p.handle->Cancel();
+  }
   changed_.SignalAll();
 }
 
 Coordinator::~Coordinator() {
   Shutdown();
   absl::MutexLock lock(&mu_);
-  // Connector callbacks reference this object: wait (bounded) until they have all run.
-  mu_.AwaitWithTimeout(
-      absl::Condition(
-          +[](std::map<std::string, std::unique_ptr<RunningEvaluation>>* h) { return h->empty(); },
-          &handles_),
-      absl::Seconds(10));
+  // Connector and preparer callbacks reference this object: wait (bounded) until they have run.
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](Coordinator* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+                             return c->handles_.empty() && c->preparations_.empty();
+                           },
+                           this),
+                       absl::Seconds(10));
 }
 
 absl::Time Coordinator::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
@@ -108,6 +125,7 @@ absl::Status Coordinator::MoveJob(JobRuntime& rt, v1::JobState to, const std::st
 
 void Coordinator::Abort(JobRuntime& rt, const absl::Status& st) {
   if (st.ok() || IsTerminal(rt.record.state())) return;
+  CancelPreparation(rt);
   CancelEvaluationsOf(rt.record.id());
   if (rt.search && !rt.search->Done()) rt.search->Cancel(std::string(st.message()));
   auto ev = rt.record.MoveJob(v1::JOB_STATE_FAILED, std::string(st.message()), Now());
@@ -120,72 +138,47 @@ void Coordinator::Abort(JobRuntime& rt, const absl::Status& st) {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-absl::StatusOr<Coordinator::PreparedJob> Coordinator::PrepareJob(const v1::JobSpec& raw) const {
+absl::StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& raw,
+                                               const std::string& request_id) {
+  NANONAS_RETURN_IF_ERROR(CheckRequestId(request_id));
   NANONAS_ASSIGN_OR_RETURN(v1::JobSpec spec, NormalizeSpec(raw));
-  InputShape input;
-  input.height = spec.input().height();
-  input.width = spec.input().width();
-  input.channels = spec.input().channels();
-  NANONAS_ASSIGN_OR_RETURN(DecodedDataset decoded, deps_.decode(spec.dataset_id(), input));
-  if (decoded.class_names.size() < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dataset ", spec.dataset_id(), " has ", decoded.class_names.size(),
-                     " class; a classifier needs at least 2 class folders"));
+  {
+    absl::MutexLock lock(&mu_);
+    NANONAS_ASSIGN_OR_RETURN(std::optional<v1::Job> made, FindRequest(request_id, spec));
+    if (made.has_value()) return *std::move(made);
   }
-  PreparedJob out;
-  v1::Job& job = out.job;
-  job.set_id(NewJobId());
-  *job.mutable_spec() = spec;
-  job.set_state(v1::JOB_STATE_QUEUED);
-  *job.mutable_created() = TimestampOf(Now());
-  job.set_num_classes(static_cast<int>(decoded.class_names.size()));
-  for (const auto& c : decoded.class_names) job.add_class_names(c);
-  job.set_evaluation_dataset_id(decoded.id);
-  job.set_num_images(decoded.num_images);
-  if (!spec.test_dataset_id().empty()) {
-    absl::StatusOr<DecodedDataset> test = deps_.decode(spec.test_dataset_id(), input);
-    if (!test.ok()) {
-      return absl::Status(test.status().code(),
-                          absl::StrCat("spec.test_dataset_id: ", test.status().message()));
-    }
-    NANONAS_RETURN_IF_ERROR(CheckTestClasses(decoded.class_names, test->class_names));
-    job.set_test_evaluation_dataset_id(test->id);
+  NANONAS_RETURN_IF_ERROR(CheckDatasets(spec));  // the registry's records: fast, no decoding
+  uint64_t preparation = 0;
+  PreparationRequest request;
+  v1::Job job;
+  {
+    absl::MutexLock lock(&mu_);
+    // The same request may have raced this one past the first check.
+    NANONAS_ASSIGN_OR_RETURN(std::optional<v1::Job> made, FindRequest(request_id, spec));
+    if (made.has_value()) return *std::move(made);
+    job.set_id(NewJobId());
+    *job.mutable_spec() = spec;
+    job.set_state(v1::JOB_STATE_QUEUED);
+    *job.mutable_created() = TimestampOf(Now());
+    job.set_request_id(request_id);
+    // The QUEUED record must be durable before the job is acknowledged.
+    v1::JobEvent queued;
+    queued.set_sequence(1);
+    *queued.mutable_time() = TimestampOf(Now());
+    queued.set_job_state(v1::JOB_STATE_QUEUED);
+    *queued.mutable_job() = job;
+    NANONAS_RETURN_IF_ERROR(deps_.store->Commit(job, &queued));
+    JobRuntime& rt = AddRuntime(job);
+    rt.log.Append(std::move(queued));
+    if (!request_id.empty()) requests_[request_id] = job.id();
+    request = NewPreparation(rt, &preparation);
+    NANONAS_LOG(INFO) << "job " << job.id() << " submitted: dataset " << spec.dataset_id() << " at "
+                      << spec.input().height() << "x" << spec.input().width() << "x"
+                      << spec.input().channels() << "; preparing it";
+    UpdateMetrics();
   }
-  NANONAS_RETURN_IF_ERROR(CheckCalibrationImages(spec, decoded.num_images));
-  // The whole space must hold at least one candidate for this input.
-  NANONAS_RETURN_IF_ERROR(ArchitectureOf(job, 1, 0).status());
-  NANONAS_ASSIGN_OR_RETURN(
-      NanoNasSearch search,
-      NanoNasSearch::Create(SearchOptionsOf(job),
-                            MakeFeasibility(job, deps_.resource_model, deps_.host_memory_model)));
-  out.search = std::make_unique<NanoNasSearch>(std::move(search));
-  NANONAS_LOG(INFO) << "job " << job.id() << " submitted: dataset " << spec.dataset_id() << " ("
-                    << decoded.num_images << " images, " << job.num_classes() << " classes) at "
-                    << input.height << "x" << input.width << "x" << input.channels;
-  return out;
-}
-
-absl::StatusOr<v1::Job> Coordinator::SubmitJob(const v1::JobSpec& raw) {
-  // Decoding may take a while: outside the lock.
-  NANONAS_ASSIGN_OR_RETURN(PreparedJob prepared, PrepareJob(raw));
-  absl::MutexLock lock(&mu_);
-  // The QUEUED record must be durable before the job is acknowledged.
-  v1::JobEvent queued;
-  queued.set_sequence(1);
-  *queued.mutable_time() = TimestampOf(Now());
-  queued.set_job_state(v1::JOB_STATE_QUEUED);
-  *queued.mutable_job() = prepared.job;
-  NANONAS_RETURN_IF_ERROR(deps_.store->Commit(prepared.job, &queued));
-  JobRuntime& rt = AddRuntime(std::move(prepared.job));
-  rt.log.Append(std::move(queued));
-  rt.search = std::move(prepared.search);
-  absl::Status st = MoveJob(rt, v1::JOB_STATE_RUNNING, "");
-  if (st.ok()) st = StepJob(rt);
-  Abort(rt, st);
-  Dispatch();
-  UpdateMetrics();
-  if (!st.ok()) return st;
-  return rt.record.job();
+  StartPreparation(preparation, request);
+  return job;
 }
 
 absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
@@ -196,6 +189,7 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
     return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " has already ended (",
                                                       v1::JobState_Name(rt->record.state()), ")"));
   }
+  CancelPreparation(*rt);
   CancelEvaluationsOf(job_id);
   absl::Status st;
   const std::string reason = "the job was cancelled";
@@ -278,8 +272,8 @@ void Coordinator::UpdateMetrics() {
     by_state[rt.record.state()]++;
     queued += rt.record.WaitsForWorker() ? 1 : 0;
   }
-  for (v1::JobState s : {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_SUCCEEDED,
-                         v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
+  for (v1::JobState s : {v1::JOB_STATE_QUEUED, v1::JOB_STATE_PREPARING, v1::JOB_STATE_RUNNING,
+                         v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
     deps_.metrics->SetJobs(s, by_state[s]);
   }
   deps_.metrics->SetQueueDepth(queued);
@@ -420,26 +414,41 @@ absl::Status Coordinator::EndJob(JobRuntime& rt, const std::string& tflite) {
 
 absl::Status Coordinator::Recover() {
   NANONAS_ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, deps_.store->LoadJobs());
-  absl::MutexLock lock(&mu_);
-  int resumed = 0;
+  std::vector<std::pair<uint64_t, PreparationRequest>> preparations;
   absl::Status first_error;
-  for (v1::Job& job : jobs) {
-    if (jobs_.count(job.id())) continue;
-    auto events = deps_.store->LoadEvents(job.id(), 0);
-    if (!events.ok()) return events.status();
-    JobRuntime& rt = AddRuntime(std::move(job));
-    rt.log.Load(std::move(events).value());
-    if (IsTerminal(rt.record.state())) continue;
-    bool ok = false;
-    absl::Status st = RecoverJob(rt, &ok);
-    Abort(rt, st);
-    if (!st.ok() && first_error.ok()) first_error = st;
-    resumed += ok ? 1 : 0;
+  {
+    absl::MutexLock lock(&mu_);
+    int resumed = 0;
+    for (v1::Job& job : jobs) {
+      if (jobs_.count(job.id())) continue;
+      auto events = deps_.store->LoadEvents(job.id(), 0);
+      if (!events.ok()) return events.status();
+      JobRuntime& rt = AddRuntime(std::move(job));
+      rt.log.Load(std::move(events).value());
+      if (!rt.record.job().request_id().empty()) {
+        requests_[rt.record.job().request_id()] = rt.record.id();
+      }
+      if (IsTerminal(rt.record.state())) continue;
+      if (rt.record.state() == v1::JOB_STATE_QUEUED ||
+          rt.record.state() == v1::JOB_STATE_PREPARING) {
+        uint64_t id = 0;
+        PreparationRequest request = NewPreparation(rt, &id);
+        preparations.emplace_back(id, std::move(request));
+        ++resumed;
+        continue;
+      }
+      bool ok = false;
+      absl::Status st = RecoverJob(rt, &ok);
+      Abort(rt, st);
+      if (!st.ok() && first_error.ok()) first_error = st;
+      resumed += ok ? 1 : 0;
+    }
+    NANONAS_LOG(INFO) << "recovered " << jobs_.size() << " jobs from the store (" << resumed
+                      << " resumed, " << preparations.size() << " preparing their datasets again)";
+    Dispatch();
+    UpdateMetrics();
   }
-  NANONAS_LOG(INFO) << "recovered " << jobs_.size() << " jobs from the store (" << resumed
-                    << " resumed)";
-  Dispatch();
-  UpdateMetrics();
+  for (const auto& [id, request] : preparations) StartPreparation(id, request);
   return first_error;
 }
 
@@ -464,9 +473,6 @@ absl::Status Coordinator::RecoverJob(JobRuntime& rt, bool* resumed) {
     } else {
       problem = std::string(search.status().message());
     }
-  }
-  if (rt.record.state() == v1::JOB_STATE_QUEUED) {
-    NANONAS_RETURN_IF_ERROR(MoveJob(rt, v1::JOB_STATE_RUNNING, ""));
   }
   if (!problem.empty()) {
     return MoveJob(rt, v1::JOB_STATE_FAILED, absl::StrCat("cannot resume: ", problem));

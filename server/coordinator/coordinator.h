@@ -8,9 +8,19 @@
 //   worker_pool.h   registration, heartbeats, expiry, free slots
 //   event_log.h     persisted events and live progress for watchers
 //   job_artifacts.h the files of a finished job
+//   preparer.h      a job's dataset preparation (decode, validate, pack) off the lock
 //   job_state.h     proto time; terminal states and violation texts come from common/api
-// coordinator.cc holds the client, worker and recovery API; coordinator_evaluations.cc the
-// evaluation life cycle (dispatch, start, progress, result, retry, loss).
+// coordinator.cc holds the client, worker and recovery API; coordinator_preparation.cc a job's
+// dataset preparation; coordinator_evaluations.cc the evaluation life cycle (dispatch, start,
+// progress, result, retry, loss).
+//
+// SubmitJob answers at once: it validates the spec, checks that the datasets exist (DatasetLookup),
+// makes the job durable in QUEUED and starts its preparation (DatasetPreparer). The job then moves
+// QUEUED -> PREPARING (when the preparation begins; Job.preparation and live
+// JobEvent.preparation events, at most ~4 a second plus the last, show its progress) -> RUNNING
+// (the datasets are decoded and the search is created), or FAILED with the preparation's error
+// (which names the file at fault). Submitting is idempotent by SubmitJobRequest.request_id (kept
+// in Job.request_id, so also across a restart).
 //
 // A RUNNING job first searches, then (when the search found a model and the spec does not skip
 // it) trains the winner longer on a worker, which also quantizes and exports it. Artifacts
@@ -29,7 +39,8 @@
 // (SubmitJob, CancelJob, Recover; from a worker's callback it is logged).
 //
 // No hidden threads: the owner calls Tick() periodically (expires silent workers, dispatches);
-// evaluation callbacks arrive on the connector's threads. Thread-safe.
+// evaluation callbacks arrive on the connector's threads, preparation callbacks on the preparer's.
+// Thread-safe.
 #ifndef NANONAS_SERVER_COORDINATOR_COORDINATOR_H_
 #define NANONAS_SERVER_COORDINATOR_COORDINATOR_H_
 
@@ -37,6 +48,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,6 +66,7 @@
 #include "server/coordinator/job_record.h"
 #include "server/coordinator/job_spec.h"
 #include "server/coordinator/metrics.h"
+#include "server/coordinator/preparer.h"
 #include "server/coordinator/scheduler.h"
 #include "server/coordinator/worker_pool.h"
 #include "server/search/search.h"
@@ -72,14 +85,11 @@ struct CoordinatorOptions {
   std::function<absl::Time()> clock;  // default absl::Now
 };
 
-// Decodes dataset `id` at an input shape (DatasetRegistry::Decode in production).
-using DatasetDecoder =
-    std::function<absl::StatusOr<DecodedDataset>(const std::string& id, const InputShape& input)>;
-
 struct CoordinatorDeps {
   CoordinatorStore* store = nullptr;         // required
   WorkerConnector* connector = nullptr;      // required
-  DatasetDecoder decode;                     // required
+  DatasetLookup lookup;                      // required: DatasetRegistry::Get in production
+  DatasetPreparer* preparer = nullptr;       // required: outlives the core's callbacks
   ResourceModel resource_model;              // required
   HostMemoryModel host_memory_model;         // optional: no host check without it
   CoordinatorMetrics* metrics = nullptr;     // optional
@@ -108,16 +118,24 @@ class Coordinator {
   // Cancels running evaluations and waits for their callbacks.
   ~Coordinator();
 
-  // Stops dispatching, cancels running evaluations and ignores their results from now on (the
-  // store keeps them RUNNING, as after a crash; Recover() in the next process re-queues them).
-  // Does not wait; the destructor waits for the connector's callbacks.
+  // Stops dispatching, cancels running evaluations and preparations and ignores their results from
+  // now on (the store keeps them RUNNING / PREPARING, as after a crash; Recover() in the next
+  // process re-queues them). Does not wait; the destructor waits (bounded) for the connector's and
+  // the preparer's callbacks: destroy a ThreadPreparer after Shutdown() and before the core.
   void Shutdown();
 
-  // Loads every job from the store and resumes the unfinished ones. Call once, before serving.
+  // Loads every job from the store and resumes the unfinished ones (a QUEUED or PREPARING job
+  // prepares its datasets again; the registry reuses what it packed). Call once, before serving.
   absl::Status Recover();
 
   // ---- clients
-  absl::StatusOr<nanonas::v1::Job> SubmitJob(const nanonas::v1::JobSpec& spec);
+  // Validates the spec, the request id (<= 128 printable ASCII characters; empty: not idempotent)
+  // and that the datasets exist (NOT_FOUND) with >= 2 classes, matching test classes and enough
+  // calibration images (INVALID_ARGUMENT); makes the job durable in QUEUED, starts its
+  // preparation and returns the QUEUED job without waiting for it. A request id seen before
+  // returns the job it made (FAILED_PRECONDITION when the spec differs).
+  absl::StatusOr<nanonas::v1::Job> SubmitJob(const nanonas::v1::JobSpec& spec,
+                                             const std::string& request_id = "");
   absl::StatusOr<nanonas::v1::Job> GetJob(const std::string& job_id);
   // Newest first; `states` empty = all; limit 0 = all.
   absl::StatusOr<std::vector<nanonas::v1::Job>> ListJobs(
@@ -175,6 +193,14 @@ class Coordinator {
     };
     std::map<std::pair<int, int>, SpeculativeResult> speculative;  // (k, c) -> finished ahead
     std::map<std::pair<int, int>, bool> fits;  // (k, c) -> would be trained (cached verdicts)
+    uint64_t preparation = 0;                  // the preparation on the way (0: none)
+    absl::Time last_preparation_event = absl::InfinitePast();  // live event throttle
+  };
+  // A preparation started and not done yet (its `done` has not run).
+  struct PreparationEntry {
+    std::string job_id;
+    std::unique_ptr<PreparationHandle> handle;  // null until Start returned
+    bool cancelled = false;                     // its result is dropped
   };
   struct EvalEntry {
     std::string job_id;
@@ -183,17 +209,36 @@ class Coordinator {
     int k = 0, c = 0;
     std::string worker_id;
     absl::Time started;
-  };
-  // A job ready to enter the lock: validated, decoded, its search created.
-  struct PreparedJob {
-    nanonas::v1::Job job;
-    std::unique_ptr<NanoNasSearch> search;
+    int threads = 1;  // worker slots it takes
   };
 
   absl::Time Now() const;
   JobRuntime* FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobRuntime& AddRuntime(nanonas::v1::Job job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<PreparedJob> PrepareJob(const nanonas::v1::JobSpec& raw) const;
+
+  // ---- submission and the dataset preparation (coordinator_preparation.cc)
+  // The fast checks of SubmitJob against the registry's DatasetInfo (no decoding).
+  absl::Status CheckDatasets(const nanonas::v1::JobSpec& spec) const;
+  // The job a request id already made (nullopt: new or empty id); FAILED_PRECONDITION when its
+  // spec differs from `spec`.
+  absl::StatusOr<std::optional<nanonas::v1::Job>> FindRequest(const std::string& request_id,
+                                                              const nanonas::v1::JobSpec& spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Registers a preparation of the job (QUEUED or PREPARING); returns the request to Start.
+  PreparationRequest NewPreparation(JobRuntime& rt, uint64_t* id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls the preparer (without the lock: it may call back at once) and keeps the handle.
+  void StartPreparation(uint64_t id, const PreparationRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the job's preparation on the way, if any.
+  void CancelPreparation(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnPreparationProgress(uint64_t id, const nanonas::v1::Preparation& progress);
+  void OnPreparationDone(uint64_t id, absl::StatusOr<PreparationResult> result);
+  // PREPARING -> RUNNING with the prepared datasets and a new search (FAILED on an error).
+  absl::Status FinishPreparation(JobRuntime& rt, absl::StatusOr<PreparationResult> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The checks and the search once the datasets are decoded.
+  absl::Status CheckPrepared(JobRuntime& rt, const PreparationResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // ---- persistence (coordinator.cc)
   // Stamps and commits `event` with the job. On success the record is durable and the event is
@@ -240,8 +285,8 @@ class Coordinator {
   // Would (k, c) of the job be trained (the same feasibility the search applies)? Cached.
   bool WouldTrain(JobRuntime& rt, int k, int c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the work on the worker and records it (a candidate or final training goes RUNNING).
-  absl::Status Launch(JobRuntime& rt, const WorkItem& work, const std::string& worker_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Launch(JobRuntime& rt, const WorkItem& work, const std::string& worker_id,
+                      int threads) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cancels speculative evaluations of the job the search can no longer ask for.
   void PruneSpeculation(JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The evaluation ended without a result (worker lost, RPC error): retry or fail its target.
@@ -278,6 +323,9 @@ class Coordinator {
   std::map<std::string, EvalEntry> evals_ ABSL_GUARDED_BY(mu_);  // live dispatches
   // Connector handles until their on_done has run (outlive evals_ entries after a loss/cancel).
   std::map<std::string, std::unique_ptr<RunningEvaluation>> handles_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, PreparationEntry> preparations_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> requests_ ABSL_GUARDED_BY(mu_);  // request id -> job id
+  uint64_t preparation_counter_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t progress_counter_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t eval_counter_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

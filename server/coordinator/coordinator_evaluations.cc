@@ -61,7 +61,7 @@ void Coordinator::Dispatch() {
     }
     JobRuntime* rt = FindJob(a.work.job_id);
     if (rt == nullptr || rt->record.state() != v1::JOB_STATE_RUNNING) continue;
-    Abort(*rt, Launch(*rt, a.work, a.worker_id));
+    Abort(*rt, Launch(*rt, a.work, a.worker_id, a.threads));
   }
 }
 
@@ -134,8 +134,8 @@ bool Coordinator::WouldTrain(JobRuntime& rt, int k, int c) {
   return fits;
 }
 
-absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work,
-                                 const std::string& worker_id) {
+absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work, const std::string& worker_id,
+                                 int threads) {
   const v1::WorkerDescription* worker = workers_.Find(worker_id);
   if (worker == nullptr) return absl::OkStatus();
   const v1::Job& job = rt.record.job();
@@ -144,7 +144,7 @@ absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work,
   const EvalTarget t = final ? EvalTarget::Final() : EvalTarget::Candidate(work.index);
   absl::StatusOr<v1::JobEvent> started;
   if (!ahead) {
-    started = rt.record.StartAttempt(t, worker_id);  // refused: nothing is sent
+    started = rt.record.StartAttempt(t, worker_id, threads);  // refused: nothing is sent
     NANONAS_RETURN_IF_ERROR(started.status());
   }
   const std::string eval_id =
@@ -162,6 +162,7 @@ absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work,
   req.set_validation_split(job.spec().validation_split());
   *req.mutable_settings() = job.spec().evaluation();
   req.set_host_memory_bytes(job.spec().constraints().host_memory_bytes());
+  req.set_threads(std::max(1, threads));
   if (final) {
     req.set_final_training(true);
     *req.mutable_final_settings() = job.spec().final_training();
@@ -175,8 +176,9 @@ absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work,
     OnEvaluationDone(eval_id, std::move(r));
   };
   handles_[eval_id] = deps_.connector->Start(*worker, req, std::move(cb));
-  evals_[eval_id] = EvalEntry{job.id(), ahead, t, work.k, work.c, worker_id, Now()};
-  workers_.Started(worker_id, eval_counter_);
+  evals_[eval_id] =
+      EvalEntry{job.id(), ahead, t, work.k, work.c, worker_id, Now(), std::max(1, threads)};
+  workers_.Started(worker_id, eval_counter_, std::max(1, threads));
   if (deps_.metrics) deps_.metrics->CountDispatch();
   if (ahead) {
     NANONAS_LOG(INFO) << "job " << job.id() << " candidate (" << work.k << "," << work.c
@@ -184,7 +186,8 @@ absl::Status Coordinator::Launch(JobRuntime& rt, const WorkItem& work,
     return absl::OkStatus();
   }
   NANONAS_LOG(INFO) << "job " << job.id() << " " << rt.record.Describe(t) << " -> worker "
-                    << worker_id << " (attempt " << rt.record.AttemptsOf(t) << ")";
+                    << worker_id << " (attempt " << rt.record.AttemptsOf(t) << ", "
+                    << std::max(1, threads) << (threads > 1 ? " threads)" : " thread)");
   return Commit(rt, *std::move(started));
 }
 
@@ -313,7 +316,7 @@ absl::Status Coordinator::RetryOrFail(const std::string& eval_id, const std::str
   if (it == evals_.end()) return absl::OkStatus();
   const EvalEntry entry = it->second;
   evals_.erase(it);
-  workers_.Ended(entry.worker_id);
+  workers_.Ended(entry.worker_id, entry.threads);
   if (entry.speculative) return absl::OkStatus();  // nothing waits for it
   JobRuntime* rt = FindJob(entry.job_id);
   if (rt == nullptr || rt->record.state() != v1::JOB_STATE_RUNNING) return absl::OkStatus();
@@ -355,7 +358,7 @@ void Coordinator::CancelEvaluation(const std::string& eval_id) {
   if (h != handles_.end()) h->second->Cancel();
   auto it = evals_.find(eval_id);
   if (it == evals_.end()) return;
-  workers_.Ended(it->second.worker_id);
+  workers_.Ended(it->second.worker_id, it->second.threads);
   evals_.erase(it);
 }
 

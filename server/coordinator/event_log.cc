@@ -17,6 +17,15 @@ v1::JobEvent MakeProgressEvent(int64_t sequence, absl::Time now, v1::CandidatePr
   return ev;
 }
 
+v1::JobEvent MakePreparationEvent(int64_t sequence, absl::Time now,
+                                  const v1::Preparation& preparation) {
+  v1::JobEvent ev;
+  ev.set_sequence(sequence);
+  *ev.mutable_time() = TimestampOf(now);
+  *ev.mutable_preparation() = preparation;
+  return ev;
+}
+
 v1::CandidateProgress EpochProgress(int k, int c, const v1::EpochResult& epoch, int epochs,
                                     bool final_training) {
   v1::CandidateProgress p;

@@ -27,6 +27,9 @@ struct WatchCursor {
 // A live progress event, placed after persisted event `sequence` (the job's last one).
 nanonas::v1::JobEvent MakeProgressEvent(int64_t sequence, absl::Time now,
                                         nanonas::v1::CandidateProgress progress);
+// A live preparation progress event (JobEvent.preparation), placed like a progress event.
+nanonas::v1::JobEvent MakePreparationEvent(int64_t sequence, absl::Time now,
+                                           const nanonas::v1::Preparation& preparation);
 // The progress of an epoch's end of (k, c) out of `epochs` (final: of the final training).
 nanonas::v1::CandidateProgress EpochProgress(int k, int c, const nanonas::v1::EpochResult& epoch,
                                              int epochs, bool final_training);

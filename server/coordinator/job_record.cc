@@ -12,9 +12,9 @@ namespace v1 = nanonas::v1;
 namespace {
 
 bool LegalJobMove(v1::JobState from, v1::JobState to) {
-  return (from == v1::JOB_STATE_QUEUED &&
-          (to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED ||
-           to == v1::JOB_STATE_FAILED)) ||
+  const bool ends = to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_FAILED;
+  return (from == v1::JOB_STATE_QUEUED && (to == v1::JOB_STATE_PREPARING || ends)) ||
+         (from == v1::JOB_STATE_PREPARING && (to == v1::JOB_STATE_RUNNING || ends)) ||
          (from == v1::JOB_STATE_RUNNING && IsTerminal(to));
 }
 
@@ -35,6 +35,11 @@ bool LegalEvaluationMove(v1::CandidateState from, v1::CandidateState to) {
 
 absl::Status Refuse(const std::string& what, const std::string& from, const std::string& to) {
   return absl::FailedPreconditionError(absl::StrCat(what, " cannot go from ", from, " to ", to));
+}
+
+absl::Status NotPreparing(const v1::Job& job, const std::string& what) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "job ", job.id(), " is ", v1::JobState_Name(job.state()), ", not PREPARING: cannot ", what));
 }
 
 v1::CandidateState StateOfOutcome(Outcome o) {
@@ -334,10 +339,13 @@ std::string JobRecord::Describe(EvalTarget t) const {
   return absl::StrCat("candidate (", c.k(), ",", c.c(), ")");
 }
 
-absl::StatusOr<v1::JobEvent> JobRecord::StartAttempt(EvalTarget t, const std::string& worker) {
+absl::StatusOr<v1::JobEvent> JobRecord::StartAttempt(EvalTarget t, const std::string& worker,
+                                                     int threads) {
   if (t.is_final()) {
-    return MoveFinal(v1::CANDIDATE_STATE_RUNNING,
-                     [&](v1::FinalTraining* ft) { StartFields(ft, worker); });
+    return MoveFinal(v1::CANDIDATE_STATE_RUNNING, [&](v1::FinalTraining* ft) {
+      StartFields(ft, worker);
+      ft->set_threads(std::max(1, threads));
+    });
   }
   return MoveCandidate(t.index, v1::CANDIDATE_STATE_RUNNING,
                        [&](v1::Candidate* c) { StartFields(c, worker); });
@@ -384,6 +392,27 @@ void JobRecord::AddEpoch(EvalTarget t, const v1::EpochResult& epoch) {
 void JobRecord::SetArtifacts(const std::vector<v1::Artifact>& artifacts) {
   job_.clear_artifacts();
   for (const auto& a : artifacts) *job_.add_artifacts() = a;
+}
+
+absl::Status JobRecord::SetPreparation(const v1::Preparation& progress) {
+  if (job_.state() != v1::JOB_STATE_PREPARING) {
+    return NotPreparing(job_, "set its preparation progress");
+  }
+  *job_.mutable_preparation() = progress;
+  return absl::OkStatus();
+}
+
+absl::Status JobRecord::SetPrepared(const Prepared& prepared) {
+  if (job_.state() != v1::JOB_STATE_PREPARING) {
+    return NotPreparing(job_, "set its prepared dataset");
+  }
+  job_.set_evaluation_dataset_id(prepared.evaluation_dataset_id);
+  job_.set_num_classes(static_cast<int>(prepared.class_names.size()));
+  job_.clear_class_names();
+  for (const auto& c : prepared.class_names) job_.add_class_names(c);
+  job_.set_num_images(prepared.num_images);
+  job_.set_test_evaluation_dataset_id(prepared.test_evaluation_dataset_id);
+  return absl::OkStatus();
 }
 
 bool JobRecord::WaitsForWorker() const {

@@ -4,7 +4,8 @@
 // (nothing changed) and returns the event that describes the change, to be persisted. The
 // helpers above them (StartAttempt, Requeue, ...) serve one evaluation life cycle for both a
 // candidate and the final training. The legal moves:
-//   job:       QUEUED -> RUNNING -> {SUCCEEDED|FAILED|CANCELLED};  QUEUED -> {CANCELLED|FAILED}
+//   job:       QUEUED -> PREPARING -> RUNNING -> {SUCCEEDED|FAILED|CANCELLED};
+//              {QUEUED|PREPARING} -> {CANCELLED|FAILED}
 //   candidate: PENDING -> RUNNING -> {DONE|HOST_INFEASIBLE|FAILED|CANCELLED};  RUNNING -> PENDING;
 //              PENDING -> CANCELLED
 //   final:     UNSPECIFIED -> PENDING -> RUNNING -> {DONE|HOST_INFEASIBLE|FAILED|CANCELLED};
@@ -19,6 +20,7 @@
 #ifndef NANONAS_SERVER_COORDINATOR_JOB_RECORD_H_
 #define NANONAS_SERVER_COORDINATOR_JOB_RECORD_H_
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -95,8 +97,10 @@ class JobRecord {
   int AttemptsOf(EvalTarget t) const;
   // "candidate (k,c)" / "final training (k,c)".
   std::string Describe(EvalTarget t) const;
-  // PENDING -> RUNNING on `worker`: one more attempt, the previous attempt's epochs dropped.
-  absl::StatusOr<nanonas::v1::JobEvent> StartAttempt(EvalTarget t, const std::string& worker);
+  // PENDING -> RUNNING on `worker`: one more attempt, the previous attempt's epochs dropped. A
+  // final training records the `threads` (worker slots) it trains with.
+  absl::StatusOr<nanonas::v1::JobEvent> StartAttempt(EvalTarget t, const std::string& worker,
+                                                     int threads = 1);
   // RUNNING -> PENDING (worker lost or busy, restart). `error` (when not empty) replaces the
   // error; `refund` takes the attempt back (the worker never started it).
   absl::StatusOr<nanonas::v1::JobEvent> Requeue(EvalTarget t, const std::string& error,
@@ -108,6 +112,20 @@ class JobRecord {
   absl::StatusOr<nanonas::v1::JobEvent> Cancel(EvalTarget t, const std::string& reason);
   // A live epoch result (kept in memory, persisted with the next change).
   void AddEpoch(EvalTarget t, const nanonas::v1::EpochResult& epoch);
+
+  // ---- the dataset preparation (PREPARING)
+  // The live progress (Job.preparation), kept in memory and persisted with the next change.
+  // FAILED_PRECONDITION unless the job is PREPARING.
+  absl::Status SetPreparation(const nanonas::v1::Preparation& progress);
+  // What the preparation made: the decoded training set (and test set, `test` null when the job
+  // has none). FAILED_PRECONDITION unless the job is PREPARING; persisted with the move to RUNNING.
+  struct Prepared {
+    std::string evaluation_dataset_id;
+    std::vector<std::string> class_names;
+    int64_t num_images = 0;
+    std::string test_evaluation_dataset_id;  // empty: no test set
+  };
+  absl::Status SetPrepared(const Prepared& prepared);
 
   // ---- fields that are not states
   void SetResult(const nanonas::v1::SearchResult& result) { *job_.mutable_result() = result; }

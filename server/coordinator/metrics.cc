@@ -19,11 +19,13 @@ absl::Time TimeOf(const google::protobuf::Timestamp& t) {
 
 // The jobs' states and their label values, in exposition order.
 constexpr std::pair<v1::JobState, const char*> kJobStates[] = {
-    {v1::JOB_STATE_QUEUED, "queued"},
-    {v1::JOB_STATE_RUNNING, "running"},
-    {v1::JOB_STATE_SUCCEEDED, "succeeded"},
-    {v1::JOB_STATE_FAILED, "failed"},
-    {v1::JOB_STATE_CANCELLED, "cancelled"}};
+    {v1::JOB_STATE_QUEUED, "queued"},   {v1::JOB_STATE_PREPARING, "preparing"},
+    {v1::JOB_STATE_RUNNING, "running"}, {v1::JOB_STATE_SUCCEEDED, "succeeded"},
+    {v1::JOB_STATE_FAILED, "failed"},   {v1::JOB_STATE_CANCELLED, "cancelled"}};
+
+bool IsTerminalState(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
+}
 
 // nanonas_coordinator_jobs{state}, by JobState.
 std::map<int, prometheus::Gauge*> RegisterJobGauges(prometheus::Registry& registry) {
@@ -64,7 +66,7 @@ std::map<int, prometheus::Histogram*> RegisterJobDurations(prometheus::Registry&
                           .Register(registry);
   std::map<int, prometheus::Histogram*> histograms;
   for (const auto& [state, name] : kJobStates) {
-    if (state == v1::JOB_STATE_QUEUED || state == v1::JOB_STATE_RUNNING) continue;
+    if (!IsTerminalState(state)) continue;
     histograms[state] = &job_seconds.Add({{"state", name}}, buckets);
   }
   return histograms;
@@ -93,6 +95,13 @@ const std::vector<double>& CoordinatorMetrics::JobDurationBuckets() {
 // Candidates trained per job: a handful (tight limits) to hundreds (loose limits, max_k unset).
 const std::vector<double>& CoordinatorMetrics::CandidateCountBuckets() {
   static const std::vector<double> b{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+  return b;
+}
+
+// A reused (already packed) set answers at once; decoding a large set takes seconds to minutes.
+const std::vector<double>& CoordinatorMetrics::PreparationBuckets() {
+  static const std::vector<double> b{0.01, 0.1, 0.5, 1,   2,   5,    10,  20,
+                                     30,   60,  120, 300, 600, 1800, 3600};
   return b;
 }
 
@@ -150,6 +159,19 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
            .Help("Duration of the final trainings that finished (DONE) on a worker.")
            .Register(registry)
            .Add({}, EvaluationBuckets());
+  auto& preparations = prometheus::BuildHistogram()
+                           .Name("nanonas_dataset_preparation_duration_seconds")
+                           .Help(
+                               "Time to prepare one dataset of a job (decode, validate, pack at "
+                               "its input size); reused: it was already packed.")
+                           .Register(registry);
+  preparation_seconds_fresh_ = &preparations.Add({{"reused", "false"}}, PreparationBuckets());
+  preparation_seconds_reused_ = &preparations.Add({{"reused", "true"}}, PreparationBuckets());
+  prepared_images_ = &prometheus::BuildCounter()
+                          .Name("nanonas_dataset_prepared_images_total")
+                          .Help("Images decoded while preparing the datasets of jobs.")
+                          .Register(registry)
+                          .Add({});
   RegisterBuildInfo(registry);
 }
 
@@ -171,6 +193,11 @@ void CoordinatorMetrics::SetWorkers(double connected, double busy) {
 }
 void CoordinatorMetrics::CountWorkerLoss() { worker_losses_->Increment(); }
 void CoordinatorMetrics::CountDispatch() { dispatches_->Increment(); }
+void CoordinatorMetrics::ObservePreparation(double seconds, bool reused, int64_t images) {
+  (reused ? preparation_seconds_reused_ : preparation_seconds_fresh_)
+      ->Observe(std::max(0.0, seconds));
+  prepared_images_->Increment(static_cast<double>(std::max<int64_t>(0, images)));
+}
 
 void CoordinatorMetrics::ObserveEvent(const v1::Job& job, const v1::JobEvent& event) {
   const absl::Time time = TimeOf(event.time());

@@ -16,6 +16,10 @@
 //   nanonas_job_candidates_evaluated                        histogram: candidates a job trained to
 //                                                           an accuracy (DONE), at its end
 //   nanonas_final_training_duration_seconds                 histogram: final trainings DONE
+//   nanonas_dataset_preparation_duration_seconds{reused}    histogram: one dataset's preparation
+//                                                           (decode, validate, pack) for a job;
+//                                                           reused="true": already packed
+//   nanonas_dataset_prepared_images_total                   counter: images decoded by them
 //   nanonas_build_info{version,commit}                      gauge, 1 (build_info.h)
 // No label names a job or a candidate (cardinality stays fixed). The histogram buckets (public
 // below, so tests can check them) cover what this project measures: evaluations of 0.5 s to 8 h,
@@ -23,6 +27,7 @@
 #ifndef NANONAS_SERVER_COORDINATOR_METRICS_H_
 #define NANONAS_SERVER_COORDINATOR_METRICS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <tuple>
@@ -45,6 +50,7 @@ class CoordinatorMetrics {
   static const std::vector<double>& QueueWaitBuckets();    // seconds
   static const std::vector<double>& JobDurationBuckets();  // seconds
   static const std::vector<double>& CandidateCountBuckets();
+  static const std::vector<double>& PreparationBuckets();  // seconds
 
   explicit CoordinatorMetrics(prometheus::Registry& registry);
 
@@ -56,6 +62,8 @@ class CoordinatorMetrics {
   void SetWorkers(double connected, double busy);
   void CountWorkerLoss();
   void CountDispatch();
+  // One dataset prepared for a job in `seconds` (`reused`: nothing decoded), `images` decoded.
+  void ObservePreparation(double seconds, bool reused, int64_t images);
   // Every event the coordinator committed for `job` (its state after the event), stamped with its
   // time: a candidate or final training becoming PENDING starts a queue wait, its RUNNING event
   // (dispatch) ends it; a DONE final training and a job's end are observed.
@@ -80,6 +88,9 @@ class CoordinatorMetrics {
   std::map<int, prometheus::Histogram*> job_seconds_;  // by terminal JobState
   prometheus::Histogram* job_candidates_;
   prometheus::Histogram* final_training_seconds_;
+  prometheus::Histogram* preparation_seconds_fresh_;
+  prometheus::Histogram* preparation_seconds_reused_;
+  prometheus::Counter* prepared_images_;
 
   absl::Mutex mu_;
   std::map<WaitKey, absl::Time> pending_since_ ABSL_GUARDED_BY(mu_);

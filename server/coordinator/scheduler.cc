@@ -61,6 +61,15 @@ std::vector<Assignment> OldestJobFirstPolicy::Schedule(const SchedulingSnapshot&
     freed->free_slots++;
     assign(work, freed, preempt);
   }
+  // Final trainings take the slots left on their workers.
+  for (Assignment& a : out) {
+    if (a.work.kind != WorkItem::Kind::kFinal) continue;
+    for (auto& w : workers) {
+      if (w.worker_id != a.worker_id || w.free_slots <= 0) continue;
+      a.threads += w.free_slots;
+      w.free_slots = 0;
+    }
+  }
   for (const WorkItem& work : OldestFirst(snapshot.speculative)) {
     WorkerSlot* w = FreeWorker(workers);
     if (w == nullptr) break;

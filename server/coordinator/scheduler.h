@@ -54,6 +54,7 @@ struct Assignment {
   WorkItem work;
   std::string worker_id;
   std::string preempt;  // when not empty: cancel this speculative evaluation first
+  int threads = 1;      // training threads = the worker slots the evaluation takes (>= 1)
 };
 
 class SchedulingPolicy {
@@ -67,6 +68,11 @@ class SchedulingPolicy {
 // free workers, the one sent work longest ago (a worker that just joined first). Required work
 // finding no free slot preempts the first running speculation whose worker is registered; when
 // nothing can be freed, scheduling stops (no speculation while required work waits).
+// Threads: once all required work of the snapshot is placed, each final training assigned takes
+// the free slots left on its worker (threads = 1 + those; the first final training on a worker
+// takes them all) before speculative work fills the rest: a final training is one long run the
+// job waits for, and the engine trains one batch on several threads. Candidates and speculative
+// evaluations take one slot (threads = 1).
 class OldestJobFirstPolicy : public SchedulingPolicy {
  public:
   std::vector<Assignment> Schedule(const SchedulingSnapshot& snapshot) const override;

@@ -36,16 +36,19 @@ const v1::WorkerDescription* WorkerPool::Find(const std::string& id) const {
   return it == workers_.end() ? nullptr : &it->second.desc;
 }
 
-void WorkerPool::Started(const std::string& id, uint64_t dispatch) {
+void WorkerPool::Started(const std::string& id, uint64_t dispatch, int slots) {
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
   it->second.running++;
+  it->second.used_slots += std::max(1, slots);
   it->second.last_dispatch = dispatch;
 }
 
-void WorkerPool::Ended(const std::string& id) {
+void WorkerPool::Ended(const std::string& id, int slots) {
   auto it = workers_.find(id);
-  if (it != workers_.end()) it->second.running = std::max(0, it->second.running - 1);
+  if (it == workers_.end()) return;
+  it->second.running = std::max(0, it->second.running - 1);
+  it->second.used_slots = std::max(0, it->second.used_slots - std::max(1, slots));
 }
 
 void WorkerPool::BusyUntil(const std::string& id, absl::Time until) {
@@ -58,7 +61,7 @@ std::vector<WorkerSlot> WorkerPool::Slots(absl::Time now) const {
   for (const auto& [id, w] : workers_) {
     WorkerSlot s;
     s.worker_id = id;
-    s.free_slots = std::max(1, w.desc.slots()) - w.running;
+    s.free_slots = std::max(1, w.desc.slots()) - w.used_slots;
     s.available = now >= w.busy_until;
     s.last_dispatch = w.last_dispatch;
     out.push_back(std::move(s));
@@ -75,7 +78,7 @@ int WorkerPool::Busy() const {
 std::vector<WorkerView> WorkerPool::List(absl::Time now) const {
   std::vector<WorkerView> out;
   for (const auto& [id, w] : workers_) {
-    out.push_back(WorkerView{w.desc, w.last_seen, w.running, now < w.busy_until});
+    out.push_back(WorkerView{w.desc, w.last_seen, w.running, w.used_slots, now < w.busy_until});
   }
   return out;
 }

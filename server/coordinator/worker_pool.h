@@ -22,6 +22,7 @@ struct WorkerView {
   nanonas::v1::WorkerDescription desc;
   absl::Time last_seen;    // last registration or heartbeat
   int running = 0;         // evaluations dispatched to it, not finished
+  int used_slots = 0;      // slots they take (a final training may take several)
   bool said_busy = false;  // said "all slots busy" a moment ago
 };
 
@@ -40,10 +41,11 @@ class WorkerPool {
   // The description of a registered worker (null when unknown).
   const nanonas::v1::WorkerDescription* Find(const std::string& id) const;
 
-  // An evaluation started on the worker; `dispatch` numbers dispatches (increasing).
-  void Started(const std::string& id, uint64_t dispatch);
-  // An evaluation on the worker ended (or was given up).
-  void Ended(const std::string& id);
+  // An evaluation taking `slots` slots (its threads) started on the worker; `dispatch` numbers
+  // dispatches (increasing).
+  void Started(const std::string& id, uint64_t dispatch, int slots = 1);
+  // An evaluation on the worker that took `slots` slots ended (or was given up).
+  void Ended(const std::string& id, int slots = 1);
   // The worker said all its slots are busy: leave it out of Slots() until `until`.
   void BusyUntil(const std::string& id, absl::Time until);
 
@@ -60,6 +62,7 @@ class WorkerPool {
     nanonas::v1::WorkerDescription desc;
     absl::Time last_seen;
     int running = 0;                               // evaluations dispatched, not finished
+    int used_slots = 0;                            // the slots they take
     absl::Time busy_until = absl::InfinitePast();  // said "all slots busy": skip until then
     uint64_t last_dispatch = 0;                    // 0: none yet
   };

@@ -12,7 +12,7 @@ namespace v1 = nanonas::v1;
 
 grpc::Status CoordinatorService::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
                                            v1::SubmitJobResponse* resp) {
-  auto job = core_->SubmitJob(req->spec());
+  auto job = core_->SubmitJob(req->spec(), req->request_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   resp->set_job_id(job->id());
   *resp->mutable_job() = *std::move(job);

@@ -90,6 +90,14 @@ std::optional<double> EtaSeconds(const v1::Job& job) {
   return std::max(0, job.spec().evaluation().epochs() - running->epochs_size()) * per_epoch;
 }
 
+nlohmann::json PreparationSummary(const v1::Job& job) {
+  if (!job.has_preparation()) return nullptr;
+  const v1::Preparation& p = job.preparation();
+  return {{"dataset_id", p.dataset_id()},   {"test_set", p.test_set()},
+          {"images_done", p.images_done()}, {"images_total", p.images_total()},
+          {"seconds", p.seconds()},         {"reused", p.reused()}};
+}
+
 double ElapsedSeconds(const v1::Job& job, absl::Time now) {
   const auto& from = IsSet(job.started()) ? job.started() : job.created();
   if (!IsSet(from)) return 0;
@@ -118,11 +126,14 @@ nlohmann::json JobSummary(const v1::Job& job, absl::Time now) {
       {"finished", FormatTimestamp(job.finished())},
       {"elapsed_seconds", ElapsedSeconds(job, now)},
   };
-  const bool ended = job.state() != v1::JOB_STATE_QUEUED && job.state() != v1::JOB_STATE_RUNNING;
-  out["phase"] = ended                                 ? "ended"
-                 : job.state() == v1::JOB_STATE_QUEUED ? "queued"
-                 : InFinalTraining(job)                ? "final_training"
-                                                       : "search";
+  const bool ended = job.state() == v1::JOB_STATE_SUCCEEDED ||
+                     job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED;
+  out["phase"] = ended                                    ? "ended"
+                 : job.state() == v1::JOB_STATE_QUEUED    ? "queued"
+                 : job.state() == v1::JOB_STATE_PREPARING ? "preparing"
+                 : InFinalTraining(job)                   ? "final_training"
+                                                          : "search";
+  out["preparation"] = PreparationSummary(job);
   json running = nullptr;
   if (InFinalTraining(job) && job.final_training().state() == v1::CANDIDATE_STATE_RUNNING) {
     const v1::FinalTraining& f = job.final_training();

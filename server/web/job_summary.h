@@ -27,12 +27,17 @@ int CandidatesSettled(const nanonas::v1::Job& job);
 // See the file comment; nullopt when nothing runs or nothing was measured yet.
 std::optional<double> EtaSeconds(const nanonas::v1::Job& job);
 
+// The job's dataset preparation progress as above; null before it began.
+nlohmann::json PreparationSummary(const nanonas::v1::Job& job);
+
 // Seconds from the job's start (its creation while queued) to its end, or to `now` while it runs.
 double ElapsedSeconds(const nanonas::v1::Job& job, absl::Time now);
 
 // {"id", "name", "dataset_id", "test_dataset_id", "target": {"name", "ram_bytes", "flash_bytes",
-//  "macc", "host_memory_bytes"}, "state", "phase" ("queued" | "search" | "final_training" |
-//  "ended"), "progress": {"candidates", "settled", "evaluated", "running": {"k", "c", "epoch",
+//  "macc", "host_memory_bytes"}, "state", "phase" ("queued" | "preparing" | "search" |
+//  "final_training" | "ended"), "preparation": {"dataset_id", "test_set", "images_done",
+//  "images_total", "seconds", "reused"} | null (the dataset preparation's last progress; set from
+//  PREPARING on), "progress": {"candidates", "settled", "evaluated", "running": {"k", "c", "epoch",
 //  "epochs", "final_training"} | null}, "result": {"found", "k", "c", "validation_accuracy",
 //  "macc", "flash_bytes", "ram_bytes", "stop_reason", "quantized_validation_accuracy",
 //  "quantized_test_accuracy"} | null, "error", "created", "started", "finished",

@@ -41,8 +41,9 @@ absl::StatusOr<v1::JobState> ParseState(absl::string_view text) {
   if (!absl::StartsWith(name, "JOB_STATE_")) name = "JOB_STATE_" + name;
   v1::JobState state;
   if (!v1::JobState_Parse(name, &state) || state == v1::JOB_STATE_UNSPECIFIED) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown job state '", text, "' (QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown job state '", text,
+                     "' (QUEUED, PREPARING, RUNNING, SUCCEEDED, FAILED or CANCELLED)"));
   }
   return state;
 }
@@ -270,6 +271,7 @@ absl::StatusOr<std::string> WebApi::Workers() {
                     {"cores", d.cores()},
                     {"slots", d.slots()},
                     {"running", w.worker.running},
+                    {"used_slots", w.worker.used_slots},
                     {"memory_budget_bytes", d.memory_budget_bytes()},
                     {"version", d.version()},
                     {"last_heartbeat", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", w.worker.last_seen,

@@ -12,7 +12,8 @@
 //   /api/v1/jobs/{id}/artifacts                 {"artifacts": [nanonas.v1.Artifact]}
 //   /api/v1/jobs/{id}/artifacts/{name}          the file, streamed in chunks (Content-Type by
 //                                               extension, Content-Disposition: attachment)
-//   /api/v1/workers   {"workers": [{"id", "address", "cores", "slots", "running",
+//   /api/v1/workers   {"workers": [{"id", "address", "cores", "slots", "running", "used_slots"
+//                      (slots its evaluations take: a final training may take several),
 //                      "memory_budget_bytes", "version", "last_heartbeat",
 //                      "seconds_since_heartbeat", "said_busy", "evaluations": [{"job_id", "k",
 //                      "c", "final_training", "speculative", "seconds"}]}]}

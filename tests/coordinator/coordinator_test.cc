@@ -47,8 +47,11 @@ std::vector<std::pair<int, int>> PathOf(const v1::Job& job) {
 TEST(CoordinatorTest, RunsAFullSearchOnScriptedResults) {
   Harness h;
   h.AddWorker("w1");
-  auto job = h.core->SubmitJob(GoodSpec());
-  ASSERT_TRUE(job.ok()) << job.status();
+  auto submitted = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  EXPECT_EQ(submitted->state(), v1::JOB_STATE_QUEUED) << "answered before the preparation";
+  auto job = h.core->GetJob(submitted->id());  // prepared (the fake prepares inside Start)
+  ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(job->num_classes(), 2);
   EXPECT_EQ(job->evaluation_dataset_id(), Hex64('d'));

@@ -54,8 +54,10 @@ std::vector<std::string> Names(const v1::Job& job) {
 TEST(CoordinatorFinalTrainingTest, DispatchedAfterTheSearchThenItsModelBecomesArtifacts) {
   Harness h;
   h.AddWorker("w1");
-  auto job = h.core->SubmitJob(FinalSpec());
-  ASSERT_TRUE(job.ok()) << job.status();
+  auto submitted = h.core->SubmitJob(FinalSpec());
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  auto job = h.core->GetJob(submitted->id());  // prepared (the fake prepares inside Start)
+  ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->test_evaluation_dataset_id(), Hex64('f'));
   EXPECT_EQ(job->spec().final_training().learning_rate(), 0.01f);
   EXPECT_EQ(job->spec().final_training().batch_size(), 128);
@@ -301,6 +303,30 @@ TEST(CoordinatorFinalTrainingTest, SkipEndsAfterTheSearchWithTheReportOnly) {
   EXPECT_EQ(done->final_training().state(), v1::CANDIDATE_STATE_UNSPECIFIED);
   for (const auto& c : h.connector.calls) EXPECT_FALSE(c->request.final_training());
   EXPECT_THAT(Names(*done), UnorderedElementsAre("report.json", "search-path.svg"));
+}
+
+TEST(CoordinatorFinalTrainingTest, TheFinalTrainingTrainsWithTheFreeSlotsOfItsWorker) {
+  Harness h;
+  h.AddWorker("w1", /*slots=*/4);
+  auto job = h.core->SubmitJob(FinalSpec());
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto call = RunSearch(h, job->id());
+  ASSERT_NE(call, nullptr);
+  for (const auto& c : h.connector.calls) {
+    if (!c->request.final_training()) EXPECT_EQ(c->request.threads(), 1) << "a candidate";
+  }
+  EXPECT_EQ(call->request.threads(), 4) << "the job's last run takes the idle slots";
+  auto running = h.core->GetJob(job->id());
+  EXPECT_EQ(running->final_training().threads(), 4);
+  // The worker is full while it trains: a second job's candidate waits.
+  auto other = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(h.connector.Open().size(), 1u);
+  EXPECT_EQ(h.core->QueueDepth(), 1);
+  FakeConnector::CompleteFinal(call, kWinnerFlash, true);
+  EXPECT_EQ(h.core->GetJob(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(h.connector.Open().size(), 1u) << "the slots came back";
+  EXPECT_EQ(h.connector.Open()[0]->request.job_id(), other->id());
 }
 
 TEST(CoordinatorFinalTrainingTest, SubmitChecksTheTestSetAndTheCalibrationImages) {

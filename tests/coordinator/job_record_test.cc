@@ -34,6 +34,11 @@ TEST(JobRecordTest, JobMovesFollowTheLegalPathsAndReturnTheStateEvent) {
   job.set_id("job-1");
   job.set_state(v1::JOB_STATE_QUEUED);
   JobRecord record(job);
+  EXPECT_EQ(record.MoveJob(v1::JOB_STATE_RUNNING, "", kNow).status().code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "a job runs only once its dataset is prepared";
+  ASSERT_TRUE(record.MoveJob(v1::JOB_STATE_PREPARING, "", kNow).ok());
+  EXPECT_FALSE(record.job().has_started());
   auto ev = record.MoveJob(v1::JOB_STATE_RUNNING, "", kNow);
   ASSERT_TRUE(ev.ok());
   EXPECT_EQ(ev->job_state(), v1::JOB_STATE_RUNNING);
@@ -187,6 +192,58 @@ TEST(JobRecordTest, WaitsForWorkerWhenTheLastCandidateOrTheFinalTrainingIsPendin
   EXPECT_FALSE(record.WaitsForWorker());
   ASSERT_TRUE(record.QueueFinal(1, 0, 10).ok());
   EXPECT_TRUE(record.WaitsForWorker());
+}
+
+TEST(JobRecordTest, PreparationFieldsAreSetOnlyWhilePreparing) {
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_state(v1::JOB_STATE_QUEUED);
+  JobRecord record(job);
+  JobRecord::Prepared prepared;
+  prepared.evaluation_dataset_id = "dec";
+  prepared.class_names = {"a", "b"};
+  prepared.num_images = 7;
+  prepared.test_evaluation_dataset_id = "test";
+  v1::Preparation p;
+  p.set_images_done(3);
+  EXPECT_EQ(record.SetPrepared(prepared).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(record.SetPreparation(p).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(record.MoveJob(v1::JOB_STATE_PREPARING, "", kNow).ok());
+  ASSERT_TRUE(record.SetPreparation(p).ok());
+  ASSERT_TRUE(record.SetPrepared(prepared).ok());
+  EXPECT_EQ(record.job().preparation().images_done(), 3);
+  EXPECT_EQ(record.job().evaluation_dataset_id(), "dec");
+  EXPECT_EQ(record.job().num_classes(), 2);
+  EXPECT_EQ(record.job().num_images(), 7);
+  EXPECT_EQ(record.job().test_evaluation_dataset_id(), "test");
+  ASSERT_TRUE(record.MoveJob(v1::JOB_STATE_RUNNING, "", kNow).ok());
+  EXPECT_EQ(record.SetPreparation(p).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(JobRecordTest, QueuedOrPreparingJobsMayBeCancelledOrFail) {
+  for (v1::JobState from : {v1::JOB_STATE_QUEUED, v1::JOB_STATE_PREPARING}) {
+    for (v1::JobState to : {v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED}) {
+      v1::Job job;
+      job.set_id("job-1");
+      job.set_state(from);
+      JobRecord record(job);
+      EXPECT_TRUE(record.MoveJob(to, "", kNow).ok()) << from << " -> " << to;
+      EXPECT_TRUE(record.job().has_finished());
+    }
+    v1::Job job;
+    job.set_state(from);
+    JobRecord record(job);
+    EXPECT_FALSE(record.MoveJob(v1::JOB_STATE_SUCCEEDED, "", kNow).ok());
+  }
+}
+
+TEST(JobRecordTest, AFinalTrainingRecordsItsThreads) {
+  JobRecord record = RunningJob();
+  ASSERT_TRUE(record.QueueFinal(2, 1, 10).ok());
+  auto ev = record.StartAttempt(EvalTarget::Final(), "w1", 3);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(ev->final_training().threads(), 3);
+  EXPECT_EQ(record.job().final_training().threads(), 3);
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ TEST(CoordinatorMetricsTest, CountsJobsCandidatesWorkersAndQueue) {
   Harness h(nullptr, &metrics);
   v1::JobSpec spec = GoodSpec();
   spec.mutable_constraints()->set_ram_bytes(2500);  // (1,2) needs 3000: infeasible
-  auto job = h.core->SubmitJob(spec);
+  auto job = h.core->SubmitJob(spec);               // prepared at once by the fake preparer
   ASSERT_TRUE(job.ok());
   std::string text = Scrape(registry);
   EXPECT_THAT(text, HasSubstr("nanonas_coordinator_queue_depth 1"));
@@ -253,6 +253,28 @@ TEST(CoordinatorMetricsTest, TextPassesPromtoolCheckMetrics) {
   ss << result.rdbuf();
   EXPECT_EQ(rc, 0) << ss.str();
   EXPECT_EQ(ss.str(), "") << "promtool lint findings";
+}
+
+TEST(CoordinatorMetricsTest, PreparingJobsAndDatasetPreparationsAreCounted) {
+  prometheus::Registry registry;
+  CoordinatorMetrics metrics(registry);
+  Harness h(nullptr, &metrics);
+  h.preparer.hold = true;
+  auto job = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(job.ok());
+  auto call = h.preparer.calls[0];
+  FakePreparer::Report(call, "sha256:" + Hex64('a'), 0, 300);
+  std::string text = Scrape(registry);
+  EXPECT_THAT(text, HasSubstr("nanonas_coordinator_jobs{state=\"preparing\"} 1"));
+  h.preparer.Finish(call);
+  text = Scrape(registry);
+  EXPECT_THAT(text, HasSubstr("nanonas_coordinator_jobs{state=\"preparing\"} 0"));
+  EXPECT_THAT(text, HasSubstr("nanonas_coordinator_jobs{state=\"running\"} 1"));
+  EXPECT_THAT(text, HasSubstr("nanonas_dataset_prepared_images_total 300"));
+  EXPECT_THAT(text,
+              HasSubstr("nanonas_dataset_preparation_duration_seconds_count{reused=\"false\"} 1"));
+  EXPECT_THAT(text,
+              HasSubstr("nanonas_dataset_preparation_duration_seconds_count{reused=\"true\"} 0"));
 }
 
 }  // namespace

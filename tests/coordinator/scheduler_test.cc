@@ -100,5 +100,32 @@ TEST(OldestJobFirstPolicyTest, SpeculationFillsIdleSlotsOldestJobFirst) {
               ElementsAre(Pair("j1", "w1"), Pair("j1", "w2")));
 }
 
+TEST(OldestJobFirstPolicyTest, AFinalTrainingTakesTheSlotsLeftAfterRequiredWork) {
+  SchedulingSnapshot s;
+  s.required = {Work(WorkItem::Kind::kFinal, "old", 1, 2, 1),
+                Work(WorkItem::Kind::kCandidate, "new", 2, 1, 0)};
+  s.speculative = {Work(WorkItem::Kind::kSpeculative, "new", 2, 1, 1)};
+  s.workers = {Slot("w1", 4)};
+  const auto out = OldestJobFirstPolicy().Schedule(s);
+  ASSERT_EQ(out.size(), 2u) << "no slot is left for speculation";
+  EXPECT_EQ(out[0].work.kind, WorkItem::Kind::kFinal);
+  EXPECT_EQ(out[0].threads, 3) << "4 slots: 1 for the candidate, 3 for the final training";
+  EXPECT_EQ(out[1].work.kind, WorkItem::Kind::kCandidate);
+  EXPECT_EQ(out[1].threads, 1);
+}
+
+TEST(OldestJobFirstPolicyTest, AFinalTrainingTakesOnlyItsOwnWorkersSlots) {
+  SchedulingSnapshot s;
+  s.required = {Work(WorkItem::Kind::kFinal, "a", 1, 2, 1)};
+  s.speculative = {Work(WorkItem::Kind::kSpeculative, "b", 2, 1, 1)};
+  s.workers = {Slot("w1", 2), Slot("w2", 1)};
+  const auto out = OldestJobFirstPolicy().Schedule(s);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].worker_id, "w1");
+  EXPECT_EQ(out[0].threads, 2);
+  EXPECT_EQ(out[1].worker_id, "w2") << "speculation fills the other worker";
+  EXPECT_EQ(out[1].threads, 1);
+}
+
 }  // namespace
 }  // namespace nanonas::coordinator

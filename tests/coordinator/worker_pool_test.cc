@@ -55,6 +55,18 @@ TEST(WorkerPoolTest, SlotsCountRunningEvaluationsAndBusyWorkersSitOut) {
   EXPECT_EQ(pool.Busy(), 0);
 }
 
+TEST(WorkerPoolTest, AnEvaluationWithSeveralThreadsTakesThatManySlots) {
+  WorkerPool pool;
+  pool.Register(Worker("a", 4), kNow);
+  pool.Started("a", 1, 3);
+  pool.Started("a", 2);
+  EXPECT_EQ(pool.Slots(kNow)[0].free_slots, 0);
+  EXPECT_EQ(pool.List(kNow)[0].running, 2);
+  EXPECT_EQ(pool.List(kNow)[0].used_slots, 4);
+  pool.Ended("a", 3);
+  EXPECT_EQ(pool.Slots(kNow)[0].free_slots, 3);
+}
+
 TEST(WorkerPoolTest, ListShowsEachWorkersHeartbeatRunningAndBusyState) {
   WorkerPool pool;
   pool.Register(Worker("b", 2), kNow);

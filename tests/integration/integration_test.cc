@@ -145,11 +145,12 @@ class Cluster {
     return Upload(stub_.get(), tar, static_cast<int64_t>(tar.size()));
   }
 
-  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec) {
+  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec, const std::string& request_id = "") {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline(60));
     v1::SubmitJobRequest req;
     *req.mutable_spec() = spec;
+    req.set_request_id(request_id);
     v1::SubmitJobResponse resp;
     absl::Status st = FromGrpcStatus(stub_->SubmitJob(&ctx, req, &resp));
     if (!st.ok()) return st;
@@ -271,11 +272,12 @@ std::string* IntegrationTest::dataset_ = nullptr;
 TEST_F(IntegrationTest, TwoWorkersRunARealSearchToTheEnd) {
   auto job = cluster_->Submit(Spec(*dataset_, 1));
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_EQ(job->num_classes(), 2);
-  EXPECT_EQ(job->num_images(), 200);
+  EXPECT_EQ(job->state(), v1::JOB_STATE_QUEUED) << "answered before the dataset is prepared";
   auto done = cluster_->WaitEnd(job->id(), absl::Seconds(90));
   ASSERT_TRUE(done.ok()) << done.status() << cluster_->Logs();
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error() << cluster_->Logs();
+  EXPECT_EQ(done->num_classes(), 2);
+  EXPECT_EQ(done->num_images(), 200);
   EXPECT_TRUE(done->result().found());
   EXPECT_GE(done->result().k(), 1);
   EXPECT_GT(done->result().validation_accuracy(), 0.0);
@@ -444,7 +446,11 @@ TEST_F(IntegrationTest, BadRequestsGetTheRightCodeAndTheServerKeepsServing) {
     EXPECT_EQ(served.source(), "served");
     auto job = cluster_->Submit(Spec(served.id(), 1));
     ASSERT_TRUE(job.ok()) << job.status();
-    EXPECT_EQ(job->num_images(), 10);
+    auto prepared = cluster_->WaitJob(job->id(), absl::Seconds(30), [](const v1::Job& j) {
+      return j.state() != v1::JOB_STATE_QUEUED && j.state() != v1::JOB_STATE_PREPARING;
+    });
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+    EXPECT_EQ(prepared->num_images(), 10) << prepared->error();
     grpc::ClientContext cctx;
     cctx.set_deadline(Deadline(10));
     v1::CancelJobRequest creq;
@@ -719,6 +725,25 @@ TEST_F(IntegrationTest, ATestSetWithOtherClassesIsRefusedAtSubmit) {
   auto job = cluster_->Submit(spec);
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
   EXPECT_THAT(std::string(job.status().message()), HasSubstr("diagonal"));
+}
+
+TEST_F(IntegrationTest, SubmitAnswersQueuedAndARepeatedRequestIdGetsTheSameJob) {
+  v1::JobSpec spec = Spec(*dataset_, 1);
+  auto job = cluster_->Submit(spec, "integration-req-1");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::JOB_STATE_QUEUED) << "the dataset is prepared after the answer";
+  EXPECT_EQ(job->request_id(), "integration-req-1");
+  auto again = cluster_->Submit(spec, "integration-req-1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id(), job->id());
+  v1::JobSpec other = spec;
+  other.set_name("other");
+  EXPECT_EQ(cluster_->Submit(other, "integration-req-1").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto ended = cluster_->WaitEnd(job->id(), absl::Seconds(120));
+  ASSERT_TRUE(ended.ok()) << ended.status() << cluster_->Logs();
+  EXPECT_EQ(ended->state(), v1::JOB_STATE_SUCCEEDED) << ended->error();
+  EXPECT_FALSE(ended->evaluation_dataset_id().empty()) << "prepared before it ran";
 }
 
 // ---- Failures

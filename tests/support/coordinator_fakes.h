@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/coordinator/artifact_store.h"
 #include "server/coordinator/coordinator.h"
+#include "tests/support/fake_preparer.h"
 #include "tests/support/memory_store.h"
 
 namespace nanonas::coordinator::testing {
@@ -112,48 +114,64 @@ class FakeConnector : public WorkerConnector {
 
 inline std::string Hex64(char ch) { return std::string(64, ch); }
 
-// Decoder: "sha256:" + Hex64('a') is a 2-class set of 300 images; Hex64('b') a test set with the
-// same classes, Hex64('c') one with other classes; Hex64('1') has one class.
-inline DatasetDecoder FakeDecoder() {
-  return
-      [](const std::string& id, const InputShape& input) -> absl::
-                                                             StatusOr<DecodedDataset> {
-                                                               if (id == "sha256:" + Hex64('a')) {
-                                                                 DecodedDataset d;
-                                                                 d.id = Hex64('d');
-                                                                 d.num_images = 300;
-                                                                 d.pixel_bytes =
-                                                                     300LL * input.height *
-                                                                     input.width * input.channels;
-                                                                 d.class_names = {"horizontal",
-                                                                                  "vertical"};
-                                                                 return d;
-                                                               }
-                                                               if (id == "sha256:" + Hex64('b') ||
-                                                                   id == "sha256:" + Hex64('c')) {
-                                                                 DecodedDataset d;
-                                                                 d.id = id == "sha256:" + Hex64('b')
-                                                                            ? Hex64('f')
-                                                                            : Hex64('9');
-                                                                 d.num_images = 50;
-                                                                 d.class_names = id == "sha256:" + Hex64('b')
-                          ? std::vector<std::string>{"horizontal", "vertical"}
-                          : std::vector<std::string>{"cats", "dogs"};
-                                                                 return d;
-                                                               }
-                                                               if (id == "sha256:" + Hex64('1')) {
-                                                                 DecodedDataset d;
-                                                                 d.id = Hex64('e');
-                                                                 d.num_images = 10;
-                                                                 d.class_names = {"only"};
-                                                                 return d;
-                                                               }
-                                                               return absl::NotFoundError(
-                                                                   absl::StrCat(
-                                                                       "dataset '", id,
-                                                                       "' is unknown to this "
-                                                                       "coordinator"));
-                                                             };
+// The datasets the fakes know: "sha256:" + Hex64('a') is a 2-class set of 300 images; Hex64('b')
+// a test set with the same classes, Hex64('c') one with other classes; Hex64('1') has one class.
+// Null for an unknown id.
+inline std::optional<DecodedDataset> FakeDataset(const std::string& id, const InputShape& input) {
+  DecodedDataset d;
+  if (id == "sha256:" + Hex64('a')) {
+    d.id = Hex64('d');
+    d.num_images = 300;
+    d.pixel_bytes = 300LL * input.height * input.width * input.channels;
+    d.class_names = {"horizontal", "vertical"};
+  } else if (id == "sha256:" + Hex64('b')) {
+    d.id = Hex64('f');
+    d.num_images = 50;
+    d.class_names = {"horizontal", "vertical"};
+  } else if (id == "sha256:" + Hex64('c')) {
+    d.id = Hex64('9');
+    d.num_images = 50;
+    d.class_names = {"cats", "dogs"};
+  } else if (id == "sha256:" + Hex64('1')) {
+    d.id = Hex64('e');
+    d.num_images = 10;
+    d.class_names = {"only"};
+  } else {
+    return std::nullopt;
+  }
+  return d;
+}
+
+inline absl::Status UnknownDataset(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("dataset '", id, "' is unknown to this coordinator"));
+}
+
+// The registry's Get over FakeDataset.
+inline DatasetLookup FakeLookup() {
+  return [](const std::string& id) -> absl::StatusOr<v1::DatasetInfo> {
+    std::optional<DecodedDataset> d = FakeDataset(id, InputShape{});
+    if (!d.has_value()) return UnknownDataset(id);
+    v1::DatasetInfo info;
+    info.set_id(id);
+    info.set_source("upload");
+    info.set_num_images(d->num_images);
+    for (const auto& c : d->class_names) info.add_class_names(c);
+    return info;
+  };
+}
+
+// Decoding over FakeDataset: reports 0 then all images.
+inline PreparationDecoder FakePreparationDecoder() {
+  return [](const std::string& id, const InputShape& input,
+            const ImagesProgress& progress) -> absl::StatusOr<PreparedDataset> {
+    std::optional<DecodedDataset> d = FakeDataset(id, input);
+    if (!d.has_value()) return UnknownDataset(id);
+    if (progress) {
+      progress(0, d->num_images);
+      progress(d->num_images, d->num_images);
+    }
+    return PreparedDataset{*d, false, 0.0};
+  };
 }
 
 // RAM grows with k and c so that limits can cut rows: ram = 1000 k (c + 1).
@@ -193,7 +211,8 @@ struct Harness {
     CoordinatorDeps deps;
     deps.store = store;
     deps.connector = &connector;
-    deps.decode = FakeDecoder();
+    deps.lookup = FakeLookup();
+    deps.preparer = &preparer;
     deps.resource_model = FakeResources();
     deps.host_memory_model = [this](const Architecture& a, int64_t, const v1::EvaluationSettings&) {
       return host_bytes_per_k * a.k();
@@ -212,6 +231,7 @@ struct Harness {
     if (!core) return;
     core->Shutdown();
     connector.DrainAll();
+    preparer.DrainAll();
     core.reset();
   }
   void AddWorker(const std::string& id, int slots = 1) {
@@ -235,6 +255,8 @@ struct Harness {
   MemoryStore own_store;
   CoordinatorStore* store;
   FakeConnector connector;
+  // Finishes each preparation inside Start unless the test sets preparer.hold.
+  FakePreparer preparer{FakePreparationDecoder()};
   std::unique_ptr<Coordinator> core;
 };
 

@@ -123,5 +123,24 @@ TEST(JobSummaryTest, AQueuedJobCountsFromItsCreation) {
   EXPECT_EQ(FormatTimestamp(google::protobuf::Timestamp()), "");
 }
 
+TEST(JobSummaryTest, APreparingJobShowsItsPreparationProgress) {
+  v1::Job job;
+  job.set_state(v1::JOB_STATE_PREPARING);
+  EXPECT_TRUE(JobSummary(job, kNow)["preparation"].is_null()) << "nothing reported yet";
+  v1::Preparation* p = job.mutable_preparation();
+  p->set_dataset_id("sha256:abc");
+  p->set_images_done(1200);
+  p->set_images_total(5000);
+  p->set_test_set(true);
+  const nlohmann::json s = JobSummary(job, kNow);
+  EXPECT_EQ(s["phase"], "preparing");
+  EXPECT_EQ(s["state"], "JOB_STATE_PREPARING");
+  EXPECT_EQ(s["preparation"]["dataset_id"], "sha256:abc");
+  EXPECT_EQ(s["preparation"]["images_done"], 1200);
+  EXPECT_EQ(s["preparation"]["images_total"], 5000);
+  EXPECT_EQ(s["preparation"]["test_set"], true);
+  EXPECT_TRUE(s["eta_seconds"].is_null());
+}
+
 }  // namespace
 }  // namespace nanonas::web

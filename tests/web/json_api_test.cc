@@ -248,6 +248,7 @@ TEST(WebApiTest, WorkersShowSlotsHeartbeatsAndTheirEvaluations) {
   EXPECT_EQ(w["id"], "w1");
   EXPECT_EQ(w["slots"], 2);
   EXPECT_EQ(w["running"], 1);
+  EXPECT_EQ(w["used_slots"], 1) << "the slots its evaluations take";
   EXPECT_EQ(w["memory_budget_bytes"], int64_t{1} << 30);
   EXPECT_DOUBLE_EQ(w["seconds_since_heartbeat"].get<double>(), 2.0);
   EXPECT_EQ(w["last_heartbeat"], "2023-11-14T22:13:20Z");
@@ -293,6 +294,33 @@ TEST(WebApiTest, DatasetsListSizeClassesAndTheJobsUsingThem) {
   EXPECT_EQ(d["jobs"][0]["id"], job->id());
   EXPECT_EQ(d["jobs"][0]["role"], "train");
   EXPECT_EQ(d["jobs"][0]["name"], "stripes");
+}
+
+TEST(WebApiTest, APreparingJobShowsItsProgressInTheListTheJobAndItsEvents) {
+  Harness h;
+  h.preparer.hold = true;
+  WebApi api(h.core.get(), nullptr);
+  auto job = h.core->SubmitJob(GoodSpec());
+  ASSERT_TRUE(job.ok());
+  const std::string events_path = "/api/v1/jobs/" + job->id() + "/events";
+  json start = Parse(api.Get(events_path, {}));
+  coordinator::testing::FakePreparer::Report(h.preparer.calls[0], "sha256:" + Hex64('a'), 0, 300);
+  coordinator::testing::FakePreparer::Report(h.preparer.calls[0], "sha256:" + Hex64('a'), 300, 300);
+
+  json list = Parse(api.Get("/api/v1/jobs", {{"state", "preparing"}}))["jobs"];
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["phase"], "preparing");
+  EXPECT_EQ(list[0]["preparation"]["images_done"], 300);
+  EXPECT_EQ(list[0]["preparation"]["images_total"], 300);
+  json whole = Parse(api.Get("/api/v1/jobs/" + job->id(), {}));
+  EXPECT_EQ(whole["state"], "JOB_STATE_PREPARING");
+  EXPECT_EQ(whole["preparation"]["images_done"], "300") << "proto JSON: int64 as a string";
+  json events = Parse(api.Get(events_path, {{"sequence", start["sequence"].dump()},
+                                            {"progress", start["progress"].dump()}}));
+  bool seen = false;
+  for (const auto& e : events["events"]) seen |= e.contains("preparation");
+  EXPECT_TRUE(seen) << events.dump();
+  h.preparer.Finish(h.preparer.calls[0]);
 }
 
 }  // namespace

@@ -92,7 +92,15 @@
   }
 
   // ---- jobs
-  const STATES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
+  const STATES = ['QUEUED', 'PREPARING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
+  // "preparing the test set: 1.2 k / 5.0 k images" from a Preparation (proto JSON or summary).
+  function preparationText(p) {
+    if (!p) return 'waiting to prepare the dataset';
+    let s = 'preparing the ' + (p.test_set ? 'test set' : 'dataset');
+    if (p.reused) return s + ': already packed';
+    if (num(p.images_total)) s += ': ' + count(p.images_done) + ' / ' + count(p.images_total) + ' images';
+    return s;
+  }
   function jobsPage() {
     app.dataset.page = 'jobs';
     document.title = 'nanonas: jobs';
@@ -113,7 +121,8 @@
           const p = j.progress;
           const run = p.running;
           let progress = p.settled + ' / ' + p.candidates + ' candidates';
-          if (run) progress += run.final_training ? ', final training epoch ' + run.epoch + '/' + run.epochs
+          if (j.phase === 'queued' || j.phase === 'preparing') progress = preparationText(j.preparation);
+          else if (run) progress += run.final_training ? ', final training epoch ' + run.epoch + '/' + run.epochs
             : ', (' + run.k + ',' + run.c + ') epoch ' + run.epoch + '/' + run.epochs;
           let result = '';
           if (j.result) {
@@ -252,6 +261,8 @@
       ['id', job.id], ['dataset', spec.dataset_id], ['test set', spec.test_dataset_id],
       ['input', spec.input ? `${num(spec.input.height)}x${num(spec.input.width)}x${num(spec.input.channels)}` : ''],
       ['classes', (job.class_names || []).join(', ')],
+      ['preparation', job.state === 'JOB_STATE_QUEUED' || job.state === 'JOB_STATE_PREPARING'
+        ? preparationText(job.preparation) : ''],
       ['target', target({ name: c.target, ram_bytes: c.ram_bytes, flash_bytes: c.flash_bytes, macc: c.macc,
         host_memory_bytes: c.host_memory_bytes })],
       ['created', job.created || ''], ['finished', job.finished || ''],
@@ -297,8 +308,11 @@
         const r = await getJson(base + '/events' + q);
         cursor = { sequence: r.sequence, progress: r.progress };
         const progress = r.events.filter((e) => e.progress);
+        const preparing = r.events.filter((e) => e.preparation);
         if (progress.length) parts.live.textContent = liveText(progress[progress.length - 1].progress);
-        if (r.events.length > progress.length) renderJob(await getJson(base), parts);
+        else if (preparing.length) parts.live.textContent = preparationText(preparing[preparing.length - 1].preparation);
+        if (preparing.length) app.dataset.preparation = String(num(preparing[preparing.length - 1].preparation.images_done));
+        if (r.events.length > progress.length + preparing.length) renderJob(await getJson(base), parts);
         if (r.ended) { parts.live.textContent = ''; app.dataset.ended = 'true'; return; }
       } catch (err) {
         showError(parts.live, err);
@@ -320,7 +334,7 @@
       if (!data.workers.length) { body.replaceChildren(el('p', { className: 'muted' }, 'No worker registered.')); return; }
       body.replaceChildren(table(['worker', 'address', 'slots busy', 'cores', 'memory budget', 'last heartbeat', 'running', 'version'],
         data.workers.map((w) => el('tr', { className: 'worker' }, td(w.id), td(w.address),
-          td(w.running + ' / ' + w.slots + (w.said_busy ? ' (said busy)' : ''), true), td(w.cores, true),
+          td(num(w.used_slots) + ' / ' + Math.max(1, num(w.slots)) + (w.said_busy ? ' (said busy)' : ''), true), td(w.cores, true),
           td(bytes(w.memory_budget_bytes), true), td(dur(w.seconds_since_heartbeat) + ' ago', true),
           el('td', {}, w.evaluations.map((e) => el('div', {}, jobLink(e.job_id),
             e.final_training ? ' final training' : ` (${e.k}, ${e.c})`, e.speculative ? ' ahead' : '',
