@@ -48,9 +48,9 @@ std::string FormatTransferProgress(int64_t done, int64_t total, double elapsed_s
     const double rate = static_cast<double>(done) / elapsed_seconds;
     absl::StrAppend(&o, ", ", TransferBytes(rate), "/s");
     if (total > 0) {
-      absl::StrAppend(&o, ", ETA ",
-                      FormatDuration(static_cast<double>(std::max<int64_t>(total - done, 0)) /
-                                     rate));
+      absl::StrAppend(
+          &o, ", ETA ",
+          FormatDuration(static_cast<double>(std::max<int64_t>(total - done, 0)) / rate));
     }
   }
   return o;
@@ -81,8 +81,8 @@ std::string FormatPreparation(const v1::Preparation& p, const std::string& name)
     const double rate = static_cast<double>(p.images_done()) / p.seconds();
     absl::StrAppend(&o, ", ", FormatThousands(std::llround(rate)), " images/s");
     if (p.images_total() > 0) {
-      const double left = static_cast<double>(std::max<int64_t>(
-          p.images_total() - p.images_done(), 0));
+      const double left =
+          static_cast<double>(std::max<int64_t>(p.images_total() - p.images_done(), 0));
       absl::StrAppend(&o, ", ETA ", FormatDuration(left / rate));
     }
   }

@@ -32,7 +32,7 @@ TEST(ProgressTest, TransferShowsBytesPercentRateAndEta) {
   EXPECT_EQ(FormatTransferProgress(100, 1000, 0), "100 B / 1000 B (10%)");  // nothing measured
   EXPECT_EQ(FormatTransferProgress(0, 3LL << 30, 1), "0 B / 3.00 GiB (0%)");
   EXPECT_EQ(FormatTransferProgress(3 * mib, 0, 1), "3.0 MiB, 3.0 MiB/s");  // total unknown
-  EXPECT_EQ(FormatTransferProgress(472 * mib, 472 * mib, 8), 
+  EXPECT_EQ(FormatTransferProgress(472 * mib, 472 * mib, 8),
             "472.0 MiB / 472.0 MiB (100%), 59.0 MiB/s, ETA 0s");
   EXPECT_EQ(FormatTransferSummary(472 * mib, 8), "472.0 MiB in 8.0s (59.0 MiB/s)");
   EXPECT_EQ(FormatTransferSummary(10, 0), "10 B in 0.0s");

@@ -64,13 +64,15 @@ TEST_F(TarWriterTest, TheStreamedArchiveHoldsTheFolderByteForByteInBoundedChunks
   std::map<std::string, std::string> expected;
   // 40 files of up to ~60 KiB in three classes: ~1.2 MiB, hundreds of 4 KiB chunks.
   for (int i = 0; i < 40; ++i) {
-    const std::string name = std::string(i % 3 == 0 ? "cats" : i % 3 == 1 ? "dogs" : "owls") +
+    const std::string name = std::string(i % 3 == 0   ? "cats"
+                                         : i % 3 == 1 ? "dogs"
+                                                      : "owls") +
                              "/img" + std::to_string(i) + ".png";
     expected[name] = Write(name, 1 + static_cast<size_t>(i) * 1531, i);
   }
   expected["dogs/empty.png"] = Write("dogs/empty.png", 0, 99);
-  Write("cats/.hidden", 10, 1);   // skipped
-  Write(".git/config", 10, 2);    // a hidden folder: not a class
+  Write("cats/.hidden", 10, 1);                      // skipped
+  Write(".git/config", 10, 2);                       // a hidden folder: not a class
   fs::create_directories(dir_ / "owls" / "nested");  // not a regular file: skipped
 
   auto listing = ListDatasetFolder(dir_.string());
