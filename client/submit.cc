@@ -94,9 +94,9 @@ grpc::Status Cli::UploadOnce(const UploadAttempt& attempt, v1::DatasetInfo* info
       const bool ok = writer->Write(msg);
       sent += static_cast<int64_t>(chunk.size());
       if (line) {
-        line->Draw(absl::StrCat("uploading ", attempt.name, ": ",
-                                FormatTransferProgress(sent, attempt.archive_bytes,
-                                                       line->Elapsed())));
+        line->Draw(
+            absl::StrCat("uploading ", attempt.name, ": ",
+                         FormatTransferProgress(sent, attempt.archive_bytes, line->Elapsed())));
       }
       return ok;
     });
@@ -108,10 +108,9 @@ grpc::Status Cli::UploadOnce(const UploadAttempt& attempt, v1::DatasetInfo* info
   }
   grpc::Status s = writer->Finish();
   if (line) {
-    line->Finish(s.ok() && local->ok()
-                     ? absl::StrCat("uploaded ", attempt.name, ": ",
-                                    FormatTransferSummary(sent, line->Elapsed()))
-                     : "");
+    line->Finish(s.ok() && local->ok() ? absl::StrCat("uploaded ", attempt.name, ": ",
+                                                      FormatTransferSummary(sent, line->Elapsed()))
+                                       : "");
   }
   return s;
 }
@@ -131,8 +130,8 @@ int Cli::Upload(const std::string& dir, const std::string& name, v1::DatasetInfo
     return kExitUsage;
   }
   if (!global_.json) {
-    err_ << "uploading " << dir << ": " << listing->files.size() << " files in "
-         << listing->classes << " classes ("
+    err_ << "uploading " << dir << ": " << listing->files.size() << " files in " << listing->classes
+         << " classes ("
          << FormatBytes(attempt.archive_bytes > 0 ? attempt.archive_bytes : listing->file_bytes)
          << ")\n";
   }
@@ -210,7 +209,11 @@ int Cli::Submit(const Command& c) {
   out_.flush();
   if (progress_ && !global_.json) {
     rc = FollowPreparation(resp.job_id(), base);
-    if (rc != kExitOk || !c.watch) return rc;
+    if (rc != kExitOk) return rc;
+    if (!c.watch) {
+      err_ << "follow it: nanonas watch " << resp.job_id() << "\n";
+      return kExitOk;
+    }
   }
   if (c.watch) return Watch(resp.job_id());
   return kExitOk;
@@ -259,8 +262,9 @@ int Cli::FollowPreparation(const std::string& job_id, const std::string& name) {
                         s.error_code() == grpc::StatusCode::UNKNOWN;
     if (!broken || n >= retry_.submit_attempts) {
       line.Finish("");
-      return ReportRpcError(s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended") : s,
-                            "watch " + job_id, global_, err_);
+      return ReportRpcError(
+          s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended") : s,
+          "watch " + job_id, global_, err_);
     }
     Pause(n);
   }
@@ -271,7 +275,7 @@ int Cli::FollowPreparation(const std::string& job_id, const std::string& name) {
     return kExitJobFailed;
   }
   line.Finish(have_prep ? FormatPreparationSummary(prep, name)
-                                    : absl::StrCat("job ", job_id, " ", JobStateName(job.state())));
+                        : absl::StrCat("job ", job_id, " ", JobStateName(job.state())));
   return kExitOk;
 }
 

@@ -266,6 +266,7 @@ TEST_F(SubmitTest, OnATerminalTheUploadAndThePreparationAreShownInPlace) {
   EXPECT_THAT(err, HasSubstr("\ruploaded pets: "));
   EXPECT_THAT(err, HasSubstr("\rpreparing pets: "));
   EXPECT_THAT(err, HasSubstr("prepared pets: 100 images in 2s\033[K\n"));
+  EXPECT_THAT(err, testing::EndsWith("follow it: nanonas watch job-1\n"));
   std::lock_guard<std::mutex> lock(fake_.mu);
   EXPECT_EQ(fake_.watches, 1);
 }
