@@ -26,7 +26,10 @@ Usage: nanonas [--server HOST:PORT] [--json] [--timeout SECONDS] COMMAND [ARGS]
 
 Commands:
   submit DATASET_DIR [flags]   upload DATASET_DIR (one sub-folder of images per class) and start
-                               a search; prints the job id ({"job_id": ...} with --json)
+                               a search; prints the job id ({"job_id": ...} with --json). On a
+                               terminal it shows the upload's and the dataset preparation's
+                               progress and returns once the job runs. Retries are safe: the
+                               upload is content-addressed, the submit idempotent
       --input HxWxC            network input, e.g. 50x50x3 (default) or 28x28x1
       --target BOARD           RAM/Flash/MACC limits of a board (see `nanonas targets`)
       --ram BYTES              MCU RAM limit, e.g. 40KiB     (overrides --target)
@@ -41,8 +44,8 @@ Commands:
       --skip-final             stop after the search
       --watch                  then watch the job (exit status as `watch`)
   watch JOB                    show the search path live; returns when the job ends
-  list [--state STATE] [--limit N]   jobs, newest first (STATE: queued, running, succeeded,
-                               failed, cancelled; repeatable)
+  list [--state STATE] [--limit N]   jobs, newest first (STATE: queued, preparing, running,
+                               succeeded, failed, cancelled; repeatable)
   get JOB                      the job: state, result, every candidate with its figures
       --out DIR                also download its artifacts (model.tflite, model.h,
                                report.json, search-path.svg) into DIR and print their paths
@@ -54,7 +57,7 @@ Commands:
 Global flags:
   --server HOST:PORT   coordinator address (default: $NANONAS_SERVER, else localhost:50051)
   --json               machine-readable output (protobuf JSON, snake_case field names)
-  --timeout SECONDS    deadline of each request (default 10; uploads and watch are longer)
+  --timeout SECONDS    deadline of each request (default 10; uploads and watch have none)
   --help, -h           this text (also `nanonas help`)
 
 Exit status:

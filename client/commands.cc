@@ -13,7 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "client/tar_writer.h"
+#include "client/progress.h"
 #include "client/targets.h"
 #include "client/watch_view.h"
 #include "common/api/violations.h"
@@ -25,9 +25,6 @@ namespace nanonas {
 namespace v1 = nanonas::v1;
 
 namespace {
-
-constexpr int64_t kMaxUploadBytes = 4LL << 30;
-constexpr size_t kChunkBytes = 1 << 20;
 
 std::string Limit(int64_t v, bool bytes) {
   if (v <= 0) return "-";
@@ -71,6 +68,9 @@ void Apply(const v1::JobEvent& e, v1::Job* job, v1::CandidateProgress* progress,
     case v1::JobEvent::kProgress:
       *progress = e.progress();
       *has_progress = true;
+      break;
+    case v1::JobEvent::kPreparation:
+      *job->mutable_preparation() = e.preparation();
       break;
     case v1::JobEvent::kFinalTraining:
       *job->mutable_final_training() = e.final_training();
@@ -141,7 +141,11 @@ void AppendJobHeader(const v1::Job& job, std::string* o) {
   if (lim.host_memory_bytes() > 0)
     absl::StrAppend(o, ", host ", FormatBytes(lim.host_memory_bytes()));
   if (!lim.target().empty()) absl::StrAppend(o, " (", lim.target(), ")");
-  absl::StrAppend(o, "\n\n");
+  absl::StrAppend(o, "\n");
+  if (job.state() == v1::JOB_STATE_PREPARING && job.has_preparation()) {
+    absl::StrAppend(o, "  ", FormatPreparation(job.preparation(), ""), "\n");
+  }
+  absl::StrAppend(o, "\n");
 }
 
 // One row per candidate.
@@ -235,12 +239,13 @@ std::string RenderJob(const v1::Job& job, const v1::CandidateProgress* progress)
 }
 
 Cli::Cli(std::shared_ptr<v1::Coordinator::StubInterface> stub, GlobalOptions global,
-         std::ostream& out, std::ostream& err, bool interactive)
+         std::ostream& out, std::ostream& err, bool interactive, bool progress)
     : stub_(std::move(stub)),
       global_(std::move(global)),
       out_(out),
       err_(err),
-      interactive_(interactive) {}
+      interactive_(interactive),
+      progress_(progress) {}
 
 void Cli::SetDeadline(grpc::ClientContext* ctx, double seconds) const {
   ctx->set_deadline(std::chrono::system_clock::now() +
@@ -269,70 +274,6 @@ int Cli::Run(const Command& c) {
       return kExitOk;
   }
   return kExitUsage;
-}
-
-int Cli::Upload(const std::string& dir, const std::string& name, v1::DatasetInfo* info) {
-  auto tar = TarDatasetFolder(dir, kMaxUploadBytes);
-  if (!tar.ok()) {
-    err_ << "nanonas: " << tar.status().message() << "\n";
-    return tar.status().code() == absl::StatusCode::kNotFound ? kExitNotFound : kExitUsage;
-  }
-  if (!global_.json) {
-    err_ << "uploading " << dir << ": " << tar->files << " files in " << tar->classes
-         << " classes (" << FormatBytes(static_cast<int64_t>(tar->bytes.size())) << ")\n";
-  }
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, std::max(global_.timeout_seconds, 600.0));
-  auto writer = stub_->UploadDataset(&ctx, info);
-  v1::UploadDatasetRequest req;
-  auto* h = req.mutable_header();
-  h->set_name(name);
-  h->set_size_bytes(static_cast<int64_t>(tar->bytes.size()));
-  h->set_sha256(Sha256Hex(tar->bytes));
-  h->set_format("tar");
-  bool ok = writer->Write(req);
-  for (size_t off = 0; ok && off < tar->bytes.size(); off += kChunkBytes) {
-    v1::UploadDatasetRequest chunk;
-    chunk.set_chunk(tar->bytes.substr(off, kChunkBytes));
-    ok = writer->Write(chunk);
-  }
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) return ReportRpcError(s, "upload of " + dir, global_, err_);
-  if (!global_.json) {
-    err_ << "dataset " << info->id() << ": " << info->num_images() << " images, "
-         << info->class_names_size() << " classes\n";
-  }
-  return kExitOk;
-}
-
-int Cli::Submit(const Command& c) {
-  v1::SubmitJobRequest req;
-  *req.mutable_spec() = c.spec;
-  v1::DatasetInfo info;
-  std::string base = std::filesystem::path(c.dataset_dir).lexically_normal().filename().string();
-  int rc = Upload(c.dataset_dir, base.empty() ? "dataset" : base, &info);
-  if (rc != kExitOk) return rc;
-  req.mutable_spec()->set_dataset_id(info.id());
-  if (!c.test_dir.empty()) {
-    v1::DatasetInfo test;
-    rc = Upload(c.test_dir, base + "-test", &test);
-    if (rc != kExitOk) return rc;
-    req.mutable_spec()->set_test_dataset_id(test.id());
-  }
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, global_.timeout_seconds);
-  v1::SubmitJobResponse resp;
-  grpc::Status s = stub_->SubmitJob(&ctx, req, &resp);
-  if (!s.ok()) return ReportRpcError(s, "submit", global_, err_);
-  if (global_.json) {
-    out_ << "{\"job_id\": \"" << resp.job_id() << "\"}\n";
-  } else {
-    out_ << resp.job_id() << "\n";
-  }
-  out_.flush();
-  if (c.watch) return Watch(resp.job_id());
-  return kExitOk;
 }
 
 // Watch state for one `nanonas watch`: the clock, the final training's measured pace, and
@@ -432,7 +373,8 @@ int Cli::Watch(const std::string& job_id) {
     v1::JobEvent e;
     while (reader->Read(&e)) {
       reconnects = 0;
-      if (e.sequence() > 0 && e.kind_case() != v1::JobEvent::kProgress) {
+      if (e.sequence() > 0 && e.kind_case() != v1::JobEvent::kProgress &&
+          e.kind_case() != v1::JobEvent::kPreparation) {
         after = std::max(after, e.sequence());
       }
       if (e.has_job()) have_job = true;
@@ -441,7 +383,8 @@ int Cli::Watch(const std::string& job_id) {
         out_ << ToJson(e) << "\n";
         out_.flush();
       } else {
-        draw(e.kind_case() != v1::JobEvent::kProgress);
+        draw(e.kind_case() != v1::JobEvent::kProgress &&
+             e.kind_case() != v1::JobEvent::kPreparation);
       }
       if (have_job && IsTerminal(job.state())) {
         ctx.TryCancel();

@@ -22,16 +22,14 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<nanonas::v1::Coordinator::StubInterface> stub;
   if (command->kind != nanonas::Command::Kind::kTargets) {
-    grpc::ChannelArguments channel_args;
-    channel_args.SetMaxReceiveMessageSize(64 << 20);
-    auto channel = grpc::CreateCustomChannel(command->global.server,
-                                             grpc::InsecureChannelCredentials(), channel_args);
+    auto channel = nanonas::MakeChannel(command->global.server);
     if (command->kind == nanonas::Command::Kind::kHealth) {
       return nanonas::CheckHealth(channel, command->health_service, command->global, std::cout,
                                   std::cerr);
     }
     stub = nanonas::v1::Coordinator::NewStub(channel);
   }
-  nanonas::Cli cli(stub, command->global, std::cout, std::cerr, isatty(STDOUT_FILENO) == 1);
+  nanonas::Cli cli(stub, command->global, std::cout, std::cerr, isatty(STDOUT_FILENO) == 1,
+                   isatty(STDERR_FILENO) == 1);
   return cli.Run(*command);
 }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
+#include "client/progress.h"
 #include "common/api/states.h"
 #include "common/api/violations.h"
 #include "common/base/units.h"
@@ -239,6 +240,9 @@ std::vector<std::string> RenderWatchFrame(const v1::Job& job, const v1::Candidat
   head.push_back(limits);
   head.push_back(absl::StrFormat("%3s %3s %2s %-10s %8s %10s %10s %6s %6s  %s", "#", "k", "c",
                                  "state", "MACC", "Flash", "RAM", "acc", "time", "worker/note"));
+  if (job.state() == v1::JOB_STATE_PREPARING && job.has_preparation()) {
+    foot.push_back("  " + FormatPreparation(job.preparation(), ""));
+  }
   if (progress != nullptr && !ended) {
     absl::StrAppendFormat(&foot.emplace_back(),
                           "  %s k=%d c=%d  epoch %d/%d  %s  loss %.4f  acc %.4f",
@@ -323,6 +327,16 @@ std::string EventLog::Update(const v1::Job& job, const v1::CandidateProgress* pr
                       EtaText(timing, IsTerminal(job.state())));
     }
     absl::StrAppend(&out, "\n");
+  }
+  if (job.state() == v1::JOB_STATE_PREPARING && job.has_preparation()) {
+    const v1::Preparation& p = job.preparation();
+    const int decile = PreparationDecile(p);
+    if (p.test_set() != preparation_test_set_) preparation_decile_ = -1;  // the next dataset
+    if (decile > preparation_decile_) {
+      absl::StrAppend(&out, FormatPreparation(p, ""), "\n");
+      preparation_decile_ = decile;
+      preparation_test_set_ = p.test_set();
+    }
   }
   const v1::FinalTraining& f = job.final_training();
   if (f.state() == v1::CANDIDATE_STATE_UNSPECIFIED) return out;

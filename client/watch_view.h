@@ -66,7 +66,8 @@ std::string FinalTrainingLine(const nanonas::v1::FinalTraining& final_training,
                               const nanonas::v1::CandidateProgress* progress);
 
 // One terminal frame: the job line (state, elapsed, ETA), the limits, the candidate table (in
-// `width` columns), the running evaluation's progress, the result and the final training. With
+// `width` columns), the dataset preparation's progress while PREPARING, the running evaluation's
+// progress, the result and the final training. With
 // more rows than `height` allows, the header stays and the latest rows are shown after a
 // "… N earlier" line. Table lines are cut to `width` columns ("…"), the lines under it (result,
 // final training) wrapped; at most height - 1 lines.
@@ -82,9 +83,10 @@ std::string FrameUpdate(const std::vector<std::string>& previous,
                         const std::vector<std::string>& next);
 
 // Non-terminal output (logs, pipes): one line per event. Each Update returns the lines (each
-// ending in "\n") for what changed since the last call: a job state change, a candidate state
-// change (finished ones with their accuracy, duration, elapsed time and ETA), a final-training
-// state change and each final-training epoch begun. Not thread-safe.
+// ending in "\n") for what changed since the last call: a job state change, the dataset
+// preparation's milestones (its first figure, then each further tenth done; "already prepared"),
+// a candidate state change (finished ones with their accuracy, duration, elapsed time and ETA), a
+// final-training state change and each final-training epoch begun. Not thread-safe.
 class EventLog {
  public:
   std::string Update(const nanonas::v1::Job& job, const nanonas::v1::CandidateProgress* progress,
@@ -95,6 +97,8 @@ class EventLog {
   std::map<int, nanonas::v1::CandidateState> printed_;  // the last state printed per row
   nanonas::v1::CandidateState final_state_ = nanonas::v1::CANDIDATE_STATE_UNSPECIFIED;
   int final_epoch_ = 0;
+  int preparation_decile_ = -1;  // the last tenth of the preparation printed
+  bool preparation_test_set_ = false;
 };
 
 }  // namespace nanonas

@@ -192,6 +192,20 @@ TEST(CliRenderTest, ProgressBarAndJobTable) {
   EXPECT_THAT(text, HasSubstr("result: k=1 c=2"));
 }
 
+TEST(CliRenderTest, GetShowsAPreparingJobsProgressAndListAcceptsTheState) {
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_state(v1::JOB_STATE_PREPARING);
+  job.mutable_preparation()->set_images_done(500);
+  job.mutable_preparation()->set_images_total(2000);
+  const std::string text = RenderJob(job, nullptr);
+  EXPECT_THAT(text, HasSubstr("job job-1  PREPARING"));
+  EXPECT_THAT(text, HasSubstr("preparing the dataset: 500/2,000 images (25%)"));
+  auto l = Parse({"list", "--state", "preparing"});
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_THAT(l->states, testing::ElementsAre(v1::JOB_STATE_PREPARING));
+}
+
 // ------------------------------------------------------------------------------------------
 // Against a fake coordinator.
 
@@ -407,7 +421,9 @@ TEST_F(CliServerTest, SubmitUploadsATarAndPrintsTheJobIdAsJson) {
   EXPECT_EQ(out_.str(), "{\"job_id\": \"job-1\"}\n");
   std::lock_guard<std::mutex> lock(fake_.mu);
   EXPECT_EQ(fake_.upload_header.format(), "tar");
-  EXPECT_EQ(fake_.upload_header.sha256().size(), 64u);
+  // Streamed: the exact archive size is announced, the digest is left to the server.
+  EXPECT_EQ(fake_.upload_header.size_bytes(), static_cast<int64_t>(fake_.upload_bytes.size()));
+  EXPECT_TRUE(fake_.upload_header.sha256().empty());
   EXPECT_THAT(fake_.upload_bytes, HasSubstr("cats/a.png"));
   EXPECT_THAT(fake_.upload_bytes, HasSubstr("dogs/c.png"));
   EXPECT_THAT(fake_.upload_bytes, HasSubstr("not really a png"));

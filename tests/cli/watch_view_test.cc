@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -221,6 +222,54 @@ TEST(WatchEventLogTest, PrintsOneLinePerEventAndNothingWhenNothingChanged) {
   p.set_epochs(20);
   EXPECT_THAT(log.Update(job, &p, t), testing::StartsWith("final training epoch 1/20;"));
   EXPECT_EQ(log.Update(job, &p, t), "");  // progress within the same epoch: no line
+}
+
+TEST(WatchFrameTest, APreparingJobShowsItsImagesProgress) {
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_state(v1::JOB_STATE_PREPARING);
+  job.mutable_preparation()->set_images_done(45000);
+  job.mutable_preparation()->set_images_total(115000);
+  job.mutable_preparation()->set_seconds(11);
+  std::string all;
+  for (const std::string& line : RenderWatchFrame(job, nullptr, WatchTiming{}, 80, 24)) {
+    EXPECT_LE(DisplayWidth(line), 80) << line;
+    all += line + "\n";
+  }
+  EXPECT_THAT(all, HasSubstr("job-1  PREPARING"));
+  EXPECT_THAT(all, HasSubstr("preparing the dataset: 45,000/115,000 images (39%)"));
+  job.set_state(v1::JOB_STATE_RUNNING);  // once it runs, the line goes
+  all.clear();
+  for (const std::string& line : RenderWatchFrame(job, nullptr, WatchTiming{}, 80, 24)) {
+    all += line + "\n";
+  }
+  EXPECT_THAT(all, Not(HasSubstr("images")));
+}
+
+TEST(WatchEventLogTest, PrintsAPreparationLinePerTenthNotPerEvent) {
+  EventLog log;
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_state(v1::JOB_STATE_PREPARING);
+  v1::Preparation* p = job.mutable_preparation();
+  p->set_images_total(1000);
+  std::string printed;
+  for (int done = 0; done <= 1000; done += 25) {  // 41 progress events
+    p->set_images_done(done);
+    p->set_seconds(done / 100.0);
+    printed += log.Update(job, nullptr, WatchTiming{});
+  }
+  std::vector<std::string> lines = absl::StrSplit(printed, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 12u) << printed;  // the state, then 0%, 10%, ..., 100%
+  EXPECT_EQ(lines[0], "job job-1 PREPARING after 0s");
+  EXPECT_EQ(lines[1], "preparing the dataset: 0/1,000 images (0%)");
+  EXPECT_THAT(lines[2], testing::StartsWith("preparing the dataset: 100/1,000 images (10%), 100 "));
+  EXPECT_THAT(lines[11], testing::StartsWith("preparing the dataset: 1,000/1,000 images (100%)"));
+  // The test set starts again from its first figure.
+  p->set_test_set(true);
+  p->set_images_done(0);
+  EXPECT_EQ(log.Update(job, nullptr, WatchTiming{}),
+            "preparing the test set: 0/1,000 images (0%)\n");
 }
 
 }  // namespace
