@@ -37,8 +37,8 @@ struct Fd {
 absl::StatusOr<Dataset> MapDatasetFile(const std::string& path, bool verify_checksum) {
   Fd file{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (path.empty() || file.fd < 0) {
-    return absl::NotFoundError(absl::StrCat("cannot open the dataset file '", path,
-                                            "': ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot open the dataset file '", path, "': ", std::strerror(errno)));
   }
   struct stat st {};
   if (fstat(file.fd, &st) != 0) {
