@@ -219,10 +219,13 @@ coord::CoordinatorDeps MakeDeps(coord::JobStoreAdapter* store,
       [](const nanonas::Architecture& arch) -> absl::StatusOr<nanonas::McuFigures> {
     return nanonas::ComputeMcuFigures(arch);
   };
+  // Workers map the decoded dataset (decoded at the job's input, so never resized): its pixels
+  // are file-backed, and the job's host memory limits anonymous memory, as the worker enforces.
   deps.host_memory_model = [](const nanonas::Architecture& arch, int64_t dataset_bytes,
                               const v1::EvaluationSettings& s) {
-    return nanonas::EstimateHostTrainingBytes(arch, dataset_bytes,
-                                              nanonas::HostTrainingOptions{s.batch_size(), 1});
+    nanonas::HostTrainingOptions options{s.batch_size(), 1};
+    options.dataset_mapped = true;
+    return nanonas::EstimateHostTrainingBytes(arch, dataset_bytes, options);
   };
   return deps;
 }

@@ -65,12 +65,12 @@ void WriteBody(const Dataset& d, Sink&& sink) {
     }
   }
   if (fill > 0) sink(buf, fill);
-  sink(d.images.data(), d.images.size());
+  sink(d.pixels(), static_cast<size_t>(d.pixel_bytes()));
 }
 
 class Reader {
  public:
-  Reader(const std::string& bytes, size_t end) : p_(bytes.data()), end_(bytes.data() + end) {}
+  Reader(const char* bytes, size_t end) : p_(bytes), end_(bytes + end) {}
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
   bool Bytes(void* out, size_t n) {
     if (remaining() < n) return false;
@@ -161,17 +161,17 @@ std::string ContentHash(const Dataset& data) {
 
 std::string SerializeDataset(const Dataset& data) {
   std::string out;
-  out.reserve(64 + data.images.size() + 4 * data.labels.size());
+  out.reserve(64 + static_cast<size_t>(data.pixel_bytes()) + 4 * data.labels.size());
   WriteBody(data, [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); });
   const uint32_t crc = Crc32(out.data(), out.size());
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(crc >> (8 * i)));
   return out;
 }
 
-absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes) {
-  if (bytes.size() < 4 + 4 + 12 + 8 + 4 + 4) return Corrupt("too short for a header");
-  if (std::memcmp(bytes.data(), kMagic, 4) != 0) return Corrupt("bad magic (not a dataset)");
-  const size_t body = bytes.size() - 4;
+absl::StatusOr<Dataset> ParseDatasetView(const char* bytes, size_t size, bool verify_checksum) {
+  if (size < 4 + 4 + 12 + 8 + 4 + 4) return Corrupt("too short for a header");
+  if (std::memcmp(bytes, kMagic, 4) != 0) return Corrupt("bad magic (not a dataset)");
+  const size_t body = size - 4;
   Reader r(bytes, body);
   r.Skip(4);
   uint32_t version, h, w, c, classes;
@@ -206,14 +206,15 @@ absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes) {
                                 " bytes after its header"));
   }
   if (r.remaining() != n * (4 + image_bytes)) {
-    return Corrupt(absl::StrCat("length ", bytes.size(), " does not match its header (", n,
-                                " images of ", h, "x", w, "x", c, ")"));
+    return Corrupt(absl::StrCat("length ", size, " does not match its header (", n, " images of ",
+                                h, "x", w, "x", c, ")"));
   }
-  const uint32_t stored_crc = static_cast<uint32_t>(static_cast<uint8_t>(bytes[body])) |
-                              (static_cast<uint32_t>(static_cast<uint8_t>(bytes[body + 1])) << 8) |
-                              (static_cast<uint32_t>(static_cast<uint8_t>(bytes[body + 2])) << 16) |
-                              (static_cast<uint32_t>(static_cast<uint8_t>(bytes[body + 3])) << 24);
-  if (Crc32(bytes.data(), body) != stored_crc) return Corrupt("checksum mismatch (data corrupted)");
+  const auto* crc_at = reinterpret_cast<const uint8_t*>(bytes + body);
+  const uint32_t stored_crc = uint32_t{crc_at[0]} | (uint32_t{crc_at[1]} << 8) |
+                              (uint32_t{crc_at[2]} << 16) | (uint32_t{crc_at[3]} << 24);
+  if (verify_checksum && Crc32(bytes, body) != stored_crc) {
+    return Corrupt("checksum mismatch (data corrupted)");
+  }
   d.labels.resize(n);
   for (uint64_t i = 0; i < n; ++i) {
     uint32_t v;
@@ -225,8 +226,17 @@ absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes) {
     }
     d.labels[i] = label;
   }
-  d.images.resize(n * image_bytes);
-  r.Bytes(d.images.data(), d.images.size());
+  d.view = reinterpret_cast<const uint8_t*>(r.position());
+  d.view_bytes = static_cast<int64_t>(n * image_bytes);
+  return d;
+}
+
+absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes) {
+  absl::StatusOr<Dataset> d = ParseDatasetView(bytes.data(), bytes.size(), true);
+  if (!d.ok()) return d.status();
+  d->images.assign(d->view, d->view + d->view_bytes);
+  d->view = nullptr;
+  d->view_bytes = 0;
   return d;
 }
 

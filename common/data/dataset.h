@@ -6,6 +6,7 @@
 #define NANONAS_COMMON_DATA_DATASET_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,19 +15,31 @@
 
 namespace nanonas {
 
-// A labelled image set. images holds N*H*W*C bytes, NHWC, RGB order for 3 channels.
+// A labelled image set: N*H*W*C pixel bytes, NHWC, RGB order for 3 channels. The pixels are
+// either owned (`images`) or a read-only view of memory held by `backing` (e.g. a memory-mapped
+// dataset file, common/data/mapped.h): then `view` is set and `images` is empty. Readers use
+// pixels() / pixel_bytes() / image(i), which work for both; code that builds a dataset fills
+// `images`. Copying a viewed dataset shares the view (the backing lives while any copy does).
 struct Dataset {
   InputShape shape;                      // H, W, C of every image
-  std::vector<uint8_t> images;           // (N, H, W, C)
+  std::vector<uint8_t> images;           // (N, H, W, C) when owned; empty for a view
   std::vector<int32_t> labels;           // (N), 0 .. classes-1
   std::vector<std::string> class_names;  // sorted; label i is class_names[i]
+  const uint8_t* view = nullptr;         // (N, H, W, C) pixels held by `backing`, or null
+  int64_t view_bytes = 0;                // bytes at `view`
+  std::shared_ptr<const void> backing;   // keeps `view` valid
 
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
   int num_classes() const { return static_cast<int>(class_names.size()); }
   int64_t image_bytes() const {
     return static_cast<int64_t>(shape.height) * shape.width * shape.channels;
   }
-  const uint8_t* image(int64_t i) const { return images.data() + i * image_bytes(); }
+  // The pixels, owned or viewed, and their byte count.
+  const uint8_t* pixels() const { return view != nullptr ? view : images.data(); }
+  int64_t pixel_bytes() const {
+    return view != nullptr ? view_bytes : static_cast<int64_t>(images.size());
+  }
+  const uint8_t* image(int64_t i) const { return pixels() + i * image_bytes(); }
 };
 
 // A train/validation split of one dataset by index (no copies).
@@ -97,9 +110,16 @@ std::string ContentHash(const Dataset& data);
 // dataset to workers and caching it on disk. Deserialize validates everything it reads.
 // Layout (dataset.cc has it in full): "NNDS", version, H, W, C, N, class names, labels, pixels,
 // then a CRC-32 of all that. Any truncation, extra byte or corruption gives INVALID_ARGUMENT.
-// REQUIRES for SerializeDataset: images.size() == size() * image_bytes().
+// REQUIRES for SerializeDataset: pixel_bytes() == size() * image_bytes().
 std::string SerializeDataset(const Dataset& data);
 absl::StatusOr<Dataset> DeserializeDataset(const std::string& bytes);
+
+// DeserializeDataset's validation of the serialised bytes at [bytes, bytes + size), with the same
+// errors, but the pixels are not copied: the result's `view` points at them inside `bytes`
+// (`images` empty, `backing` null: the caller keeps `bytes` alive, e.g. by setting `backing`).
+// Class names and labels are copied. verify_checksum = false skips the CRC-32 (for bytes already
+// verified, e.g. by their content hash). Used by MapDatasetFile (mapped.h).
+absl::StatusOr<Dataset> ParseDatasetView(const char* bytes, size_t size, bool verify_checksum);
 
 // A subset (copy) of the given indices, e.g. the first N of Fashion-MNIST for a quick demo.
 // Indices outside [0, size()) are skipped (and logged as an error).

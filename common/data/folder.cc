@@ -339,9 +339,9 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOpt
 absl::StatusOr<Dataset> ResizeDataset(const Dataset& in, const InputShape& size) {
   NANONAS_RETURN_IF_ERROR(CheckShape(size, "target size"));
   NANONAS_RETURN_IF_ERROR(CheckShape(in.shape, "dataset image size"));
-  if (static_cast<int64_t>(in.images.size()) != in.size() * in.image_bytes()) {
+  if (in.pixel_bytes() != in.size() * in.image_bytes()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("dataset holds ", in.images.size(), " pixel bytes, expected ",
+        absl::StrCat("dataset holds ", in.pixel_bytes(), " pixel bytes, expected ",
                      in.size() * in.image_bytes(), " for ", in.size(), " images"));
   }
   Dataset out;

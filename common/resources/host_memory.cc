@@ -108,7 +108,8 @@ int64_t EstimateHostTrainingBytes(const Architecture& arch, int64_t dataset_byte
   // Winograd layers keep blocked copies of their activations per batch size (up to three sizes,
   // none above the batch).
   const int64_t variable = activations + params + scratch + primitives + indices + 3 * conv_copies;
-  return kBaseline + dataset_bytes + variable + variable / 4;
+  const int64_t pixels = options.dataset_mapped ? 0 : dataset_bytes;
+  return kBaseline + pixels + variable + variable / 4;
 }
 
 }  // namespace nanonas

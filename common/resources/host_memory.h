@@ -24,8 +24,20 @@ namespace nanonas {
 struct HostTrainingOptions {
   int batch_size = 16;  // training batch (TrainOptions::batch_size)
   int threads = 1;      // engine threads (TrainOptions::threads)
+  // The pixels are a memory-mapped file (common/data/mapped.h) rather than a decoded copy on the
+  // heap: they are file-backed, shared between the processes mapping the file and reclaimable,
+  // so they are not counted (the labels and indices still are).
+  bool dataset_mapped = false;
 };
 
+// What the estimate covers: the process baseline it assumes (32 MiB), the dataset's pixels unless
+// options.dataset_mapped, the per-image labels and indices, and the engine's buffers (activations,
+// gradients, parameters and optimizer state, oneDNN scratchpads, weight copies and primitives)
+// with a 25% margin on the buffers. With dataset_mapped = false it bounds the peak resident memory
+// (VmHWM) of a process that holds the decoded dataset; with dataset_mapped = true it bounds the
+// peak ANONYMOUS memory (RssAnon) of a process that maps it, which is what a worker compares with
+// its memory budget (a worker's evaluation child maps the cached file; a copy made to resize the
+// dataset is anonymous: count it in dataset_bytes with dataset_mapped = false).
 // REQUIRES: `arch` comes from BuildArchitecture.
 int64_t EstimateHostTrainingBytes(const Architecture& arch, int64_t dataset_bytes,
                                   const HostTrainingOptions& options);

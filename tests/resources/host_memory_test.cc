@@ -3,21 +3,28 @@
 //     Winograd copies) over the convolutions of the search space;
 //   - the whole estimate stays close to the former oneDNN-based one (kept below as the reference);
 //   - it bounds the peak resident memory (ru_maxrss) of real evaluations, each measured in a fresh
-//     child process (this binary re-executed), over a grid of (k, c), inputs and batch sizes.
+//     child process (this binary re-executed), over a grid of (k, c), inputs and batch sizes;
+//     and, with dataset_mapped, the peak anonymous memory (RssAnon, sampled every millisecond) of
+//     evaluations on a memory-mapped dataset file, as a worker's evaluation child runs them.
 #include "common/resources/host_memory.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/data/mapped.h"
 #include "gtest/gtest.h"
 #include "tests/engine/test_util.h"
 #include "worker/engine/conv.h"
@@ -169,6 +176,18 @@ TEST(HostMemoryEstimateTest, StaysCloseToTheOneDnnBasedEstimate) {
   std::printf("pure / oneDNN-based estimate: %.3f .. %.3f\n", least, worst);
 }
 
+TEST(HostMemoryEstimateTest, AMappedDatasetsPixelsAreNotCounted) {
+  const InputShape in{50, 50, 3};
+  const int64_t pixels = 10000LL * 50 * 50 * 3;
+  HostTrainingOptions mapped{16, 1};
+  mapped.dataset_mapped = true;
+  const int64_t owned_bytes = EstimateHostTrainingBytes(Arch(4, 2, in), pixels, {16, 1});
+  const int64_t mapped_bytes = EstimateHostTrainingBytes(Arch(4, 2, in), pixels, mapped);
+  EXPECT_EQ(owned_bytes - mapped_bytes, pixels);
+  // Its labels and indices still are: more images, more memory.
+  EXPECT_GT(EstimateHostTrainingBytes(Arch(4, 2, in), 10 * pixels, mapped), mapped_bytes);
+}
+
 TEST(HostMemoryEstimateTest, GrowsWithDatasetBatchThreadsAndModel) {
   const InputShape in{50, 50, 3};
   const int64_t base = EstimateHostTrainingBytes(Arch(1, 0, in), 1 << 20, {16, 1});
@@ -184,35 +203,90 @@ TEST(HostMemoryEstimateTest, GrowsWithDatasetBatchThreadsAndModel) {
 
 struct Case {
   int k, c, h, w, ch, batch;
+  int mapped = 0;  // 1: the dataset is a mapped file and the anonymous peak is measured
 };
 
 int Images(const Case& cs) { return 3 * cs.batch + 10; }  // 2+ training batches, a validation one
 
-// The child's whole work (see main below): one evaluation, then its peak RSS on stdout.
+// This process's RssAnon (bytes), 0 if unknown.
+int64_t OwnRssAnon() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    long long kib = 0;
+    if (std::sscanf(line.c_str(), "RssAnon: %lld kB", &kib) == 1) return kib * 1024;
+  }
+  return 0;
+}
+
+// The highest RssAnon seen while it lives, sampled every millisecond on a thread of its own.
+class AnonymousPeakSampler {
+ public:
+  AnonymousPeakSampler()
+      : thread_([this] {
+          while (!stop_) {
+            peak_ = std::max<int64_t>(peak_, OwnRssAnon());
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
+        }) {}
+  int64_t Stop() {
+    stop_ = true;
+    thread_.join();
+    return std::max<int64_t>(peak_, OwnRssAnon());
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> peak_{0};
+  std::thread thread_;
+};
+
+// The stripes of `cs` written to a file and mapped back (the file is unlinked; the mapping stays).
+Dataset MappedStripes(const Case& cs) {
+  const std::string path = absl::StrCat("/tmp/nanonas-host-memory-", getpid(), ".nnds");
+  {
+    const std::string blob =
+        SerializeDataset(engine::testing::MakeStripes(Images(cs), cs.h, cs.w, cs.ch, 1));
+    std::ofstream(path, std::ios::binary).write(blob.data(), blob.size());
+  }
+  absl::StatusOr<Dataset> mapped = MapDatasetFile(path, true);
+  std::remove(path.c_str());
+  if (!mapped.ok()) std::fprintf(stderr, "%s\n", mapped.status().ToString().c_str());
+  return mapped.ok() ? *mapped : Dataset();
+}
+
+// The child's whole work (see main below): one evaluation, then its peak RSS on stdout (and its
+// sampled peak anonymous memory when the dataset is mapped).
 int RunChild(const char* env) {
   Case cs{};
-  if (std::sscanf(env, "%d,%d,%d,%d,%d,%d", &cs.k, &cs.c, &cs.h, &cs.w, &cs.ch, &cs.batch) != 6) {
+  if (std::sscanf(env, "%d,%d,%d,%d,%d,%d,%d", &cs.k, &cs.c, &cs.h, &cs.w, &cs.ch, &cs.batch,
+                  &cs.mapped) != 7) {
     return 2;
   }
-  const Dataset data = engine::testing::MakeStripes(Images(cs), cs.h, cs.w, cs.ch, 1);
+  const Dataset data = cs.mapped ? MappedStripes(cs)
+                                 : engine::testing::MakeStripes(Images(cs), cs.h, cs.w, cs.ch, 1);
   const Split split = engine::testing::HeadSplit(data, Images(cs) * 7 / 10);
   TrainOptions opt;
   opt.epochs = 1;
   opt.batch_size = cs.batch;
+  AnonymousPeakSampler sampler;
   auto r = Evaluate(Arch(cs.k, cs.c, {cs.h, cs.w, cs.ch}), data, split, opt);
+  const int64_t anonymous = sampler.Stop();
   if (!r.ok()) {
     std::fprintf(stderr, "evaluation failed: %s\n", r.status().ToString().c_str());
     return 1;
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("NANONAS_MAXRSS_KB=%ld\n", usage.ru_maxrss);
+  std::printf("NANONAS_MAXRSS_KB=%ld\n",
+              cs.mapped ? static_cast<long>(anonymous / 1024) : usage.ru_maxrss);
   return 0;
 }
 
 int64_t MeasureChildPeakBytes(const Case& cs) {
-  const std::string cmd = absl::StrCat(kChildEnv, "=", cs.k, ",", cs.c, ",", cs.h, ",", cs.w, ",",
-                                       cs.ch, ",", cs.batch, " /proc/", getpid(), "/exe");
+  const std::string cmd =
+      absl::StrCat(kChildEnv, "=", cs.k, ",", cs.c, ",", cs.h, ",", cs.w, ",", cs.ch, ",", cs.batch,
+                   ",", cs.mapped, " /proc/", getpid(), "/exe");
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return -1;
   char line[512];
@@ -245,15 +319,22 @@ TEST_P(HostMemoryMeasuredPeakTest, EstimateBoundsTheMeasuredPeak) {
   const int64_t measured = MeasureChildPeakBytes(cs);
   ASSERT_GT(measured, 0) << "child process failed";
   const int64_t dataset = static_cast<int64_t>(Images(cs)) * cs.h * cs.w * cs.ch;
+  HostTrainingOptions options{cs.batch, 1};
+  options.dataset_mapped = cs.mapped != 0;
   const int64_t estimate =
-      EstimateHostTrainingBytes(Arch(cs.k, cs.c, {cs.h, cs.w, cs.ch}), dataset, {cs.batch, 1});
+      EstimateHostTrainingBytes(Arch(cs.k, cs.c, {cs.h, cs.w, cs.ch}), dataset, options);
   std::printf(
-      "(%d,%d) %dx%dx%d batch %d: measured %.1f MiB, estimate %.1f MiB (x%.2f, x%.2f "
+      "(%d,%d) %dx%dx%d batch %d%s: measured %.1f MiB, estimate %.1f MiB (x%.2f, x%.2f "
       "above the baseline)\n",
-      cs.k, cs.c, cs.h, cs.w, cs.ch, cs.batch, measured / 1048576.0, estimate / 1048576.0,
-      1.0 * estimate / measured, 1.0 * (estimate - kAssumedBaseline) / measured);
+      cs.k, cs.c, cs.h, cs.w, cs.ch, cs.batch, cs.mapped ? " mapped (anonymous)" : "",
+      measured / 1048576.0, estimate / 1048576.0, 1.0 * estimate / measured,
+      1.0 * (estimate - kAssumedBaseline) / measured);
   EXPECT_GE(estimate, measured);
-  EXPECT_LE(estimate - kAssumedBaseline, kMaxOverMeasured * measured);
+  // The tightness bound is for the resident peak. The anonymous peak lacks the mapped libraries
+  // that the baseline covers (its own baseline is ~4 MiB), so small candidates sit far below the
+  // estimate: measured here, mapped estimate / anonymous peak from 1.52 ((24,2) batch 128) to 9.6
+  // ((1,0) batch 16), (estimate - 32 MiB) / peak from 1.30 to 2.2.
+  if (!cs.mapped) EXPECT_LE(estimate - kAssumedBaseline, kMaxOverMeasured * measured);
 }
 
 std::vector<Case> Grid() {
@@ -261,7 +342,11 @@ std::vector<Case> Grid() {
   for (const InputShape& in : kInputs) {
     for (const auto& [k, c] :
          std::vector<std::pair<int, int>>{{1, 0}, {4, 2}, {8, 1}, {16, 3}, {24, 2}}) {
-      for (int batch : {16, 128}) cases.push_back({k, c, in.height, in.width, in.channels, batch});
+      for (int batch : {16, 128}) {
+        cases.push_back({k, c, in.height, in.width, in.channels, batch, 0});
+        // The worker's case: a mapped dataset, its anonymous peak against the mapped estimate.
+        if (in.channels == 3) cases.push_back({k, c, in.height, in.width, in.channels, batch, 1});
+      }
     }
   }
   return cases;
@@ -271,7 +356,7 @@ INSTANTIATE_TEST_SUITE_P(Grid, HostMemoryMeasuredPeakTest, ::testing::ValuesIn(G
                          [](const ::testing::TestParamInfo<Case>& info) {
                            const Case& c = info.param;
                            return absl::StrCat("k", c.k, "c", c.c, "_", c.h, "x", c.w, "x", c.ch,
-                                               "_b", c.batch);
+                                               "_b", c.batch, c.mapped ? "_mapped" : "");
                          });
 
 }  // namespace

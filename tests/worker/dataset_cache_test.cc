@@ -5,6 +5,7 @@
 #include <map>
 #include <vector>
 
+#include "common/data/dataset.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -38,15 +39,40 @@ struct FakeServer {
     blobs[id] = bytes;
     return id;
   }
-  DatasetCache::Fetcher fetcher() {
-    return [this](const std::string& id) -> absl::StatusOr<std::string> {
+  // Streams the blob in chunks of `chunk` bytes, as the coordinator's FetchDataset does.
+  DatasetCache::Fetcher fetcher(size_t chunk = 7) {
+    return [this, chunk](const std::string& id, const DatasetCache::ChunkSink& sink) {
       ++fetches;
       auto it = blobs.find(id);
       if (it == blobs.end()) return absl::NotFoundError("no dataset " + id);
-      return it->second;
+      const std::string& bytes = it->second;
+      for (size_t off = 0; off < bytes.size(); off += chunk) {
+        absl::Status s = sink(absl::string_view(bytes).substr(off, chunk));
+        if (!s.ok()) return s;
+      }
+      return absl::OkStatus();
     };
   }
 };
+
+// The files in a cache folder (entries and temp files alike).
+std::vector<std::string> FilesIn(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& de : fs::directory_iterator(dir)) names.push_back(de.path().filename());
+  return names;
+}
+
+// A dataset blob of `n` images, as the coordinator serves it.
+std::string DatasetBlob(int n) {
+  Dataset d;
+  d.shape = {8, 8, 3};
+  d.class_names = {"a", "b"};
+  for (int i = 0; i < n; ++i) {
+    d.labels.push_back(i % 2);
+    for (int b = 0; b < 8 * 8 * 3; ++b) d.images.push_back(uint8_t(i * 31 + b));
+  }
+  return SerializeDataset(d);
+}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -85,14 +111,74 @@ TEST(WorkerDatasetCacheTest, RejectsBytesThatDoNotMatchTheHash) {
 TEST(WorkerDatasetCacheTest, AcceptsWhatTheVerifierVouchesFor) {
   std::string hex(64, 'c');
   DatasetCache cache(TempDir("verifier"), 1000,
-                     [&](const std::string& h, const std::string& bytes) {
-                       return h == hex && bytes == "decoded-dataset";
+                     [&](const std::string& h, const DatasetCache::Fetched& f) {
+                       return h == hex && f.size == 15 && ReadFile(f.path) == "decoded-dataset";
                      });
   ASSERT_TRUE(cache.Init().ok());
-  auto ok = cache.Get("sha256:" + hex, [](const std::string&) -> absl::StatusOr<std::string> {
-    return std::string("decoded-dataset");
+  auto ok = cache.Get("sha256:" + hex, [](const std::string&, const DatasetCache::ChunkSink& sink) {
+    return sink("decoded-dataset");
   });
   EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+TEST(WorkerDatasetCacheTest, StreamsADatasetBiggerThanOneChunkByItsContentHash) {
+  // The coordinator names a decoded dataset by ContentHash: SHA-256 of the blob but its 4-byte
+  // CRC trailer. The cache hashes the stream as it arrives, holding back the last 4 bytes.
+  const std::string blob = DatasetBlob(300);  // ~58 KB
+  absl::StatusOr<Dataset> decoded = DeserializeDataset(blob);
+  ASSERT_TRUE(decoded.ok());
+  const std::string hex = ContentHash(*decoded);
+  ASSERT_EQ(hex, Sha256Hex(blob.substr(0, blob.size() - 4)));
+  for (size_t chunk : {size_t{1}, size_t{3}, size_t{4096}, size_t{5000}}) {
+    FakeServer server;
+    server.blobs["sha256:" + hex] = blob;
+    std::vector<DatasetCache::Fetched> seen;
+    DatasetCache cache(TempDir("stream" + std::to_string(chunk)), 1 << 20,
+                       [&](const std::string& h, const DatasetCache::Fetched& f) {
+                         seen.push_back(f);
+                         return f.body_sha256 == h;
+                       });
+    ASSERT_TRUE(cache.Init().ok());
+    auto lease = cache.Get("sha256:" + hex, server.fetcher(chunk));
+    ASSERT_TRUE(lease.ok()) << lease.status() << " chunk " << chunk;
+    EXPECT_EQ(ReadFile((*lease)->path()), blob);
+    EXPECT_EQ((*lease)->size_bytes(), static_cast<int64_t>(blob.size()));
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].sha256, Sha256Hex(blob));
+    EXPECT_EQ(seen[0].size, static_cast<int64_t>(blob.size()));
+  }
+}
+
+TEST(WorkerDatasetCacheTest, ACorruptedStreamIsDataLossAndLeavesNoFile) {
+  std::string blob = DatasetBlob(300);
+  const std::string hex = Sha256Hex(blob.substr(0, blob.size() - 4));
+  blob[blob.size() / 2] ^= 0x10;
+  FakeServer server;
+  server.blobs["sha256:" + hex] = blob;
+  const std::string dir = TempDir("corrupt");
+  DatasetCache cache(dir, 1 << 20, [](const std::string& h, const DatasetCache::Fetched& f) {
+    return f.body_sha256 == h;
+  });
+  ASSERT_TRUE(cache.Init().ok());
+  auto lease = cache.Get("sha256:" + hex, server.fetcher(4096));
+  EXPECT_EQ(lease.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(cache.Contains("sha256:" + hex));
+  EXPECT_THAT(FilesIn(dir), testing::IsEmpty());
+  EXPECT_EQ(cache.size_bytes(), 0);
+}
+
+TEST(WorkerDatasetCacheTest, AFetchThatFailsMidStreamLeavesNoFile) {
+  const std::string dir = TempDir("cut");
+  DatasetCache cache(dir, 1 << 20);
+  ASSERT_TRUE(cache.Init().ok());
+  auto lease = cache.Get("sha256:" + std::string(64, 'a'),
+                         [](const std::string&, const DatasetCache::ChunkSink& sink) {
+                           absl::Status s = sink(std::string(5000, 'x'));
+                           if (!s.ok()) return s;
+                           return absl::UnavailableError("coordinator went away");
+                         });
+  EXPECT_EQ(lease.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(FilesIn(dir), testing::IsEmpty());
 }
 
 TEST(WorkerDatasetCacheTest, EvictsLeastRecentlyUsedBeyondTheBound) {

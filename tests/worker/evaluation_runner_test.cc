@@ -48,10 +48,10 @@ class WorkerEvaluationRunnerTest : public testing::Test {
     o.rss_poll_ms = 20;
     return std::make_unique<EvaluationRunner>(
         o, cache_.get(),
-        [this](const std::string& id) -> absl::StatusOr<std::string> {
+        [this](const std::string& id, const DatasetCache::ChunkSink& sink) {
           ++fetches_;
           if (id != dataset_id_) return absl::NotFoundError("unknown dataset");
-          return dataset_;
+          return sink(dataset_);
         },
         metrics_.get());
   }
@@ -87,7 +87,9 @@ TEST_F(WorkerEvaluationRunnerTest, RelaysEventsAndTheChildsResult) {
   EXPECT_EQ(result->state(), nanonas::v1::CANDIDATE_STATE_DONE) << result->error();
   EXPECT_EQ(result->error(), "");  // the child found its dataset file
   EXPECT_DOUBLE_EQ(result->best_validation_accuracy(), 0.75);
-  EXPECT_GT(result->peak_memory_bytes(), 0);  // wait4's ru_maxrss of the child
+  EXPECT_GT(result->peak_memory_bytes(), 0);     // the child's VmHWM
+  EXPECT_GT(result->peak_anonymous_bytes(), 0);  // its RssAnon, sampled
+  EXPECT_LE(result->peak_anonymous_bytes(), result->peak_memory_bytes());
   EXPECT_GT(result->duration_seconds(), 0);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_TRUE(events[0].has_progress());
@@ -123,9 +125,12 @@ TEST_F(WorkerEvaluationRunnerTest, AChildOverTheMemoryBudgetIsKilledHostInfeasib
   auto result = runner->Run(Request(3), nullptr, nullptr);
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->state(), nanonas::v1::CANDIDATE_STATE_HOST_INFEASIBLE) << result->error();
+  EXPECT_THAT(result->error(), HasSubstr("anonymous memory"));
   EXPECT_THAT(result->error(), HasSubstr("exceeded the budget"));
+  EXPECT_GT(result->peak_anonymous_bytes(), budget);
   EXPECT_GT(result->peak_memory_bytes(), budget);
   EXPECT_LT(result->peak_memory_bytes(), 4 * budget);  // killed early, not at 4 GiB
+  EXPECT_THAT(MetricsText(), HasSubstr("nanonas_worker_evaluation_peak_anonymous_bytes_count 1"));
 }
 
 TEST_F(WorkerEvaluationRunnerTest, TheJobsHostMemoryLowersTheBudget) {
@@ -183,6 +188,69 @@ TEST_F(WorkerEvaluationRunnerTest, MoreEvaluationsThanSlotsAreRefused) {
   auto third = runner->Run(Request(1), nullptr, nullptr);  // the slot is free again
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(third->state(), nanonas::v1::CANDIDATE_STATE_DONE);
+}
+
+// The threads the child was told to train with (the fake child echoes them in its progress).
+int GrantedThreads(const nanonas::v1::EvaluateEvent& e) {
+  return e.has_progress() ? e.progress().batches_per_epoch() : -1;
+}
+
+TEST_F(WorkerEvaluationRunnerTest, AFinalTrainingTakesAsManySlotsAsThreads) {
+  auto runner = MakeRunner(2, 0);
+  auto final_training = Request(4);  // runs until cancelled
+  final_training.set_final_training(true);
+  final_training.set_threads(2);
+  int busy_while_running = -1, granted = -1;
+  absl::StatusOr<nanonas::v1::EvaluateResult> refused = absl::UnknownError("not run");
+  bool cancel = false;
+  auto result = runner->Run(
+      final_training,
+      [&](const nanonas::v1::EvaluateEvent& e) {
+        // Called on Run's thread while the child runs: both slots are held now.
+        busy_while_running = runner->busy_slots();
+        granted = GrantedThreads(e);
+        refused = runner->Run(Request(1), nullptr, nullptr);
+        cancel = true;
+      },
+      [&] { return cancel; });
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->state(), nanonas::v1::CANDIDATE_STATE_CANCELLED);
+  EXPECT_EQ(busy_while_running, 2);
+  EXPECT_EQ(granted, 2);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(runner->busy_slots(), 0);  // all released
+}
+
+TEST_F(WorkerEvaluationRunnerTest, ThreadsAreGrantedUpToTheFreeSlots) {
+  auto runner = MakeRunner(2, 0);
+  auto candidate = Request(4);  // one slot, runs until cancelled
+  int busy_inside = -1, granted_inside = -1, granted_outside = -1;
+  bool cancel = false;
+  auto outer = runner->Run(
+      candidate,
+      [&](const nanonas::v1::EvaluateEvent& e) {
+        granted_outside = GrantedThreads(e);
+        auto wants_two = Request(1);
+        wants_two.set_final_training(true);
+        wants_two.set_threads(2);
+        auto inner = runner->Run(
+            wants_two,
+            [&](const nanonas::v1::EvaluateEvent& ev) {
+              if (!ev.has_progress()) return;
+              busy_inside = runner->busy_slots();
+              granted_inside = GrantedThreads(ev);
+            },
+            nullptr);
+        EXPECT_TRUE(inner.ok()) << inner.status();
+        cancel = true;
+      },
+      [&] { return cancel; });
+  ASSERT_TRUE(outer.ok());
+  EXPECT_EQ(granted_outside, 1);  // threads 0 = 1
+  EXPECT_EQ(granted_inside, 1);   // one slot was free
+  EXPECT_EQ(busy_inside, 2);
+  EXPECT_EQ(runner->busy_slots(), 0);
+  EXPECT_THAT(MetricsText(), HasSubstr("nanonas_worker_busy_slots 0"));
 }
 
 TEST_F(WorkerEvaluationRunnerTest, BadRequestsAndMissingDatasets) {

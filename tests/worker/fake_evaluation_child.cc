@@ -4,6 +4,7 @@
 //   k=2 crashes (SIGSEGV)   k=3 grows its memory until killed   k=4 sleeps until killed
 //   k=5 exits with status 7 without a result   k=6 writes a garbage frame
 //   k=7 closes its output and hangs
+// Its progress events carry the request's threads in batches_per_epoch (what the runner granted).
 #include <signal.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     case 1: {
       event.mutable_progress()->set_k(1);
       event.mutable_progress()->set_batch(1);
+      event.mutable_progress()->set_batches_per_epoch(request.threads());
       (void)nanonas::WriteFrame(STDOUT_FILENO, event);
       event.Clear();
       event.mutable_epoch()->set_epoch(1);
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
     }
     case 4:
       event.mutable_progress()->set_k(4);
+      event.mutable_progress()->set_batches_per_epoch(request.threads());
       (void)nanonas::WriteFrame(STDOUT_FILENO, event);
       while (true) pause();
     case 5:

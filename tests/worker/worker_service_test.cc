@@ -336,6 +336,8 @@ TEST_F(WorkerProcessTest, JoinsEvaluatesInAChildAndLeavesOnSigterm) {
   EXPECT_EQ(result.state(), v1::CANDIDATE_STATE_DONE) << result.error();
   EXPECT_EQ(result.epochs_size(), 2);
   EXPECT_GT(result.peak_memory_bytes(), 1 << 20);
+  EXPECT_GT(result.peak_anonymous_bytes(), 1 << 20);
+  EXPECT_LT(result.peak_anonymous_bytes(), result.peak_memory_bytes());
   int epoch_events = 0;
   for (const auto& e : events) epoch_events += e.has_epoch();
   EXPECT_EQ(epoch_events, 2);
@@ -343,13 +345,14 @@ TEST_F(WorkerProcessTest, JoinsEvaluatesInAChildAndLeavesOnSigterm) {
   // The job's host memory below the estimate: refused before training.
   events.clear();
   auto small = Request(2, 1, 1);
-  // 40 MiB: below this candidate's measured peak (~60 MiB). Today the engine's estimate is below
-  // 40 MiB, so the RSS watchdog kills the child; were the estimate above, the child would refuse
-  // before training. Either way: HOST_INFEASIBLE against that budget.
-  small.set_host_memory_bytes(40 << 20);
+  // 16 MiB: below the 32 MiB process baseline the estimate assumes, so the child refuses before
+  // training (or, were its anonymous memory over 16 MiB first, the watchdog kills it). Either
+  // way: HOST_INFEASIBLE against that budget. (The budget limits anonymous memory: this
+  // candidate's was 14.6 MiB of its 63 MiB resident here, the rest mapped libraries and data.)
+  small.set_host_memory_bytes(16 << 20);
   ASSERT_TRUE(Evaluate(small, &events).ok());
   EXPECT_EQ(events.back().result().state(), v1::CANDIDATE_STATE_HOST_INFEASIBLE);
-  EXPECT_THAT(events.back().result().error(), HasSubstr("the budget 40.00 MiB"));
+  EXPECT_THAT(events.back().result().error(), HasSubstr("the budget 16.00 MiB"));
   EXPECT_EQ(coordinator_.fetches.load(), 1);  // the dataset came from the cache the second time
 
   // Metrics: the evaluations by outcome, and the text passes `promtool check metrics`.
@@ -358,6 +361,7 @@ TEST_F(WorkerProcessTest, JoinsEvaluatesInAChildAndLeavesOnSigterm) {
   EXPECT_THAT(metrics,
               HasSubstr("nanonas_worker_evaluations_total{outcome=\"host_infeasible\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluation_peak_memory_bytes_count 2"));
+  EXPECT_THAT(metrics, HasSubstr("nanonas_worker_evaluation_peak_anonymous_bytes_count 2"));
   EXPECT_THAT(metrics, HasSubstr("nanonas_worker_training_images_per_second_count 1"));
   EXPECT_THAT(metrics, HasSubstr("nanonas_worker_busy_slots 0"));
   if (access("/usr/bin/promtool", X_OK) == 0) {

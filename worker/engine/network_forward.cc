@@ -9,7 +9,7 @@
 namespace nanonas::engine {
 
 void Network::LoadImages(const Dataset& data, const int64_t* indices, int n) {
-  GatherImages(data.images.data(), data.image_bytes(), indices, n, input_scale_, acts_[0].get());
+  GatherImages(data.pixels(), data.image_bytes(), indices, n, input_scale_, acts_[0].get());
 }
 
 absl::Status Network::Forward(int n, bool training) {

@@ -36,8 +36,8 @@ absl::Status CheckData(const Architecture& arch, const Dataset& data, bool need_
         absl::StrCat("dataset images are ", FormatInputShape(data.shape),
                      " but the architecture expects ", FormatInputShape(arch.spec.input)));
   }
-  if (static_cast<int64_t>(data.images.size()) != data.size() * data.image_bytes()) {
-    return absl::InvalidArgumentError(absl::StrCat("dataset holds ", data.images.size(),
+  if (data.pixel_bytes() != data.size() * data.image_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset holds ", data.pixel_bytes(),
                                                    " pixel bytes for ", data.size(), " images of ",
                                                    data.image_bytes(), " bytes"));
   }

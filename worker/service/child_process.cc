@@ -95,13 +95,13 @@ void ChildProcess::Kill(int signal) {
   if (!reaped_ && pid_ > 0) ::kill(pid_, signal);
 }
 
-int64_t ChildProcess::CurrentRssBytes() const {
+int64_t ChildProcess::StatusBytes(absl::string_view key) const {
   if (reaped_ || pid_ <= 0) return 0;
   std::ifstream in(absl::StrCat("/proc/", pid_, "/status"));
   std::string line;
   while (std::getline(in, line)) {
     absl::string_view v(line);
-    if (absl::ConsumePrefix(&v, "VmRSS:")) {
+    if (absl::ConsumePrefix(&v, key) && absl::ConsumePrefix(&v, ":")) {
       v = absl::StripAsciiWhitespace(v);
       absl::ConsumeSuffix(&v, "kB");
       int64_t kib = 0;
@@ -111,6 +111,9 @@ int64_t ChildProcess::CurrentRssBytes() const {
   }
   return 0;
 }
+
+int64_t ChildProcess::CurrentRssBytes() const { return StatusBytes("VmRSS"); }
+int64_t ChildProcess::CurrentRssAnonBytes() const { return StatusBytes("RssAnon"); }
 
 absl::StatusOr<ChildExit> ChildProcess::Wait() {
   while (true) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace nanonas {
 
@@ -47,6 +48,9 @@ class ChildProcess {
 
   // Resident memory now (VmRSS of /proc/<pid>/status), 0 when unknown or gone.
   int64_t CurrentRssBytes() const;
+  // Anonymous resident memory now (RssAnon of /proc/<pid>/status: heap, stacks, private pages;
+  // not the file-backed pages of a memory-mapped dataset), 0 when unknown or gone.
+  int64_t CurrentRssAnonBytes() const;
 
   // Blocks until the child ends and reaps it (wait4), once.
   absl::StatusOr<ChildExit> Wait();
@@ -56,6 +60,7 @@ class ChildProcess {
  private:
   ChildProcess() = default;
   absl::StatusOr<std::optional<ChildExit>> Reap(int options);
+  int64_t StatusBytes(absl::string_view key) const;  // "<key>: N kB" of /proc/<pid>/status
   pid_t pid_ = -1;
   int stdin_fd_ = -1;
   int stdout_fd_ = -1;

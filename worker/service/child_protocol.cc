@@ -103,6 +103,7 @@ int64_t ReadStatusKib(const char* format) {
 
 int64_t OwnPeakRssBytes() { return ReadStatusKib("VmHWM: %lld kB"); }
 int64_t OwnRssBytes() { return ReadStatusKib("VmRSS: %lld kB"); }
+int64_t OwnRssAnonBytes() { return ReadStatusKib("RssAnon: %lld kB"); }
 
 absl::StatusOr<bool> FrameDecoder::Next(std::string* payload) {
   if (buffer_.size() < 4) return false;

@@ -33,6 +33,9 @@ absl::StatusOr<bool> ReadFrame(int fd, google::protobuf::MessageLite* message);
 int64_t OwnPeakRssBytes();
 // This process's resident memory now (VmRSS), 0 if unknown.
 int64_t OwnRssBytes();
+// This process's anonymous resident memory now (RssAnon: heap, stacks, private pages; not
+// file-backed pages such as a memory-mapped dataset's), 0 if unknown.
+int64_t OwnRssAnonBytes();
 
 class FrameDecoder {
  public:

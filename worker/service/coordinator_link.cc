@@ -120,36 +120,47 @@ void CoordinatorLink::Loop() {
   }
 }
 
-absl::StatusOr<std::string> CoordinatorLink::FetchDataset(const std::string& id,
-                                                          int64_t max_bytes) {
+absl::Status CoordinatorLink::FetchDataset(
+    const std::string& id, int64_t max_bytes,
+    const std::function<absl::Status(absl::string_view chunk)>& sink) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, 10 * 60 * 1000);
   nanonas::v1::FetchDatasetRequest req;
   req.set_id(id);
   auto reader = stub_->FetchDataset(&ctx, req);
   nanonas::v1::DatasetChunk chunk;
-  std::string bytes;
-  int64_t total = -1;
+  int64_t total = -1, received = 0;
+  absl::Status stopped;
   while (reader->Read(&chunk)) {
     if (total < 0 && chunk.total_bytes() > 0) {
       total = chunk.total_bytes();
       if (max_bytes > 0 && total > max_bytes) {
-        ctx.TryCancel();
-        return absl::ResourceExhaustedError(absl::StrCat("dataset ", id, " has ", total,
-                                                         " bytes, more than this worker accepts (",
-                                                         max_bytes, ")"));
+        stopped = absl::ResourceExhaustedError(
+            absl::StrCat("dataset ", id, " has ", total, " bytes, more than this worker accepts (",
+                         max_bytes, ")"));
       }
-      bytes.reserve(static_cast<size_t>(total));
     }
-    bytes += chunk.data();
+    received += static_cast<int64_t>(chunk.data().size());
+    if (stopped.ok() && total >= 0 && received > total) {
+      stopped = absl::DataLossError(
+          absl::StrCat("dataset ", id, ": received more than the announced ", total, " bytes"));
+    }
+    if (stopped.ok()) stopped = sink(chunk.data());
+    if (!stopped.ok()) {
+      ctx.TryCancel();
+      while (reader->Read(&chunk)) {
+      }
+      (void)reader->Finish();
+      return stopped;
+    }
   }
   absl::Status s = FromGrpcStatus(reader->Finish());
   if (!s.ok()) return s;
-  if (total >= 0 && static_cast<int64_t>(bytes.size()) != total) {
+  if (total >= 0 && received != total) {
     return absl::DataLossError(
-        absl::StrCat("dataset ", id, ": received ", bytes.size(), " bytes of ", total));
+        absl::StrCat("dataset ", id, ": received ", received, " bytes of ", total));
   }
-  return bytes;
+  return absl::OkStatus();
 }
 
 }  // namespace nanonas

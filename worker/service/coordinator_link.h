@@ -15,7 +15,8 @@
 #include <string>
 #include <thread>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/channel.h"
 #include "nanonas/v1/nanonas.grpc.pb.h"
 
@@ -34,9 +35,13 @@ class CoordinatorLink {
   bool registered() const { return registered_.load(); }
   int registrations() const { return registrations_.load(); }
 
-  // Downloads dataset `id` (FetchDataset stream, 10 min deadline). NOT_FOUND / UNAVAILABLE etc.
-  // as the coordinator answers; DATA_LOSS when fewer bytes arrive than announced.
-  absl::StatusOr<std::string> FetchDataset(const std::string& id, int64_t max_bytes);
+  // Downloads dataset `id` (FetchDataset stream, 10 min deadline), passing each chunk to `sink`
+  // as it arrives (nothing is buffered here): DatasetCache's Fetcher. NOT_FOUND / UNAVAILABLE
+  // etc. as the coordinator answers; RESOURCE_EXHAUSTED when the announced size is over
+  // max_bytes (> 0); DATA_LOSS when fewer or more bytes arrive than announced; the sink's error
+  // (the download is cancelled).
+  absl::Status FetchDataset(const std::string& id, int64_t max_bytes,
+                            const std::function<absl::Status(absl::string_view chunk)>& sink);
 
  private:
   void Loop();

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
+#include "common/base/status_macros.h"
 
 namespace nanonas {
 namespace fs = std::filesystem;
@@ -71,11 +72,47 @@ absl::Status DatasetCache::Init() {
   return absl::OkStatus();
 }
 
-absl::Status DatasetCache::Verify(const std::string& hex, const std::string& bytes) const {
-  if (Sha256Hex(bytes) == hex) return absl::OkStatus();
-  if (verifier_ && verifier_(hex, bytes)) return absl::OkStatus();
-  return absl::DataLossError(absl::StrCat("dataset sha256:", hex, " fetched (", bytes.size(),
+absl::Status DatasetCache::Verify(const std::string& hex, const Fetched& fetched) const {
+  if (fetched.sha256 == hex) return absl::OkStatus();
+  if (verifier_ && verifier_(hex, fetched)) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat("dataset sha256:", hex, " fetched (", fetched.size,
                                           " bytes) does not match its content hash"));
+}
+
+absl::StatusOr<int64_t> DatasetCache::FetchInto(const std::string& id, const std::string& hex,
+                                                const Fetcher& fetch,
+                                                const std::string& tmp) const {
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  Sha256 all, body;
+  // The last 4 bytes seen are held back from `body` until more arrive: at the end they are the
+  // trailer that ContentHash leaves out.
+  std::string held;
+  int64_t size = 0;
+  auto sink = [&](absl::string_view chunk) -> absl::Status {
+    out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    if (!out) return absl::InternalError(absl::StrCat("could not write ", tmp, " (disk full?)"));
+    all.Update(chunk);
+    size += static_cast<int64_t>(chunk.size());
+    if (chunk.size() >= 4) {
+      body.Update(held);
+      body.Update(chunk.substr(0, chunk.size() - 4));
+      held.assign(chunk.data() + chunk.size() - 4, 4);
+    } else {
+      held.append(chunk.data(), chunk.size());
+      if (held.size() > 4) {
+        body.Update(absl::string_view(held).substr(0, held.size() - 4));
+        held.erase(0, held.size() - 4);
+      }
+    }
+    return absl::OkStatus();
+  };
+  absl::Status fetched = fetch(id, sink);
+  out.close();
+  if (!fetched.ok()) return fetched;
+  if (!out) return absl::InternalError(absl::StrCat("could not write ", tmp, " (disk full?)"));
+  Fetched f{tmp, size, all.HexDigest(), held.size() == 4 ? body.HexDigest() : ""};
+  NANONAS_RETURN_IF_ERROR(Verify(hex, f));
+  return size;
 }
 
 void DatasetCache::Touch(const std::string& hex, Entry& e) {
@@ -124,27 +161,18 @@ absl::StatusOr<std::unique_ptr<DatasetCache::Lease>> DatasetCache::Get(const std
     ++misses_;
   }
   // Fetch outside the lock; two concurrent misses for one id both fetch, the second rename wins.
-  auto bytes = fetch(id);
-  if (!bytes.ok()) return bytes.status();
-  absl::Status verified = Verify(hex, *bytes);
-  if (!verified.ok()) return verified;
-
   std::string tmp;
   {
     std::lock_guard<std::mutex> lock(mu_);
     tmp = (fs::path(dir_) / absl::StrCat("tmp-", getpid(), "-", temp_counter_++)).string();
   }
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
-    out.close();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      return absl::InternalError(absl::StrCat("could not write ", tmp, " (disk full?)"));
-    }
+  absl::StatusOr<int64_t> fetched = FetchInto(id, hex, fetch, tmp);
+  if (!fetched.ok()) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    return fetched.status();
   }
-  const int64_t size = static_cast<int64_t>(bytes->size());
+  const int64_t size = *fetched;
   std::lock_guard<std::mutex> lock(mu_);
   if (std::rename(tmp.c_str(), PathFor(hex).c_str()) != 0) {
     std::error_code ec;

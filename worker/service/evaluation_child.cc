@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +12,7 @@
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
 #include "common/base/units.h"
+#include "common/data/mapped.h"
 #include "common/export/finalize.h"
 #include "common/resources/host_memory.h"
 #include "worker/engine/trainer.h"
@@ -66,7 +65,7 @@ EvaluateEvent ProgressEvent(const EvaluateRequest& request, int epochs, const Pr
 TrainOptions TrainOptionsFor(const EvaluateRequest& request) {
   const auto& s = request.settings();
   TrainOptions options;
-  options.threads = 1;
+  options.threads = std::max(1, request.threads());  // the runner grants this many slots
   if (request.final_training()) {
     const auto& f = request.final_settings();
     options.epochs = f.epochs() > 0 ? f.epochs() : defaults::kFinalEpochs;
@@ -86,8 +85,9 @@ TrainOptions TrainOptionsFor(const EvaluateRequest& request) {
 // quantized model, shared with nanonas-eval) on the best weights; fills r's model and figures.
 // Returns the error text, "" on success.
 std::string FinalizeInto(const Architecture& arch, const ModelWeights& weights, const Dataset& data,
-                         const Split& split, const Dataset* test, uint64_t seed,
+                         const Split& split, const Dataset* test, const TrainOptions& train,
                          EvaluateResult* r) {
+  const uint64_t seed = train.seed;
   Dataset test_resized;
   if (test != nullptr && !(test->shape == arch.spec.input)) {
     auto t = ResizeDataset(*test, arch.spec.input);
@@ -101,7 +101,7 @@ std::string FinalizeInto(const Architecture& arch, const ModelWeights& weights, 
   }
   FinalizeOptions options;
   options.float_predict = [&](const Dataset& d, const std::vector<int64_t>& indices) {
-    return Predict(arch, weights, d, indices, 1);
+    return Predict(arch, weights, d, indices, train.threads);
   };
   absl::StatusOr<FinalizedModel> model =
       FinalizeModel(arch, weights, data, split, test, seed, options);
@@ -120,31 +120,38 @@ std::string FinalizeInto(const Architecture& arch, const ModelWeights& weights, 
   return "";
 }
 
-// A dataset file's SerializeDataset bytes, decoded; NOT_FOUND when it cannot be opened. The
-// serialized bytes are freed on return: only the decoded dataset stays resident.
-absl::StatusOr<Dataset> ReadDatasetFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (path.empty() || !in) return absl::NotFoundError(path);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return DeserializeDataset(bytes);
-}
-
 // EvaluateCandidate on the dataset files the child was given (test_path "" = no test set).
 EvaluateResult EvaluateFiles(const EvaluateRequest& request, const std::string& dataset_path,
                              const std::string& test_path, int64_t memory_limit,
                              const std::function<void(const EvaluateEvent&)>& emit) {
-  absl::StatusOr<Dataset> dataset = ReadDatasetFile(dataset_path);
+  // The files are the worker cache's, verified against their content hash when fetched: mapped
+  // without a second checksum pass, pixels shared with the other children (mapped.h).
+  absl::StatusOr<Dataset> dataset = MapDatasetFile(dataset_path, /*verify_checksum=*/false);
   if (absl::IsNotFound(dataset.status())) {
     return Failed(absl::StrCat("cannot read the dataset file '", dataset_path, "'"));
   }
   if (!dataset.ok()) return Failed(absl::StrCat("dataset: ", dataset.status().message()));
   if (test_path.empty()) return EvaluateCandidate(request, *dataset, memory_limit, emit);
-  absl::StatusOr<Dataset> test = ReadDatasetFile(test_path);
+  absl::StatusOr<Dataset> test = MapDatasetFile(test_path, /*verify_checksum=*/false);
   if (!test.ok()) return Failed(absl::StrCat("test set: ", test.status().message()));
   return EvaluateCandidate(request, *dataset, memory_limit, emit, &*test);
 }
 
 }  // namespace
+
+int64_t EstimateChildAnonymousBytes(const Architecture& arch, const Dataset& dataset,
+                                    const Dataset& data, const TrainOptions& options) {
+  constexpr int64_t kEngineBaselineBytes = 32LL << 20;
+  const bool resized = &data != &dataset;
+  const int64_t original_owned = resized ? static_cast<int64_t>(dataset.images.size()) : 0;
+  const int64_t owned = static_cast<int64_t>(data.images.size()) + original_owned;
+  const int64_t extra_baseline =
+      std::max<int64_t>(0, OwnRssAnonBytes() - owned - kEngineBaselineBytes);
+  HostTrainingOptions host{options.batch_size, options.threads};
+  host.dataset_mapped = data.images.empty() && data.view != nullptr;
+  return EstimateHostTrainingBytes(arch, data.pixel_bytes(), host) + original_owned +
+         extra_baseline;
+}
 
 EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& dataset,
                                  int64_t memory_limit,
@@ -172,21 +179,10 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
 
   TrainOptions options = TrainOptionsFor(request);
 
-  // The engine's estimate assumes a process baseline of kEngineBaselineBytes (trainer.cc); this
-  // child is the worker binary, whose baseline is larger (gRPC, OpenCV and oneDNN pages mapped:
-  // ~58 MiB measured here, 45 MiB of it file-backed). Add the difference, measured now, minus the
-  // dataset already counted in the estimate, so that the refusal matches the RSS watchdog.
-  constexpr int64_t kEngineBaselineBytes = 32LL << 20;
-  const int64_t pixels = static_cast<int64_t>(data->images.size()) +
-                         (data == &dataset ? 0 : static_cast<int64_t>(dataset.images.size()));
-  const int64_t extra_baseline =
-      std::max<int64_t>(0, OwnRssBytes() - pixels - kEngineBaselineBytes);
-  const int64_t estimate =
-      EstimateHostTrainingBytes(*arch, static_cast<int64_t>(data->images.size()),
-                                HostTrainingOptions{options.batch_size, options.threads}) +
-      extra_baseline;
+  const int64_t estimate = EstimateChildAnonymousBytes(*arch, dataset, *data, options);
   NANONAS_LOG(DEBUG) << "evaluation child: k=" << spec.k << " c=" << spec.c << ", RSS "
-                     << FormatBytes(OwnRssBytes()) << " before training, estimated peak "
+                     << FormatBytes(OwnRssBytes()) << " (anonymous "
+                     << FormatBytes(OwnRssAnonBytes()) << ") before training, estimated peak "
                      << FormatBytes(estimate) << ", limit " << FormatBytes(memory_limit);
   if (memory_limit > 0 && estimate > memory_limit) {
     EvaluateResult r;
@@ -218,7 +214,7 @@ EvaluateResult EvaluateCandidate(const EvaluateRequest& request, const Dataset& 
   if (request.final_training()) {
     if (!trained->best_weights.has_value()) return Failed("the final training kept no weights");
     const std::string error =
-        FinalizeInto(*arch, *trained->best_weights, *data, *split, test_dataset, options.seed, &r);
+        FinalizeInto(*arch, *trained->best_weights, *data, *split, test_dataset, options, &r);
     if (!error.empty()) return Failed(error);
   }
   return r;
@@ -250,6 +246,8 @@ int EvaluationChildMain(int argc, char** argv) {
   auto emit = [](const EvaluateEvent& e) { (void)WriteFrame(STDOUT_FILENO, e); };
   EvaluateResult result = EvaluateFiles(request, dataset_path, test_path, memory_limit, emit);
   result.set_peak_memory_bytes(OwnPeakRssBytes());
+  // A last sample of the anonymous memory; the runner keeps the highest of its polls and this.
+  result.set_peak_anonymous_bytes(OwnRssAnonBytes());
   EvaluateEvent last;
   *last.mutable_result() = result;
   return WriteFrame(STDOUT_FILENO, last).ok() ? 0 : 3;

@@ -1,9 +1,11 @@
 // The evaluation child process: `nanonas-worker --evaluate-child --dataset-file PATH
 // --memory-limit BYTES [--test-dataset-file PATH]` reads one EvaluateRequest frame from stdin,
-// trains the candidate on the dataset file (a SerializeDataset blob, resized to the request's
-// input when needed), and writes progress and epoch events and finally one result to stdout (see
-// child_protocol.h). A candidate whose estimated training memory exceeds the limit ends
-// HOST_INFEASIBLE before any training. One evaluation per process; not meant for threads.
+// trains the candidate on the dataset file (a SerializeDataset blob, memory-mapped in place by
+// MapDatasetFile: its pixels are shared file-backed pages, copied to the heap only when resized
+// to the request's input) with request.threads engine threads, and writes progress and epoch
+// events and finally one result to stdout (see child_protocol.h). A candidate whose estimated
+// peak ANONYMOUS memory (EstimateHostTrainingBytes, dataset_mapped unless resized) exceeds the
+// limit ends HOST_INFEASIBLE before any training. One evaluation per process; not for threads.
 #ifndef NANONAS_WORKER_SERVICE_EVALUATION_CHILD_H_
 #define NANONAS_WORKER_SERVICE_EVALUATION_CHILD_H_
 
@@ -11,8 +13,10 @@
 #include <functional>
 #include <string>
 
+#include "common/arch/architecture.h"
 #include "common/data/dataset.h"
 #include "nanonas/v1/nanonas.pb.h"
+#include "worker/engine/trainer.h"
 
 namespace nanonas {
 
@@ -27,6 +31,16 @@ nanonas::v1::EvaluateResult EvaluateCandidate(
     const nanonas::v1::EvaluateRequest& request, const Dataset& dataset, int64_t memory_limit,
     const std::function<void(const nanonas::v1::EvaluateEvent&)>& emit,
     const Dataset* test_dataset = nullptr);
+
+// The estimated peak anonymous memory (bytes) of training `arch` on `data` in this process: the
+// figure EvaluateCandidate compares with its memory limit (and the runner's RssAnon watchdog
+// enforces). `data` is `dataset` itself or its copy resized to the architecture's input. Pixels
+// mapped from a file (MapDatasetFile) are file-backed, shared and reclaimable, so not counted;
+// owned pixels (a resized copy, a dataset decoded on the heap, both when resized) are. It is
+// EstimateHostTrainingBytes (host_memory.h) plus the owned original when resized, plus this
+// process's anonymous memory measured now beyond the 32 MiB baseline that estimate assumes.
+int64_t EstimateChildAnonymousBytes(const Architecture& arch, const Dataset& dataset,
+                                    const Dataset& data, const TrainOptions& options);
 
 // main() of the child: argv after the --evaluate-child flag. Returns the exit code (0 when a
 // result was written, 2 on bad arguments, 3 when the pipe broke).

@@ -24,21 +24,143 @@ using nanonas::v1::EvaluateEvent;
 using nanonas::v1::EvaluateRequest;
 using nanonas::v1::EvaluateResult;
 
+// Takes up to `wanted` of `slots` slots (at least one) from `busy`; returns the slots taken, 0
+// when none is free. Releases them when destroyed.
 class SlotGuard {
  public:
-  SlotGuard(std::atomic<int>& busy, WorkerMetrics* metrics) : busy_(busy), metrics_(metrics) {}
+  SlotGuard(std::atomic<int>& busy, int slots, int wanted, WorkerMetrics* metrics)
+      : busy_(busy), metrics_(metrics) {
+    int now = busy_.load();
+    while (now < slots) {
+      const int take = std::min(std::max(1, wanted), slots - now);
+      if (busy_.compare_exchange_weak(now, now + take)) {
+        taken_ = take;
+        if (metrics_) metrics_->SetBusySlots(now + take);
+        break;
+      }
+    }
+  }
   ~SlotGuard() {
-    int now = --busy_;
+    if (taken_ == 0) return;
+    int now = busy_ -= taken_;
     if (metrics_) metrics_->SetBusySlots(now);
   }
+  int taken() const { return taken_; }
 
  private:
   std::atomic<int>& busy_;
   WorkerMetrics* metrics_;
+  int taken_ = 0;
 };
+
+// What watching a child produced: its result (if it sent one) and why it was killed, if it was.
+struct Watch {
+  EvaluateResult result;
+  bool have_result = false, killed_cancel = false, killed_memory = false, protocol_error = false;
+  int64_t max_rss = 0;        // highest VmRSS polled
+  int64_t max_anonymous = 0;  // highest RssAnon polled
+  std::string error_detail;
+};
+
+// Decodes the frames buffered in `decoder`: events to `sink`, the result into `w`. Kills the child
+// on a protocol error.
+void TakeFrames(FrameDecoder& decoder, ChildProcess& child, const EvaluationRunner::EventSink& sink,
+                Watch& w) {
+  std::string payload;
+  while (true) {
+    auto got = decoder.Next(&payload);
+    if (!got.ok()) {
+      w.protocol_error = true;
+      w.error_detail = std::string(got.status().message());
+      child.Kill(SIGKILL);
+      return;
+    }
+    if (!*got) return;
+    EvaluateEvent event;
+    if (!event.ParseFromString(payload)) {
+      w.protocol_error = true;
+      w.error_detail = "unparsable event from the evaluation process";
+      child.Kill(SIGKILL);
+      return;
+    }
+    if (event.has_result()) {
+      w.result = event.result();
+      w.have_result = true;
+    } else if (sink) {
+      sink(event);
+    }
+  }
+}
+
+// Samples the child's memory; kills it when its anonymous memory is over the budget.
+void PollMemory(ChildProcess& child, int64_t budget, Watch& w) {
+  w.max_rss = std::max(w.max_rss, child.CurrentRssBytes());
+  const int64_t anonymous = child.CurrentRssAnonBytes();
+  w.max_anonymous = std::max(w.max_anonymous, anonymous);
+  if (!w.killed_memory && budget > 0 && anonymous > budget) {
+    w.killed_memory = true;
+    w.error_detail = absl::StrCat("anonymous memory ", FormatBytes(anonymous),
+                                  " exceeded the budget ", FormatBytes(budget));
+    child.Kill(SIGKILL);
+  }
+}
+
+// Relays the child's output until it closes, polling cancellation and memory every poll_ms.
+Watch WatchChild(ChildProcess& child, int64_t budget, int poll_ms,
+                 const EvaluationRunner::EventSink& sink,
+                 const EvaluationRunner::CancelCheck& cancelled) {
+  Watch w;
+  FrameDecoder decoder;
+  char buf[65536];
+  while (true) {
+    struct pollfd pfd = {child.stdout_fd(), POLLIN, 0};
+    int rc = poll(&pfd, 1, poll_ms);
+    if (rc < 0 && errno != EINTR) break;
+    bool eof = false;
+    if (rc > 0) {
+      ssize_t n = read(child.stdout_fd(), buf, sizeof(buf));
+      if (n < 0 && errno != EINTR && errno != EAGAIN) eof = true;
+      if (n == 0) eof = true;
+      if (n > 0) decoder.Append(buf, static_cast<size_t>(n));
+      TakeFrames(decoder, child, sink, w);
+    }
+    // A last sample as the output closes: the child is exiting but still holds its memory.
+    PollMemory(child, budget, w);
+    if (eof) break;
+    if (!w.killed_cancel && cancelled && cancelled()) {
+      w.killed_cancel = true;
+      child.Kill(SIGKILL);
+    }
+  }
+  return w;
+}
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The output is closed: the child is exiting. One that lingers (hung after closing its output)
+// is still cancellable and is killed after kLingerMs. Returns how it ended.
+constexpr int kLingerMs = 5000;
+absl::StatusOr<ChildExit> ReapChild(ChildProcess& child,
+                                    const EvaluationRunner::CancelCheck& cancelled,
+                                    bool* killed_cancel, bool* killed_lingering) {
+  const auto eof_at = std::chrono::steady_clock::now();
+  while (true) {
+    auto reaped = child.TryWait();
+    if (!reaped.ok()) return reaped.status();
+    if (reaped->has_value()) return **reaped;
+    if (!*killed_cancel && cancelled && cancelled()) {
+      *killed_cancel = true;
+      child.Kill(SIGKILL);
+    }
+    if (!*killed_lingering &&
+        std::chrono::steady_clock::now() - eof_at > std::chrono::milliseconds(kLingerMs)) {
+      *killed_lingering = true;
+      child.Kill(SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace
@@ -103,19 +225,21 @@ absl::StatusOr<EvaluateResult> EvaluationRunner::Run(const EvaluateRequest& requ
     if (metrics_) metrics_->RecordEvaluation("rejected", 0, 0, 0);
     return valid;
   }
-  int now = ++busy_;
-  SlotGuard guard(busy_, metrics_);
-  if (now > options_.slots) {
+  SlotGuard guard(busy_, options_.slots, request.threads(), metrics_);
+  if (guard.taken() == 0) {
     if (metrics_) metrics_->RecordEvaluation("rejected", 0, 0, 0);
     return absl::ResourceExhaustedError(
         absl::StrCat("all ", options_.slots,
                      " evaluation slots of this worker are busy; retry on another worker"));
   }
-  if (metrics_) metrics_->SetBusySlots(now);
+  // The child trains with as many threads as slots were granted.
+  EvaluateRequest granted = request;
+  granted.set_threads(guard.taken());
   const auto start = std::chrono::steady_clock::now();
   NANONAS_LOG(INFO) << "evaluation " << request.evaluation_id() << " of job " << request.job_id()
                     << ": k=" << request.k() << " c=" << request.c()
-                    << (request.final_training() ? " (final training)" : "");
+                    << (request.final_training() ? " (final training)" : "") << ", "
+                    << guard.taken() << " thread(s)";
 
   EvaluateResult result;
   bool was_hit = cache_->Contains(request.dataset_id());
@@ -144,7 +268,7 @@ absl::StatusOr<EvaluateResult> EvaluationRunner::Run(const EvaluateRequest& requ
       result.set_error(absl::StrCat("test set ", request.test_dataset_id(),
                                     " unavailable: ", test_lease.status().message()));
     } else {
-      result = RunChild(request, (*lease)->path(), *test_lease ? (*test_lease)->path() : "",
+      result = RunChild(granted, (*lease)->path(), *test_lease ? (*test_lease)->path() : "",
                         EffectiveBudget(request), sink, cancelled);
     }
   }
@@ -153,10 +277,12 @@ absl::StatusOr<EvaluateResult> EvaluationRunner::Run(const EvaluateRequest& requ
                     << nanonas::v1::CandidateState_Name(result.state())
                     << (result.error().empty() ? "" : " (" + result.error() + ")") << " in "
                     << result.duration_seconds() << " s, peak "
-                    << FormatBytes(result.peak_memory_bytes());
+                    << FormatBytes(result.peak_memory_bytes()) << " (anonymous "
+                    << FormatBytes(result.peak_anonymous_bytes()) << ")";
   if (metrics_) {
     metrics_->RecordEvaluation(OutcomeLabel(result.state()), result.duration_seconds(),
                                result.train_images_per_second(), result.peak_memory_bytes());
+    metrics_->RecordPeakAnonymousMemory(result.peak_anonymous_bytes());
   }
   return result;
 }
@@ -184,115 +310,43 @@ EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
     NANONAS_LOG(WARNING) << "sending the request to the child: " << sent.message();
   }
 
-  FrameDecoder decoder;
-  bool have_result = false, killed_cancel = false, killed_memory = false, protocol_error = false;
-  int64_t max_polled_rss = 0;
-  std::string error_detail;
-  char buf[65536];
-  while (true) {
-    struct pollfd pfd = {child->stdout_fd(), POLLIN, 0};
-    int rc = poll(&pfd, 1, options_.rss_poll_ms);
-    if (rc < 0 && errno != EINTR) break;
-    bool eof = false;
-    if (rc > 0) {
-      ssize_t n = read(child->stdout_fd(), buf, sizeof(buf));
-      if (n < 0 && errno != EINTR && errno != EAGAIN) eof = true;
-      if (n == 0) eof = true;
-      if (n > 0) decoder.Append(buf, static_cast<size_t>(n));
-      std::string payload;
-      while (true) {
-        auto got = decoder.Next(&payload);
-        if (!got.ok()) {
-          protocol_error = true;
-          error_detail = std::string(got.status().message());
-          child->Kill(SIGKILL);
-          break;
-        }
-        if (!*got) break;
-        EvaluateEvent event;
-        if (!event.ParseFromString(payload)) {
-          protocol_error = true;
-          error_detail = "unparsable event from the evaluation process";
-          child->Kill(SIGKILL);
-          break;
-        }
-        if (event.has_result()) {
-          result = event.result();
-          have_result = true;
-        } else if (sink) {
-          sink(event);
-        }
-      }
-    }
-    if (eof) break;
-    if (!killed_cancel && cancelled && cancelled()) {
-      killed_cancel = true;
-      child->Kill(SIGKILL);
-    }
-    int64_t rss = child->CurrentRssBytes();
-    max_polled_rss = std::max(max_polled_rss, rss);
-    if (!killed_memory && budget > 0 && rss > budget) {
-      killed_memory = true;
-      error_detail = absl::StrCat("resident memory ", FormatBytes(rss), " exceeded the budget ",
-                                  FormatBytes(budget));
-      child->Kill(SIGKILL);
-    }
-  }
-  // The output is closed: the child is exiting. One that lingers (hung after closing its
-  // output) is still cancellable and is killed after kLingerMs.
-  constexpr int kLingerMs = 5000;
-  absl::StatusOr<ChildExit> exit = absl::UnknownError("not reaped");
-  const auto eof_at = std::chrono::steady_clock::now();
+  Watch w = WatchChild(*child, budget, options_.rss_poll_ms, sink, cancelled);
+  bool& killed_cancel = w.killed_cancel;
   bool killed_lingering = false;
-  while (true) {
-    auto reaped = child->TryWait();
-    if (!reaped.ok()) {
-      exit = reaped.status();
-      break;
-    }
-    if (reaped->has_value()) {
-      exit = **reaped;
-      break;
-    }
-    if (!killed_cancel && cancelled && cancelled()) {
-      killed_cancel = true;
-      child->Kill(SIGKILL);
-    }
-    if (!killed_lingering &&
-        std::chrono::steady_clock::now() - eof_at > std::chrono::milliseconds(kLingerMs)) {
-      killed_lingering = true;
-      child->Kill(SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  absl::StatusOr<ChildExit> exit = ReapChild(*child, cancelled, &killed_cancel, &killed_lingering);
   // The child's own VmHWM when it reported one; otherwise the highest RSS polled (wait4's
   // ru_maxrss includes the worker's own memory, inherited through posix_spawn's exec).
-  int64_t peak = std::max(max_polled_rss, have_result ? result.peak_memory_bytes() : 0);
+  const bool have_result = w.have_result;
+  if (have_result) result = w.result;
+  int64_t peak = std::max(w.max_rss, have_result ? result.peak_memory_bytes() : 0);
+  // Sampled: the highest RssAnon polled, or the child's own last reading with its result.
+  const int64_t peak_anonymous =
+      std::max(w.max_anonymous, have_result ? result.peak_anonymous_bytes() : 0);
   std::string how = exit.ok() ? exit->Describe() : "ended";
   const bool clean_exit = exit.ok() && exit->exited && exit->exit_code == 0;
   if (killed_cancel) {
     result = EvaluateResult();
     result.set_state(nanonas::v1::CANDIDATE_STATE_CANCELLED);
     result.set_error("cancelled: the evaluation process was killed");
-  } else if (killed_memory) {
+  } else if (w.killed_memory) {
     result = EvaluateResult();
     result.set_state(nanonas::v1::CANDIDATE_STATE_HOST_INFEASIBLE);
-    result.set_error(error_detail);
+    result.set_error(w.error_detail);
   } else if (killed_lingering) {
     result = EvaluateResult();
     result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
     result.set_error(absl::StrCat("evaluation process did not exit within ", kLingerMs / 1000,
                                   " s of closing its output; killed"));
-  } else if (protocol_error) {
+  } else if (w.protocol_error) {
     result = EvaluateResult();
     result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
-    result.set_error(error_detail);
+    result.set_error(w.error_detail);
   } else if (!have_result || !clean_exit) {
     result = EvaluateResult();
-    if (budget > 0 && peak > budget) {
+    if (budget > 0 && peak_anonymous > budget) {
       result.set_state(nanonas::v1::CANDIDATE_STATE_HOST_INFEASIBLE);
-      result.set_error(absl::StrCat("evaluation process ", how, " after its resident memory ",
-                                    FormatBytes(peak), " exceeded the budget ",
+      result.set_error(absl::StrCat("evaluation process ", how, " after its anonymous memory ",
+                                    FormatBytes(peak_anonymous), " exceeded the budget ",
                                     FormatBytes(budget)));
     } else {
       result.set_state(nanonas::v1::CANDIDATE_STATE_FAILED);
@@ -305,6 +359,7 @@ EvaluateResult EvaluationRunner::RunChild(const EvaluateRequest& request,
     }
   }
   result.set_peak_memory_bytes(peak);
+  result.set_peak_anonymous_bytes(peak_anonymous);
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
 #include "common/base/units.h"
+#include "common/data/mapped.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -145,9 +146,12 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
   WorkerMetrics metrics(*registry);
 
   DatasetCache cache(config.cache_dir, config.cache_bytes,
-                     [](const std::string& hex, const std::string& bytes) {
-                       auto data = DeserializeDataset(bytes);
-                       return data.ok() && ContentHash(*data) == hex;
+                     // The coordinator names a decoded dataset by its ContentHash: the SHA-256
+                     // of the blob but its CRC trailer, then checked as a whole (structure, CRC)
+                     // in place, without loading it.
+                     [](const std::string& hex, const DatasetCache::Fetched& fetched) {
+                       return fetched.body_sha256 == hex &&
+                              MapDatasetFile(fetched.path, /*verify_checksum=*/true).ok();
                      });
   absl::Status cache_ok = cache.Init();
   if (!cache_ok.ok()) {
@@ -157,15 +161,16 @@ int RunWorker(const nanonas::WorkerConfig& flags) {
 
   auto channel = grpc::CreateChannel(config.coordinator, grpc::InsecureChannelCredentials());
   std::unique_ptr<CoordinatorLink> link;
-  const int64_t fetch_limit = config.memory_budget_bytes;
+  // Fetched datasets stream to disk, not memory: the bound is the cache's, not the memory budget.
+  const int64_t fetch_limit = config.cache_bytes;
   EvaluationRunnerOptions runner_options;
   runner_options.child_command = {SelfExecutablePath(), "--evaluate-child"};
   runner_options.slots = config.slots;
   runner_options.memory_budget_bytes = config.memory_budget_bytes;
   EvaluationRunner runner(
       runner_options, &cache,
-      [&link, fetch_limit](const std::string& id) -> absl::StatusOr<std::string> {
-        return link->FetchDataset(id, fetch_limit);
+      [&link, fetch_limit](const std::string& id, const DatasetCache::ChunkSink& sink) {
+        return link->FetchDataset(id, fetch_limit, sink);
       },
       &metrics);
 

@@ -59,6 +59,13 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
                        .Help("OS-measured peak resident memory of an evaluation process.")
                        .Register(registry)
                        .Add({}, PeakMemoryBuckets())),
+      peak_anonymous_(prometheus::BuildHistogram()
+                          .Name("nanonas_worker_evaluation_peak_anonymous_bytes")
+                          .Help("Peak anonymous memory (RssAnon, sampled) of an evaluation "
+                                "process: what the memory budget limits; a memory-mapped "
+                                "dataset is not in it.")
+                          .Register(registry)
+                          .Add({}, PeakMemoryBuckets())),
       cache_bytes_(prometheus::BuildGauge()
                        .Name("nanonas_worker_dataset_cache_bytes")
                        .Help("Bytes held in the worker's dataset cache.")
@@ -84,6 +91,10 @@ void WorkerMetrics::RecordEvaluation(const std::string& outcome, double seconds,
   duration_.Observe(seconds);
   if (outcome == "done" && images_per_second > 0) images_per_second_.Observe(images_per_second);
   if (peak_memory_bytes > 0) peak_memory_.Observe(static_cast<double>(peak_memory_bytes));
+}
+
+void WorkerMetrics::RecordPeakAnonymousMemory(int64_t bytes) {
+  if (bytes > 0) peak_anonymous_.Observe(static_cast<double>(bytes));
 }
 
 void WorkerMetrics::SetSlots(int slots) { slots_.Set(slots); }

@@ -38,6 +38,8 @@ class WorkerMetrics {
   // outcome: "done", "host_infeasible", "failed", "cancelled", "rejected".
   void RecordEvaluation(const std::string& outcome, double seconds, double images_per_second,
                         int64_t peak_memory_bytes);
+  // The sampled peak anonymous memory (RssAnon) of an evaluation process that ran (> 0).
+  void RecordPeakAnonymousMemory(int64_t bytes);
   void SetSlots(int slots);
   void SetBusySlots(int busy);
   void SetMemoryBudget(int64_t bytes);
@@ -54,6 +56,7 @@ class WorkerMetrics {
   prometheus::Histogram& duration_;
   prometheus::Histogram& images_per_second_;
   prometheus::Histogram& peak_memory_;
+  prometheus::Histogram& peak_anonymous_;
   prometheus::Gauge& cache_bytes_;
   std::map<std::string, prometheus::Counter*> fetches_;
 };
