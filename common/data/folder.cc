@@ -136,7 +136,7 @@ absl::Status DecodeInto(const fs::path& path, const FolderOptions& options, uint
 
 struct ClassFiles {
   std::string name;
-  std::vector<fs::path> files;  // sorted by file name
+  std::vector<std::string> files;  // file names (not paths: a few bytes per image), sorted
 };
 
 // Calls visit(path) for each entry of `dir` that is not hidden. INVALID_ARGUMENT "cannot list
@@ -188,14 +188,12 @@ absl::StatusOr<std::vector<ClassFiles>> ScanRoot(const fs::path& root, int64_t* 
     NANONAS_RETURN_IF_ERROR(ListFolder(root / c.name, "class folder", [&](const fs::path& p) {
       std::error_code is_dir_ec;
       if (HasImageExtension(p) && !fs::is_directory(p, is_dir_ec)) {
-        c.files.push_back(p);
+        c.files.push_back(p.filename().string());
       } else {
         ++*ignored;
       }
     }));
-    std::sort(c.files.begin(), c.files.end(), [](const fs::path& a, const fs::path& b) {
-      return a.filename().string() < b.filename().string();
-    });
+    std::sort(c.files.begin(), c.files.end());
   }
   return classes;
 }
@@ -290,11 +288,12 @@ absl::StatusOr<FolderListing> ListImageFolder(const std::string& root,
                       << " entries that are not .jpg/.jpeg/.png/.bmp files";
   }
   FolderListing listing;
+  listing.root = root;
   listing.files.reserve(static_cast<size_t>(total));
   listing.labels.reserve(static_cast<size_t>(total));
   for (size_t label = 0; label < classes.size(); ++label) {
     listing.class_names.push_back(classes[label].name);
-    for (fs::path& file : classes[label].files) {
+    for (std::string& file : classes[label].files) {
       listing.files.push_back(std::move(file));
       listing.labels.push_back(static_cast<int32_t>(label));
     }
@@ -304,7 +303,7 @@ absl::StatusOr<FolderListing> ListImageFolder(const std::string& root,
 
 // Each image has its own slot, so threads only share the next index and the first error; the
 // error returned is that of the smallest failing index.
-absl::Status DecodeImages(const std::vector<fs::path>& files, int64_t begin, int64_t end,
+absl::Status DecodeImages(const FolderListing& listing, int64_t begin, int64_t end,
                           const FolderOptions& options, uint8_t* out) {
   const int64_t image_bytes =
       static_cast<int64_t>(options.size.height) * options.size.width * options.size.channels;
@@ -315,7 +314,7 @@ absl::Status DecodeImages(const std::vector<fs::path>& files, int64_t begin, int
   std::atomic<int64_t> stop_at{end};
   auto work = [&] {
     for (int64_t i = next++; i < stop_at.load(); i = next++) {
-      absl::Status s = DecodeInto(files[i], options, out + (i - begin) * image_bytes);
+      absl::Status s = DecodeInto(listing.path(i), options, out + (i - begin) * image_bytes);
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (i < error_index) {
@@ -357,11 +356,11 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOpt
                            data_internal::ListImageFolder(root, options));
   Dataset ds;
   ds.shape = options.size;
-  ds.class_names = std::move(listing.class_names);
-  ds.labels = std::move(listing.labels);
   ds.images.resize(static_cast<size_t>(listing.size() * ds.image_bytes()));
   NANONAS_RETURN_IF_ERROR(
-      data_internal::DecodeImages(listing.files, 0, listing.size(), options, ds.images.data()));
+      data_internal::DecodeImages(listing, 0, listing.size(), options, ds.images.data()));
+  ds.class_names = std::move(listing.class_names);
+  ds.labels = std::move(listing.labels);
   return ds;
 }
 

@@ -17,12 +17,18 @@
 
 namespace nanonas::data_internal {
 
-// A validated class folder in load order: image i is files[i] with label labels[i].
+// A validated class folder in load order: image i is root/<class_names[labels[i]]>/<files[i]>.
+// File names rather than paths keep it small (tens of bytes an image; a std::filesystem::path
+// also holds its parsed components, hundreds).
 struct FolderListing {
+  std::string root;
   std::vector<std::string> class_names;  // label i is class_names[i]
-  std::vector<std::filesystem::path> files;
+  std::vector<std::string> files;        // file names within their class folder
   std::vector<int32_t> labels;
   int64_t size() const { return static_cast<int64_t>(files.size()); }
+  std::filesystem::path path(int64_t i) const {
+    return std::filesystem::path(root) / class_names[labels[i]] / files[i];
+  }
 };
 
 // Checks `options`, lists root/<class>/<images> and validates the listing (LoadImageFolder's
@@ -30,10 +36,11 @@ struct FolderListing {
 absl::StatusOr<FolderListing> ListImageFolder(const std::string& root,
                                               const FolderOptions& options);
 
-// Decodes files[begin, end) into out + (i - begin) * image_bytes on options.threads threads.
-// The result is the same for any thread count; the error is that of the first failing file.
-absl::Status DecodeImages(const std::vector<std::filesystem::path>& files, int64_t begin,
-                          int64_t end, const FolderOptions& options, uint8_t* out);
+// Decodes images [begin, end) of `listing` into out + (i - begin) * image_bytes on
+// options.threads threads. The result is the same for any thread count; the error is that of the
+// first failing file.
+absl::Status DecodeImages(const FolderListing& listing, int64_t begin, int64_t end,
+                          const FolderOptions& options, uint8_t* out);
 
 // Converts `count` images of shape `in` (NHWC, RGB or gray) to `size`, as ResizeDataset does.
 absl::Status ConvertImages(const uint8_t* images, const InputShape& in, int64_t count,

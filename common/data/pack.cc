@@ -197,7 +197,6 @@ absl::StatusOr<PackedDataset> PackImageFolder(const std::string& root, const Fol
         SerializeDatasetHead(options.size, listing.class_names, listing.labels);
     NANONAS_RETURN_IF_ERROR(writer.Append(head.data(), head.size()));
   }
-  std::vector<int32_t>().swap(listing.labels);  // written; only the files are needed now
   const int64_t chunk = std::min(total, ChunkImages(chunking, image_bytes));
   std::vector<uint8_t> pixels(static_cast<size_t>(chunk * image_bytes));  // (chunk, H, W, C)
   packed.peak_buffer_bytes = static_cast<int64_t>(pixels.size());
@@ -205,7 +204,7 @@ absl::StatusOr<PackedDataset> PackImageFolder(const std::string& root, const Fol
     NANONAS_RETURN_IF_ERROR(CheckCancelled(cancelled));
     const int64_t end = std::min(total, begin + chunk);
     NANONAS_RETURN_IF_ERROR(
-        data_internal::DecodeImages(listing.files, begin, end, options, pixels.data()));
+        data_internal::DecodeImages(listing, begin, end, options, pixels.data()));
     NANONAS_RETURN_IF_ERROR(
         writer.Append(pixels.data(), static_cast<size_t>((end - begin) * image_bytes)));
     if (progress) progress(PackProgress{end, total});
