@@ -193,11 +193,10 @@ coord::PreparationDecoder RegistryDecoder(coord::DatasetRegistry* datasets) {
   return
       [datasets](const std::string& id, const nanonas::InputShape& input,
                  const coord::ImagesProgress& progress) -> absl::StatusOr<coord::PreparedDataset> {
-        // progress: wired when the streaming Decode lands
-        (void)progress;
-        absl::StatusOr<coord::DecodedDataset> decoded = datasets->Decode(id, input);
+        absl::StatusOr<coord::DecodedDataset> decoded = datasets->Decode(id, input, progress);
         if (!decoded.ok()) return decoded.status();
-        return coord::PreparedDataset{*std::move(decoded), /*reused=*/false, 0.0};
+        const bool reused = decoded->reused;
+        return coord::PreparedDataset{*std::move(decoded), reused, 0.0};
       };
 }
 

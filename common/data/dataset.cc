@@ -71,6 +71,7 @@ void WriteBody(const Dataset& d, Sink&& sink) {
 class Reader {
  public:
   Reader(const char* bytes, size_t end) : p_(bytes), end_(bytes + end) {}
+  Reader(const std::string& bytes, size_t end) : Reader(bytes.data(), end) {}
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
   bool Bytes(void* out, size_t n) {
     if (remaining() < n) return false;
@@ -261,6 +262,94 @@ Dataset Subset(const Dataset& data, const std::vector<int64_t>& indices) {
                        << ")";
   }
   return out;
+}
+
+}  // namespace nanonas
+
+// --- Streaming serialisation (common/data/pack.h) ---
+
+namespace nanonas {
+
+std::string SerializeDatasetHead(const InputShape& shape,
+                                 const std::vector<std::string>& class_names,
+                                 const std::vector<int32_t>& labels) {
+  Dataset d;  // no pixels: WriteBody then stops right after the labels
+  d.shape = shape;
+  d.class_names = class_names;
+  d.labels = labels;
+  std::string out;
+  WriteBody(d, [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); });
+  return out;
+}
+
+absl::StatusOr<DatasetHead> ReadDatasetHead(std::istream& in, uint64_t file_size) {
+  constexpr size_t kFixed = 4 + 4 + 12 + 8 + 4;  // magic, version, H W C, N, classes
+  if (file_size < kFixed + 4) return Corrupt("too short for a header");
+  std::string buf(kFixed, '\0');
+  auto read = [&](size_t n) {
+    buf.resize(n);
+    return static_cast<bool>(in.read(buf.data(), static_cast<std::streamsize>(n)));
+  };
+  if (!read(kFixed)) return Corrupt("header is cut short");
+  if (std::memcmp(buf.data(), kMagic, 4) != 0) return Corrupt("bad magic (not a dataset)");
+  Reader r(buf, kFixed);
+  r.Skip(4);
+  uint32_t version, h, w, c, classes;
+  uint64_t n;
+  if (!r.U32(&version) || !r.U32(&h) || !r.U32(&w) || !r.U32(&c) || !r.U64(&n) ||
+      !r.U32(&classes)) {
+    return Corrupt("header is cut short");
+  }
+  if (version != kVersion) return Corrupt(absl::StrCat("unsupported version ", version));
+  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide || (c != 1 && c != 3)) {
+    return Corrupt(absl::StrCat("bad image size ", h, "x", w, "x", c));
+  }
+  if (classes == 0 || classes > kMaxClasses) {
+    return Corrupt(absl::StrCat("bad class count ", classes));
+  }
+  DatasetHead head;
+  head.shape = {static_cast<int>(h), static_cast<int>(w), static_cast<int>(c)};
+  uint64_t remaining = file_size - 4 - kFixed;  // body bytes after the fixed header
+  for (uint32_t i = 0; i < classes; ++i) {
+    uint32_t len;
+    if (remaining < 4 || !read(4)) return Corrupt("class names are cut short");
+    Reader(buf, 4).U32(&len);
+    remaining -= 4;
+    if (len > kMaxNameBytes || len > remaining) {
+      return Corrupt(absl::StrCat("class name ", i, " has a bad length ", len));
+    }
+    if (!read(len)) return Corrupt("class names are cut short");
+    head.class_names.push_back(buf);
+    remaining -= len;
+  }
+  const uint64_t image_bytes = uint64_t{h} * w * c;
+  if (n > remaining / (4 + image_bytes)) {
+    return Corrupt(absl::StrCat("declares ", n, " images but holds only ", remaining,
+                                " bytes after its header"));
+  }
+  if (remaining != n * (4 + image_bytes)) {
+    return Corrupt(absl::StrCat("length ", file_size, " does not match its header (", n,
+                                " images of ", h, "x", w, "x", c, ")"));
+  }
+  head.labels.resize(n);
+  constexpr uint64_t kLabelsPerRead = 16384;
+  for (uint64_t i = 0; i < n; i += kLabelsPerRead) {
+    const uint64_t count = std::min(kLabelsPerRead, n - i);
+    if (!read(count * 4)) return Corrupt("labels are cut short");
+    Reader labels(buf, buf.size());
+    for (uint64_t j = 0; j < count; ++j) {
+      uint32_t v;
+      labels.U32(&v);
+      const auto label = static_cast<int32_t>(v);
+      if (label < 0 || static_cast<uint32_t>(label) >= classes) {
+        return Corrupt(absl::StrCat("label ", label, " of image ", i + j, " is outside the ",
+                                    classes, " classes"));
+      }
+      head.labels[i + j] = label;
+    }
+  }
+  head.pixel_offset = static_cast<int64_t>(file_size - 4 - n * image_bytes);
+  return head;
 }
 
 }  // namespace nanonas

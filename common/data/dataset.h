@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,27 @@ absl::StatusOr<Dataset> ParseDatasetView(const char* bytes, size_t size, bool ve
 // A subset (copy) of the given indices, e.g. the first N of Fashion-MNIST for a quick demo.
 // Indices outside [0, size()) are skipped (and logged as an error).
 Dataset Subset(const Dataset& data, const std::vector<int64_t>& indices);
+
+// --- Streaming serialisation (for files larger than memory: common/data/pack.h) ---
+
+// The serialised body up to, not including, the pixels: "NNDS" .. class names .. labels. The
+// whole body is this followed by the N*H*W*C pixels (SerializeDataset then appends the CRC-32).
+std::string SerializeDatasetHead(const InputShape& shape,
+                                 const std::vector<std::string>& class_names,
+                                 const std::vector<int32_t>& labels);
+
+// A serialised dataset's head as ReadDatasetHead found it.
+struct DatasetHead {
+  InputShape shape;
+  std::vector<std::string> class_names;
+  std::vector<int32_t> labels;  // (N)
+  int64_t pixel_offset = 0;     // where the pixels start; == SerializeDatasetHead(...).size()
+};
+
+// Reads the head of a serialised dataset of `file_size` bytes from `in` (positioned at its first
+// byte) with DeserializeDataset's checks and error texts, except the CRC-32, which the caller
+// checks over the bytes it streams. Leaves `in` at the first pixel. INVALID_ARGUMENT when invalid.
+absl::StatusOr<DatasetHead> ReadDatasetHead(std::istream& in, uint64_t file_size);
 
 }  // namespace nanonas
 

@@ -1,4 +1,5 @@
-// Class-folder datasets: LoadImageFolder and ResizeDataset (the OpenCV side of nanonas_data).
+// Class-folder datasets: LoadImageFolder and ResizeDataset (the OpenCV side of nanonas_data), and
+// the listing, decode and conversion they share with pack.cc (folder_internal.h).
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -17,12 +18,14 @@
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
 #include "common/data/dataset.h"
+#include "common/data/folder_internal.h"
 #include "common/data/image_header.h"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
 
 namespace nanonas {
+namespace data_internal {
 namespace {
 
 namespace fs = std::filesystem;
@@ -35,15 +38,6 @@ bool IsHidden(const fs::path& p) {
 bool HasImageExtension(const fs::path& p) {
   const std::string ext = absl::AsciiStrToLower(p.extension().string());
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
-}
-
-absl::Status CheckShape(const InputShape& s, const char* what) {
-  if (s.height <= 0 || s.width <= 0 || (s.channels != 1 && s.channels != 3)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " ", s.height, "x", s.width, "x", s.channels,
-                     " is not a valid image size (height and width >= 1, channels 1 or 3)"));
-  }
-  return absl::OkStatus();
 }
 
 // Converts a decoded 8-bit image (1 channel gray, 3 channels BGR, or 3 channels RGB when
@@ -142,7 +136,7 @@ absl::Status DecodeInto(const fs::path& path, const FolderOptions& options, uint
 
 struct ClassFiles {
   std::string name;
-  std::vector<fs::path> files;  // sorted by file name
+  std::vector<std::string> files;  // file names (not paths: a few bytes per image), sorted
 };
 
 // Calls visit(path) for each entry of `dir` that is not hidden. INVALID_ARGUMENT "cannot list
@@ -194,14 +188,12 @@ absl::StatusOr<std::vector<ClassFiles>> ScanRoot(const fs::path& root, int64_t* 
     NANONAS_RETURN_IF_ERROR(ListFolder(root / c.name, "class folder", [&](const fs::path& p) {
       std::error_code is_dir_ec;
       if (HasImageExtension(p) && !fs::is_directory(p, is_dir_ec)) {
-        c.files.push_back(p);
+        c.files.push_back(p.filename().string());
       } else {
         ++*ignored;
       }
     }));
-    std::sort(c.files.begin(), c.files.end(), [](const fs::path& a, const fs::path& b) {
-      return a.filename().string() < b.filename().string();
-    });
+    std::sort(c.files.begin(), c.files.end());
   }
   return classes;
 }
@@ -267,41 +259,19 @@ absl::StatusOr<int64_t> CountImages(const std::string& root, const std::vector<C
   return total;
 }
 
-// Decodes files[i] into images + i * image_bytes on options.threads threads. Each image has its
-// own slot, so threads only share the next index and the first error; the error returned is that
-// of the smallest failing index.
-absl::Status DecodeAll(const std::vector<const fs::path*>& files, const FolderOptions& options,
-                       int64_t image_bytes, uint8_t* images) {
-  const int64_t total = static_cast<int64_t>(files.size());
-  std::atomic<int64_t> next{0};
-  std::mutex mu;
-  int64_t error_index = total;  // guarded by mu: the smallest failing index so far
-  absl::Status error;
-  std::atomic<int64_t> stop_at{total};
-  auto work = [&] {
-    for (int64_t i = next++; i < stop_at.load(); i = next++) {
-      absl::Status s = DecodeInto(*files[i], options, images + i * image_bytes);
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (i < error_index) {
-          error_index = i;
-          error = std::move(s);
-          stop_at.store(i);
-        }
-      }
-    }
-  };
-  const int threads = static_cast<int>(std::min<int64_t>(options.threads, total));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-  return error;
-}
-
 }  // namespace
 
-absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOptions& options) {
+absl::Status CheckShape(const InputShape& s, const char* what) {
+  if (s.height <= 0 || s.width <= 0 || (s.channels != 1 && s.channels != 3)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", s.height, "x", s.width, "x", s.channels,
+                     " is not a valid image size (height and width >= 1, channels 1 or 3)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FolderListing> ListImageFolder(const std::string& root,
+                                              const FolderOptions& options) {
   NANONAS_RETURN_IF_ERROR(CheckShape(options.size, "input size"));
   if (options.max_image_pixels <= 0 || options.max_images <= 0 || options.threads < 1) {
     return absl::InvalidArgumentError(
@@ -317,28 +287,86 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOpt
     NANONAS_LOG(INFO) << "dataset " << root << ": ignored " << ignored
                       << " entries that are not .jpg/.jpeg/.png/.bmp files";
   }
-
-  Dataset ds;
-  ds.shape = options.size;
-  const int64_t image_bytes = ds.image_bytes();
-  std::vector<const fs::path*> files;
-  files.reserve(static_cast<size_t>(total));
-  ds.labels.reserve(static_cast<size_t>(total));
+  FolderListing listing;
+  listing.root = root;
+  listing.files.reserve(static_cast<size_t>(total));
+  listing.labels.reserve(static_cast<size_t>(total));
   for (size_t label = 0; label < classes.size(); ++label) {
-    ds.class_names.push_back(classes[label].name);
-    for (const fs::path& file : classes[label].files) {
-      files.push_back(&file);
-      ds.labels.push_back(static_cast<int32_t>(label));
+    listing.class_names.push_back(classes[label].name);
+    for (std::string& file : classes[label].files) {
+      listing.files.push_back(std::move(file));
+      listing.labels.push_back(static_cast<int32_t>(label));
     }
   }
-  ds.images.resize(static_cast<size_t>(total * image_bytes));
-  NANONAS_RETURN_IF_ERROR(DecodeAll(files, options, image_bytes, ds.images.data()));
+  return listing;
+}
+
+// Each image has its own slot, so threads only share the next index and the first error; the
+// error returned is that of the smallest failing index.
+absl::Status DecodeImages(const FolderListing& listing, int64_t begin, int64_t end,
+                          const FolderOptions& options, uint8_t* out) {
+  const int64_t image_bytes =
+      static_cast<int64_t>(options.size.height) * options.size.width * options.size.channels;
+  std::atomic<int64_t> next{begin};
+  std::mutex mu;
+  int64_t error_index = end;  // guarded by mu: the smallest failing index so far
+  absl::Status error;
+  std::atomic<int64_t> stop_at{end};
+  auto work = [&] {
+    for (int64_t i = next++; i < stop_at.load(); i = next++) {
+      absl::Status s = DecodeInto(listing.path(i), options, out + (i - begin) * image_bytes);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (i < error_index) {
+          error_index = i;
+          error = std::move(s);
+          stop_at.store(i);
+        }
+      }
+    }
+  };
+  const int threads = static_cast<int>(std::min<int64_t>(options.threads, end - begin));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  return error;
+}
+
+absl::Status ConvertImages(const uint8_t* images, const InputShape& in, int64_t count,
+                           const InputShape& size, uint8_t* out) {
+  const int in_type = in.channels == 3 ? CV_8UC3 : CV_8UC1;
+  const int64_t in_bytes = static_cast<int64_t>(in.height) * in.width * in.channels;
+  const int64_t out_bytes = static_cast<int64_t>(size.height) * size.width * size.channels;
+  try {
+    for (int64_t i = 0; i < count; ++i) {
+      cv::Mat src(in.height, in.width, in_type, const_cast<uint8_t*>(images + i * in_bytes));
+      ConvertInto(src, /*rgb_input=*/true, size, out + i * out_bytes);
+    }
+  } catch (const cv::Exception& e) {
+    return absl::InternalError(absl::StrCat("resizing dataset: OpenCV: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace data_internal
+
+absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, const FolderOptions& options) {
+  NANONAS_ASSIGN_OR_RETURN(data_internal::FolderListing listing,
+                           data_internal::ListImageFolder(root, options));
+  Dataset ds;
+  ds.shape = options.size;
+  ds.images.resize(static_cast<size_t>(listing.size() * ds.image_bytes()));
+  NANONAS_RETURN_IF_ERROR(
+      data_internal::DecodeImages(listing, 0, listing.size(), options, ds.images.data()));
+  ds.class_names = std::move(listing.class_names);
+  ds.labels = std::move(listing.labels);
   return ds;
 }
 
 absl::StatusOr<Dataset> ResizeDataset(const Dataset& in, const InputShape& size) {
-  NANONAS_RETURN_IF_ERROR(CheckShape(size, "target size"));
-  NANONAS_RETURN_IF_ERROR(CheckShape(in.shape, "dataset image size"));
+  NANONAS_RETURN_IF_ERROR(data_internal::CheckShape(size, "target size"));
+  NANONAS_RETURN_IF_ERROR(data_internal::CheckShape(in.shape, "dataset image size"));
   if (in.pixel_bytes() != in.size() * in.image_bytes()) {
     return absl::InvalidArgumentError(
         absl::StrCat("dataset holds ", in.pixel_bytes(), " pixel bytes, expected ",
@@ -349,15 +377,8 @@ absl::StatusOr<Dataset> ResizeDataset(const Dataset& in, const InputShape& size)
   out.labels = in.labels;
   out.class_names = in.class_names;
   out.images.resize(static_cast<size_t>(out.size() * out.image_bytes()));
-  const int in_type = in.shape.channels == 3 ? CV_8UC3 : CV_8UC1;
-  try {
-    for (int64_t i = 0; i < in.size(); ++i) {
-      cv::Mat src(in.shape.height, in.shape.width, in_type, const_cast<uint8_t*>(in.image(i)));
-      ConvertInto(src, /*rgb_input=*/true, size, out.images.data() + i * out.image_bytes());
-    }
-  } catch (const cv::Exception& e) {
-    return absl::InternalError(absl::StrCat("resizing dataset: OpenCV: ", e.what()));
-  }
+  NANONAS_RETURN_IF_ERROR(
+      data_internal::ConvertImages(in.pixels(), in.shape, in.size(), size, out.images.data()));
   return out;
 }
 

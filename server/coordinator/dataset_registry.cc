@@ -20,11 +20,49 @@
 #include "common/base/sha256.h"
 #include "common/base/status_macros.h"
 #include "common/data/dataset.h"
+#include "common/data/pack.h"
+#include "server/coordinator/dataset_registry_internal.h"
 
 namespace nanonas::coordinator {
 
 namespace fs = std::filesystem;
 namespace v1 = nanonas::v1;
+using dataset_internal::DatasetRoot;
+using dataset_internal::RandomSuffix;
+using dataset_internal::ReadFile;
+
+namespace dataset_internal {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string RandomSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  std::random_device rd;
+  return absl::StrCat(rd(), "-", counter.fetch_add(1));
+}
+
+// A tar may hold root/<class>/... or <class>/... directly: descend through a lone folder.
+std::filesystem::path DatasetRoot(const std::filesystem::path& tree) {
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(tree, ec)) entries.push_back(e.path());
+  if (entries.size() == 1 && fs::is_directory(entries[0])) {
+    bool has_subdir = false;
+    for (const auto& e : fs::directory_iterator(entries[0], ec)) {
+      if (e.is_directory()) has_subdir = true;
+    }
+    if (has_subdir) return entries[0];
+  }
+  return tree;
+}
+
+}  // namespace dataset_internal
 
 namespace {
 
@@ -40,20 +78,6 @@ absl::Status WriteProto(const google::protobuf::Message& msg, const std::string&
   fs::rename(tmp, path, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string RandomSuffix() {
-  static std::atomic<uint64_t> counter{0};
-  std::random_device rd;
-  return absl::StrCat(rd(), "-", counter.fetch_add(1));
 }
 
 bool IsImageName(const std::string& name) {
@@ -78,21 +102,6 @@ void DescribeFolder(const fs::path& root, v1::DatasetInfo* info) {
   info->clear_class_names();
   for (const auto& c : classes) info->add_class_names(c);
   info->set_num_images(images);
-}
-
-// A tar may hold root/<class>/... or <class>/... directly: descend through a lone folder.
-fs::path DatasetRoot(const fs::path& tree) {
-  std::error_code ec;
-  std::vector<fs::path> entries;
-  for (const auto& e : fs::directory_iterator(tree, ec)) entries.push_back(e.path());
-  if (entries.size() == 1 && fs::is_directory(entries[0])) {
-    bool has_subdir = false;
-    for (const auto& e : fs::directory_iterator(entries[0], ec)) {
-      if (e.is_directory()) has_subdir = true;
-    }
-    if (has_subdir) return entries[0];
-  }
-  return tree;
 }
 
 // Rejects absolute names and any ".." component; returns the normalised relative path.
@@ -182,12 +191,23 @@ DatasetRegistry::~DatasetRegistry() = default;
 
 absl::Status DatasetRegistry::Init() {
   if (options_.state_dir.empty()) return absl::InvalidArgumentError("state dir is empty");
+  const fs::path datasets = fs::path(options_.state_dir) / "datasets";
   std::error_code ec;
-  fs::create_directories(fs::path(options_.state_dir) / "datasets" / "decoded", ec);
-  fs::create_directories(fs::path(options_.state_dir) / "datasets" / "tmp", ec);
+  fs::create_directories(datasets / "decoded" / "index", ec);
+  if (!ec) fs::create_directories(datasets / "tmp", ec);
   if (ec) {
     return absl::InternalError(
         absl::StrCat("cannot create ", options_.state_dir, "/datasets: ", ec.message()));
+  }
+  // What a killed process left: decodes not yet renamed to their hash, half-written records,
+  // upload staging.
+  int stale = RemoveStaleDecodes();
+  for (const auto& entry : fs::directory_iterator(datasets / "tmp", ec)) {
+    std::error_code rm_ec;
+    stale += fs::remove_all(entry.path(), rm_ec) > 0 ? 1 : 0;
+  }
+  if (stale > 0) {
+    NANONAS_LOG(INFO) << "datasets: removed " << stale << " stale temporary files";
   }
   return absl::OkStatus();
 }
@@ -283,20 +303,19 @@ absl::StatusOr<v1::DatasetInfo> DatasetRegistry::Upload::Finish() {
   info.set_size_bytes(received_);
   info.set_source("upload");
   if (header_.format() == "nnds") {
-    auto bytes = ReadFile(temp_path_);
-    if (!bytes.ok()) return bytes.status();
-    auto data = DeserializeDataset(*bytes);
+    auto data = InspectDatasetFile(temp_path_);  // streamed: never the whole file in memory
     if (!data.ok()) {
       cleanup();
+      if (data.status().code() != absl::StatusCode::kInvalidArgument) return data.status();
       return absl::InvalidArgumentError(
           absl::StrCat("the upload is not a valid nanonas dataset: ", data.status().message()));
     }
-    if (data->num_classes() < 2) {
+    if (data->class_names.size() < 2) {
       cleanup();
-      return absl::InvalidArgumentError(absl::StrCat("the dataset has ", data->num_classes(),
+      return absl::InvalidArgumentError(absl::StrCat("the dataset has ", data->class_names.size(),
                                                      " class; a classifier needs at least 2"));
     }
-    info.set_num_images(data->size());
+    info.set_num_images(data->num_images);
     for (const auto& c : data->class_names) info.add_class_names(c);
     fs::rename(temp_path_, staging / "data.nnds", ec);
   } else {
@@ -424,87 +443,6 @@ absl::StatusOr<std::vector<v1::DatasetInfo>> DatasetRegistry::List() {
     }
   }
   return out;
-}
-
-absl::StatusOr<DecodedDataset> DatasetRegistry::Decode(const std::string& id,
-                                                       const InputShape& input) {
-  const std::string key = absl::StrCat(id, "@", FormatInputShape(input));
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = decoded_.find(key);
-    if (it != decoded_.end()) return it->second;
-  }
-  NANONAS_ASSIGN_OR_RETURN(v1::DatasetInfo info, Get(id));
-  NANONAS_ASSIGN_OR_RETURN(std::string hex, DatasetIdHex(id));
-  Dataset data;
-  const fs::path content(ContentDir(hex));
-  std::error_code ec;
-  if (info.source() == "upload" && fs::exists(content / "data.nnds", ec)) {
-    NANONAS_ASSIGN_OR_RETURN(std::string bytes, ReadFile((content / "data.nnds").string()));
-    NANONAS_ASSIGN_OR_RETURN(Dataset raw, DeserializeDataset(bytes));
-    if (raw.shape == input) {
-      data = std::move(raw);
-    } else {
-      NANONAS_ASSIGN_OR_RETURN(data, ResizeDataset(raw, input));
-    }
-  } else {
-    fs::path root;
-    if (info.source() == "upload") {
-      root = DatasetRoot(content / "tree");
-    } else {
-      if (options_.data_dir.empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "dataset ", id, " is a server path but the coordinator runs without --data-dir"));
-      }
-      root = fs::path(options_.data_dir) / info.source();
-    }
-    FolderOptions folder;
-    folder.size = input;
-    folder.threads = 2;
-    auto loaded = LoadImageFolder(root.string(), folder);
-    if (!loaded.ok()) {
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("dataset ", id, ": ", loaded.status().message()));
-    }
-    data = std::move(loaded).value();
-  }
-  if (data.num_classes() < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("dataset ", id, " has ", data.num_classes(),
-                                                   " class; a classifier needs at least 2"));
-  }
-  DecodedDataset out;
-  const std::string decoded_hex = ContentHash(data);
-  out.id = DatasetIdFromHex(decoded_hex);
-  out.pixel_bytes = static_cast<int64_t>(data.images.size());
-  out.num_images = data.size();
-  out.class_names = data.class_names;
-  const fs::path file =
-      fs::path(options_.state_dir) / "datasets" / "decoded" / (decoded_hex + ".nnds");
-  if (!fs::exists(file, ec)) {
-    const std::string bytes = SerializeDataset(data);
-    const std::string tmp = file.string() + ".tmp-" + RandomSuffix();
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      if (!f) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    }
-    fs::rename(tmp, file, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot store ", file.string()));
-  }
-  out.file_bytes = static_cast<int64_t>(fs::file_size(file, ec));
-  absl::MutexLock lock(&mu_);
-  decoded_[key] = out;
-  return out;
-}
-
-absl::StatusOr<std::string> DatasetRegistry::DecodedPath(const std::string& decoded_id) {
-  NANONAS_ASSIGN_OR_RETURN(const std::string hex, DatasetIdHex(decoded_id));
-  const fs::path file = fs::path(options_.state_dir) / "datasets" / "decoded" / (hex + ".nnds");
-  std::error_code ec;
-  if (!fs::exists(file, ec)) {
-    return absl::NotFoundError(absl::StrCat("decoded dataset '", decoded_id, "' is unknown"));
-  }
-  return file.string();
 }
 
 }  // namespace nanonas::coordinator
