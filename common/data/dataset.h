@@ -6,8 +6,8 @@
 #define NANONAS_COMMON_DATA_DATASET_H_
 
 #include <cstdint>
-#include <memory>
 #include <istream>
+#include <memory>
 #include <string>
 #include <vector>
 
