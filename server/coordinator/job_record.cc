@@ -218,6 +218,7 @@ absl::StatusOr<v1::JobEvent> JobRecord::ApplyCandidateResult(int index, const v1
     cand->mutable_epochs()->CopyFrom(r.epochs());
     cand->set_best_validation_accuracy(r.best_validation_accuracy());
     cand->set_peak_memory_bytes(r.peak_memory_bytes());
+    cand->set_peak_anonymous_bytes(r.peak_anonymous_bytes());
     cand->set_duration_seconds(r.duration_seconds() > 0 ? r.duration_seconds() : wall_seconds);
     cand->set_train_images_per_second(r.train_images_per_second());
     if (!r.error().empty()) cand->set_error(r.error());
@@ -281,6 +282,7 @@ absl::StatusOr<v1::JobEvent> JobRecord::ApplyFinalResult(const v1::EvaluateResul
     ft->set_best_validation_accuracy(r.best_validation_accuracy());
     ft->set_best_epoch(r.best_epoch());
     ft->set_peak_memory_bytes(r.peak_memory_bytes());
+    ft->set_peak_anonymous_bytes(r.peak_anonymous_bytes());
     ft->set_duration_seconds(r.duration_seconds() > 0 ? r.duration_seconds() : wall_seconds);
     ft->set_quantized_validation_accuracy(r.quantized_validation_accuracy());
     ft->set_has_test_accuracy(r.has_test_accuracy());
