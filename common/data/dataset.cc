@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
 #include "common/base/sha256.h"
+#include "common/base/status_macros.h"
 
 namespace nanonas {
 namespace {
@@ -103,6 +104,24 @@ absl::Status Corrupt(const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat("serialised dataset is invalid: ", why));
 }
 
+// The fixed part after the magic: version, H, W, C, N and the class count, checked.
+absl::Status ReadFixedHeader(Reader& r, uint32_t* h, uint32_t* w, uint32_t* c, uint64_t* n,
+                             uint32_t* classes) {
+  r.Skip(4);
+  uint32_t version;
+  if (!r.U32(&version) || !r.U32(h) || !r.U32(w) || !r.U32(c) || !r.U64(n) || !r.U32(classes)) {
+    return Corrupt("header is cut short");
+  }
+  if (version != kVersion) return Corrupt(absl::StrCat("unsupported version ", version));
+  if (*h == 0 || *w == 0 || *h > kMaxSide || *w > kMaxSide || (*c != 1 && *c != 3)) {
+    return Corrupt(absl::StrCat("bad image size ", *h, "x", *w, "x", *c));
+  }
+  if (*classes == 0 || *classes > kMaxClasses) {
+    return Corrupt(absl::StrCat("bad class count ", *classes));
+  }
+  return absl::OkStatus();
+}
+
 uint32_t Crc32(const char* data, size_t n) {
   uLong crc = crc32(0L, Z_NULL, 0);
   while (n > 0) {
@@ -174,20 +193,9 @@ absl::StatusOr<Dataset> ParseDatasetView(const char* bytes, size_t size, bool ve
   if (std::memcmp(bytes, kMagic, 4) != 0) return Corrupt("bad magic (not a dataset)");
   const size_t body = size - 4;
   Reader r(bytes, body);
-  r.Skip(4);
-  uint32_t version, h, w, c, classes;
+  uint32_t h, w, c, classes;
   uint64_t n;
-  if (!r.U32(&version) || !r.U32(&h) || !r.U32(&w) || !r.U32(&c) || !r.U64(&n) ||
-      !r.U32(&classes)) {
-    return Corrupt("header is cut short");
-  }
-  if (version != kVersion) return Corrupt(absl::StrCat("unsupported version ", version));
-  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide || (c != 1 && c != 3)) {
-    return Corrupt(absl::StrCat("bad image size ", h, "x", w, "x", c));
-  }
-  if (classes == 0 || classes > kMaxClasses) {
-    return Corrupt(absl::StrCat("bad class count ", classes));
-  }
+  NANONAS_RETURN_IF_ERROR(ReadFixedHeader(r, &h, &w, &c, &n, &classes));
   Dataset d;
   d.shape = {static_cast<int>(h), static_cast<int>(w), static_cast<int>(c)};
   d.class_names.reserve(classes);
@@ -293,20 +301,9 @@ absl::StatusOr<DatasetHead> ReadDatasetHead(std::istream& in, uint64_t file_size
   if (!read(kFixed)) return Corrupt("header is cut short");
   if (std::memcmp(buf.data(), kMagic, 4) != 0) return Corrupt("bad magic (not a dataset)");
   Reader r(buf, kFixed);
-  r.Skip(4);
-  uint32_t version, h, w, c, classes;
+  uint32_t h, w, c, classes;
   uint64_t n;
-  if (!r.U32(&version) || !r.U32(&h) || !r.U32(&w) || !r.U32(&c) || !r.U64(&n) ||
-      !r.U32(&classes)) {
-    return Corrupt("header is cut short");
-  }
-  if (version != kVersion) return Corrupt(absl::StrCat("unsupported version ", version));
-  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide || (c != 1 && c != 3)) {
-    return Corrupt(absl::StrCat("bad image size ", h, "x", w, "x", c));
-  }
-  if (classes == 0 || classes > kMaxClasses) {
-    return Corrupt(absl::StrCat("bad class count ", classes));
-  }
+  NANONAS_RETURN_IF_ERROR(ReadFixedHeader(r, &h, &w, &c, &n, &classes));
   DatasetHead head;
   head.shape = {static_cast<int>(h), static_cast<int>(w), static_cast<int>(c)};
   uint64_t remaining = file_size - 4 - kFixed;  // body bytes after the fixed header
